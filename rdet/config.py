@@ -1,0 +1,388 @@
+"""Typed configs: dataclasses with slots, so a typo in a config file is an error, never a silent no-op.
+
+A config file is a Python file that defines ``config = Config(...)``; files in ``configs/`` reproduce one
+published setting each and are named like the MMRotate config they reproduce. A file may start from
+another one with :func:`load_base` and change fields by attribute assignment (``config.train.lr = 1e-4``),
+which raises ``AttributeError`` for unknown names because every config class has ``__slots__``.
+
+``load_config(path, overrides)`` runs the file, applies ``--set``-style overrides (``"train.lr=0.01"``),
+validates every field and returns the :class:`Config`. Checkpoints store ``to_dict(config)`` and
+rebuild it with :func:`from_dict`, which also rejects unknown keys (naming the closest valid one).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import runpy
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdet.boxes import check_version
+
+
+@dataclass(slots=True)
+class BackboneConfig:
+    depth: int = 50                     # 18, 34 or 50 (ResNet, torchvision parameter names)
+    frozen_stages: int = 1              # stem + layer1 frozen, as the published configs
+    norm_eval: bool = True              # BatchNorm in eval mode during training
+    weights: str | None = None          # local torchvision/ImageNet checkpoint (never downloaded)
+
+
+@dataclass(slots=True)
+class NeckConfig:
+    out_channels: int = 256
+    start_level: int = 1                # FPN starts at C3
+    num_outs: int = 5                   # P3-P7
+    add_extra_convs: str = "on_input"   # P6 from C5, as mmdet's FPN(add_extra_convs='on_input')
+
+
+@dataclass(slots=True)
+class AnchorConfig:
+    octave_base_scale: float = 4.0
+    scales_per_octave: int = 3
+    ratios: tuple[float, ...] = (1.0, 0.5, 2.0)    # order matters: it fixes the channel layout of weights
+    strides: tuple[int, ...] = (8, 16, 32, 64, 128)
+
+
+@dataclass(slots=True)
+class CoderConfig:
+    """DeltaXYWHT coder (MMRotate 1.x ``DeltaXYWHTRBBoxCoder``)."""
+    angle_version: str = "le90"
+    edge_swap: bool = True
+    proj_xy: bool = True
+    norm_factor: float | None = None
+    means: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    stds: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    wh_ratio_clip: float = 16 / 1000
+
+
+@dataclass(slots=True)
+class LossConfig:
+    """A regression loss. ``type``: 'l1', 'smooth_l1', 'kld' or 'gwd' (see ``rdet.losses`` for the math)."""
+    type: str = "l1"
+    loss_weight: float = 1.0
+    beta: float = 1.0                   # smooth_l1 only
+    fun: str = "log1p"                  # kld/gwd post-processing: 'log1p', 'sqrt' or 'none'
+    tau: float = 1.0
+    alpha: float = 1.0
+    sqrt: bool = True                   # MMRotate GDLoss's `sqrt` (stable kld only; ignored when not stable)
+    normalize: bool = True              # gwd only (stable only)
+    stable: bool = False                # False: GDLoss_v1 (KLD paper); True: GDLoss ("kld-stable")
+
+
+@dataclass(slots=True)
+class FocalConfig:
+    gamma: float = 2.0
+    alpha: float = 0.25
+    loss_weight: float = 1.0
+
+
+@dataclass(slots=True)
+class HeadConfig:
+    num_classes: int = 15
+    stacked_convs: int = 4
+    feat_channels: int = 256
+    assign_iou: str = "rotated"         # 'rotated' (rbox-*) or 'horizontal' (hbox-*)
+    pos_iou_thr: float = 0.5
+    neg_iou_thr: float = 0.4
+    min_pos_iou: float = 0.0
+    reg_decoded_bbox: bool = False      # True when the loss compares decoded boxes (Gaussian losses)
+    reg_max: int = 0                    # > 0: general-distribution regression head (reg_max + 1 bins)
+    reg_range: tuple[float, float] = (-2.0, 2.0)     # bin range for x, y, w, h deltas (Rotated-LD)
+    angle_range: tuple[float, float] = (-5.0, 2.0)   # bin range for the angle delta (Rotated-LD)
+    loss_cls: FocalConfig = field(default_factory=FocalConfig)
+    loss_bbox: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass(slots=True)
+class RefineConfig:
+    """R3Det refinement stages (only for ``model.type == 'r3det'``)."""
+    num_stages: int = 1
+    stage_loss_weights: tuple[float, ...] = (1.0,)
+    stacked_convs: int = 2
+    pos_iou_thr: float = 0.6
+    neg_iou_thr: float = 0.5
+    loss_bbox: LossConfig = field(default_factory=lambda: LossConfig(type="smooth_l1", beta=0.11))
+
+
+@dataclass(slots=True)
+class TestConfig:
+    nms_pre: int = 2000
+    score_thr: float = 0.05
+    iou_thr: float = 0.1
+    max_per_img: int = 2000
+
+
+@dataclass(slots=True)
+class ModelConfig:
+    type: str = "rotated_retinanet"     # 'rotated_retinanet' or 'r3det'
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    neck: NeckConfig = field(default_factory=NeckConfig)
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    coder: CoderConfig = field(default_factory=CoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    refine: RefineConfig | None = None
+    test: TestConfig = field(default_factory=TestConfig)
+
+
+@dataclass(slots=True)
+class DataConfig:
+    train_images: str = ""              # folder of images (relative paths resolve against the config file)
+    train_labels: str = ""              # folder of labels
+    val_images: str = ""
+    val_labels: str = ""
+    format: str = "dota"                # label format, see rdet.data.read_labels
+    classes: tuple[str, ...] = ()       # class names; empty: the named list `class_list`
+    class_list: str = "dota1.0"         # see rdet.data.classes.get_classes
+    img_size: tuple[int, int] = (1024, 1024)   # (height, width) after resize
+    flip: tuple[float, float, float] = (0.25, 0.25, 0.25)  # horizontal, vertical, diagonal
+    rotate_prob: float = 0.0            # random rotation ("rr" configs)
+    rotate_range: float = 180.0         # degrees
+    filter_empty: bool = False
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    epochs: int = 12
+    max_iters: int = 0                  # > 0: stop after this many iterations (quickstart / tests)
+    batch_size: int = 2                 # per process
+    workers: int = 2
+    optimizer: str = "sgd"              # 'sgd' or 'adamw'
+    lr: float = 0.0025
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_iters: int = 500
+    warmup_ratio: float = 1 / 3
+    milestones: tuple[int, ...] = (8, 11)   # epochs (or iterations when max_iters > 0)
+    gamma: float = 0.1
+    grad_clip: float | None = 35.0
+    amp: bool = True                    # mixed precision on CUDA (ignored on CPU)
+    seed: int = 0
+    deterministic: bool = False
+    eval_interval: int = 1              # epochs between evaluations (0: never)
+    log_interval: int = 10
+    work_dir: str = "work_dirs/run"
+    device: str = "auto"                # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+
+
+@dataclass(slots=True)
+class DistillConfig:
+    teacher: str = ""                   # teacher config path
+    teacher_weights: str = ""           # teacher checkpoint path
+    ld_weight: float = 10.0             # Rotated-LD: loss_ld weight 10, T 5
+    kd_weight: float = 20.0             # Rotated-LD: loss_kd weight 20, T 5 (set per config)
+    temperature: float = 5.0
+    vlr_alpha: float = 1.0
+    vlr_horizontal: bool = False        # True reproduces Rotated-LD's horizontal-IoU region
+    cache_dir: str = ""                 # non-empty: cache teacher outputs there
+
+
+@dataclass(slots=True)
+class Config:
+    name: str = "rdet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig | None = None
+    source: str = ""                    # the config file it was loaded from
+    reference: str = ""                 # the published config it reproduces
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _closest(name: str, options) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _fail(path: str, message: str) -> typing.NoReturn:
+    raise ValueError(f"config field {path}: {message}")
+
+
+def validate(config: Config) -> Config:
+    """Check values a dataclass cannot: choices, ranges, consistency. Raises ``ValueError`` naming the field."""
+    m, t = config.model, config.train
+    if m.type not in ("rotated_retinanet", "r3det"):
+        _fail("model.type", f"{m.type!r} is not one of 'rotated_retinanet', 'r3det'")
+    if m.backbone.depth not in (18, 34, 50):
+        _fail("model.backbone.depth", f"{m.backbone.depth} is not one of 18, 34, 50")
+    try:
+        check_version(m.coder.angle_version)
+    except ValueError as e:
+        _fail("model.coder.angle_version", str(e))
+    if m.head.assign_iou not in ("rotated", "horizontal"):
+        _fail("model.head.assign_iou", f"{m.head.assign_iou!r} is not one of 'rotated', 'horizontal'")
+    losses = ("l1", "smooth_l1", "kld", "gwd")
+    if m.head.loss_bbox.type not in losses:
+        _fail("model.head.loss_bbox.type", f"{m.head.loss_bbox.type!r} is not one of {losses}")
+    if m.head.loss_bbox.type in ("kld", "gwd") and not m.head.reg_decoded_bbox:
+        _fail("model.head.reg_decoded_bbox", "must be True with a Gaussian loss (it compares decoded boxes)")
+    if m.neck.num_outs != len(m.anchors.strides):
+        _fail("model.anchors.strides", f"{len(m.anchors.strides)} strides for {m.neck.num_outs} FPN levels")
+    expected = tuple(2 ** (3 + i) for i in range(m.neck.num_outs))
+    if tuple(m.anchors.strides) != expected:
+        _fail("model.anchors.strides", f"{tuple(m.anchors.strides)} do not match the FPN levels P3.. ({expected})")
+    if len(m.coder.means) != 5 or len(m.coder.stds) != 5:
+        _fail("model.coder.means/stds", "need 5 values each")
+    if m.head.reg_max < 0:
+        _fail("model.head.reg_max", f"must be >= 0, got {m.head.reg_max}")
+    if m.type == "r3det":
+        if m.refine is None:
+            _fail("model.refine", "an r3det model needs a RefineConfig")
+        if m.refine.num_stages < 1 or len(m.refine.stage_loss_weights) != m.refine.num_stages:
+            _fail("model.refine.stage_loss_weights",
+                  f"{len(m.refine.stage_loss_weights)} weights for {m.refine.num_stages} refine stages")
+    if t.optimizer not in ("sgd", "adamw"):
+        _fail("train.optimizer", f"{t.optimizer!r} is not one of 'sgd', 'adamw'")
+    if t.lr <= 0:
+        _fail("train.lr", f"must be > 0, got {t.lr}")
+    if t.batch_size < 1:
+        _fail("train.batch_size", f"must be >= 1, got {t.batch_size}")
+    if len(config.data.img_size) != 2 or any(s % 32 for s in config.data.img_size):
+        _fail("data.img_size", f"{config.data.img_size} must be (height, width), each divisible by 32")
+    return config
+
+
+# --------------------------------------------------------------------------- dict round trip
+
+
+def to_dict(config) -> dict:
+    """Plain nested dict (for checkpoints and ``--print-config``)."""
+    return dataclasses.asdict(config)
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_of(tp):
+    """The dataclass inside an annotation such as ``RefineConfig | None``, else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for arg in typing.get_args(tp):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def from_dict(cls, data: dict, path: str = ""):
+    """Rebuild a config dataclass from a dict; unknown keys raise ``ValueError`` with the closest valid key."""
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        if key not in hints:
+            raise ValueError(f"unknown config key {where!r}{_closest(key, hints)}")
+        sub = _dataclass_of(hints[key])
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value, where)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _coerce(value, tp, where: str):
+    """Check an override value against the field's annotation (int -> float allowed, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is not tp:
+        raise ValueError(f"--set {where}: expected {tp.__name__}, got {value!r}")
+    if tp is float and not isinstance(value, float):
+        raise ValueError(f"--set {where}: expected float, got {value!r}")
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if args and type(None) in args and value is None:
+        return None
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ValueError:
+                pass
+        raise ValueError(f"--set {where}: {value!r} does not fit {tp}")
+    return value
+
+
+def apply_override(config: Config, assignment: str) -> None:
+    """Apply one ``section.field=value`` override (value parsed as a Python literal, else a string)."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    obj = config
+    for i, part in enumerate(parts):
+        hints = _hints(type(obj))
+        where = ".".join(parts[: i + 1])
+        if part not in hints:
+            raise ValueError(f"unknown config key {where!r}{_closest(part, hints)}")
+        if i == len(parts) - 1:
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw
+            setattr(obj, part, _coerce(value, hints[part], where))
+        else:
+            obj = getattr(obj, part)
+            if obj is None:
+                raise ValueError(f"config key {where!r} is None in this config; set it in the file first")
+
+
+def load_base(path: str | Path) -> Config:
+    """Load another config file to start from (paths relative to the calling config file's folder)."""
+    return _run_file(Path(path))
+
+
+def _run_file(path: Path) -> Config:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        namespace = runpy.run_path(str(path))
+    except AttributeError as e:  # a typo in `config.x.y = ...` under __slots__
+        raise ValueError(f"{path}: {e}") from e
+    config = namespace.get("config")
+    if not isinstance(config, Config):
+        raise ValueError(f"{path}: must define `config = Config(...)`, found {type(config).__name__}")
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load and validate a config file.
+
+    Args:
+        path: a Python config file defining ``config``.
+        overrides: ``"section.field=value"`` strings, as given to ``--set``.
+
+    Returns:
+        Config: validated; ``source`` is set to the file path and data paths are resolved relative to it.
+    """
+    path = Path(path).resolve()
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(path.parent)  # so load_base('../x.py') inside a config resolves next to it
+    try:
+        config = _run_file(path)
+    finally:
+        os.chdir(cwd)
+    for item in overrides:
+        apply_override(config, item)
+    config.source = str(path)
+    d = config.data
+    for name in ("train_images", "train_labels", "val_images", "val_labels"):
+        value = getattr(d, name)
+        if value and not Path(value).is_absolute():
+            setattr(d, name, str((path.parent / value).resolve()))
+    return validate(config)

@@ -1,0 +1,1 @@
+"""Training, distillation, evaluation loops and checkpoints."""

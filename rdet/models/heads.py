@@ -1,0 +1,194 @@
+"""Rotated RetinaNet head: the conv towers, target assignment, losses and box selection at test time.
+
+Module names follow MMDetection's RetinaHead (``cls_convs.i.conv``, ``reg_convs.i.conv``, ``retina_cls``,
+``retina_reg``) so MMRotate checkpoints' ``bbox_head.*`` keys load.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rdet import ops
+from rdet.boxes import obb2hbox
+from rdet.config import HeadConfig, LossConfig, TestConfig
+from rdet.models.fpn import ConvModule
+
+
+class RetinaHead(nn.Module):
+    """Two towers of ``stacked_convs`` 3x3 convs + ReLU, then a class conv and a box conv.
+
+    Shapes: for each level ``x [B, Cin, H, W]`` -> ``cls [B, A*C, H, W]``, ``reg [B, A*R, H, W]`` with
+    ``R = 5`` (deltas) or ``5 * (reg_max + 1)`` (distribution logits, delta-major then bin).
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, num_anchors: int, stacked_convs: int = 4,
+                 feat_channels: int = 256, reg_max: int = 0):
+        super().__init__()
+        self.num_classes, self.num_anchors, self.reg_max = num_classes, num_anchors, reg_max
+        self.reg_channels = 5 * (reg_max + 1) if reg_max > 0 else 5
+        chans = [in_channels] + [feat_channels] * stacked_convs
+        self.cls_convs = nn.ModuleList(ConvModule(chans[i], chans[i + 1], 3, relu=True) for i in range(stacked_convs))
+        self.reg_convs = nn.ModuleList(ConvModule(chans[i], chans[i + 1], 3, relu=True) for i in range(stacked_convs))
+        self.retina_cls = nn.Conv2d(chans[-1], num_anchors * num_classes, 3, padding=1)
+        self.retina_reg = nn.Conv2d(chans[-1], num_anchors * self.reg_channels, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+        # Focal-loss prior: every anchor starts at p = 0.01 so the background flood does not swamp training.
+        nn.init.constant_(self.retina_cls.bias, -math.log((1 - 0.01) / 0.01))
+
+    def forward_single(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        c, r = x, x
+        for conv in self.cls_convs:
+            c = conv(c)
+        for conv in self.reg_convs:
+            r = conv(r)
+        return self.retina_cls(c), self.retina_reg(r)
+
+    def forward(self, feats: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        outs = [self.forward_single(x) for x in feats]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
+
+def flatten_levels(maps: list[Tensor], channels: int) -> Tensor:
+    """``[B, A*K, H, W]`` per level -> ``[B, sum(H*W*A), K]`` (location-major, then anchor)."""
+    b = maps[0].shape[0]
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(b, -1, channels) for m in maps], 1)
+
+
+def distribution_to_deltas(logits: Tensor, reg_max: int, reg_range, angle_range) -> Tensor:
+    """Expected deltas of a general-distribution head.
+
+    Args:
+        logits (Tensor[..., 5 * (reg_max + 1)]): per-delta bin logits, delta-major.
+
+    Returns:
+        Tensor[..., 5]: ``sum_i softmax(logits)_i * bin_i`` with bins spanning ``reg_range`` (x, y, w, h)
+        and ``angle_range`` (angle), as Rotated-LD's ``Integral`` layers.
+    """
+    probs = logits.reshape(*logits.shape[:-1], 5, reg_max + 1).float().softmax(-1)
+    bins = torch.stack([torch.linspace(*reg_range, reg_max + 1)] * 4 + [torch.linspace(*angle_range, reg_max + 1)])
+    return (probs * bins.to(probs.device)).sum(-1)
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def horizontal_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """IoU of the enclosing axis-aligned boxes. ``[N, 5] x [M, 5] -> [N, M]`` (MMRotate ``FakeRBboxOverlaps2D``)."""
+    a, b = obb2hbox(boxes1), obb2hbox(boxes2)
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-6)
+
+
+def max_iou_assign(anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, min_pos_iou: float,
+                   horizontal: bool) -> tuple[Tensor, Tensor]:
+    """MaxIoUAssigner (mmdet): each anchor -> a gt index, background or ignored.
+
+    Args:
+        anchors (Tensor[N, 5]), gt (Tensor[G, 5]).
+
+    Returns:
+        assigned (Tensor[N] int64): ``-1`` ignored, ``0`` background, ``g + 1`` matched to gt ``g``;
+        max_iou (Tensor[N]).
+
+    Rule: IoU < neg_thr -> background; >= pos_thr -> its best gt; then every gt claims the anchors of its
+    highest IoU (all ties), if that IoU >= min_pos_iou. Unlike mmdet we also require that IoU to be > 0:
+    with ``min_pos_iou=0`` mmdet would make *every* anchor a positive of a gt that overlaps none.
+    """
+    n = anchors.shape[0]
+    assigned = anchors.new_full((n,), -1, dtype=torch.long)
+    if gt.shape[0] == 0:
+        assigned.zero_()
+        return assigned, anchors.new_zeros(n)
+    iou = horizontal_iou(gt, anchors) if horizontal else ops.box_iou_rotated(gt, anchors)  # [G, N]
+    max_iou, argmax = iou.max(0)
+    assigned[(max_iou >= 0) & (max_iou < neg_thr)] = 0
+    pos = max_iou >= pos_thr
+    assigned[pos] = argmax[pos] + 1
+    gt_max = iou.max(1).values  # [G]
+    for g in range(gt.shape[0]):  # in gt order, as mmdet: a later gt wins a shared best anchor
+        if gt_max[g] >= min_pos_iou and gt_max[g] > 0:
+            assigned[iou[g] == gt_max[g]] = g + 1
+    return assigned, max_iou
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def regression_loss(cfg: LossConfig, pred: Tensor, target: Tensor) -> Tensor:
+    """Per-box regression loss (before ``loss_weight``).
+
+    Args:
+        pred, target (Tensor[P, 5]): deltas (l1/smooth_l1) or decoded boxes (Gaussian losses).
+
+    Returns:
+        Tensor[P]: per-box loss (element losses summed over the 5 deltas for l1/smooth_l1, as mmdet's
+        L1Loss with weights of 1 then averaged by the number of positives).
+    """
+    from rdet.losses.focal import smooth_l1
+    from rdet.losses.gaussian import gwd_loss, kld_loss
+
+    if cfg.type == "l1":
+        return (pred - target).abs().sum(-1)
+    if cfg.type == "smooth_l1":
+        return smooth_l1(pred, target, beta=cfg.beta).sum(-1)
+    if cfg.type == "kld":
+        return kld_loss(pred, target, fun=cfg.fun, tau=cfg.tau, alpha=cfg.alpha,
+                               sqrt=cfg.sqrt if cfg.stable else None, stable=cfg.stable)
+    if cfg.type == "gwd":
+        return gwd_loss(pred, target, fun=cfg.fun, tau=cfg.tau, alpha=cfg.alpha,
+                               normalize=cfg.normalize and cfg.stable, stable=cfg.stable)
+    raise ValueError(f"unknown regression loss {cfg.type!r}")
+
+
+def sigmoid_focal(logits: Tensor, labels: Tensor, num_classes: int, gamma: float, alpha: float) -> Tensor:
+    """Sigmoid focal loss summed over classes. ``logits [P, C]``, ``labels [P]`` (``C`` = background) -> ``[P]``."""
+    from rdet.losses.focal import focal_loss
+
+    target = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(logits.dtype)
+    return focal_loss(logits, target, gamma=gamma, alpha=alpha).sum(-1)
+
+
+# --------------------------------------------------------------------------- test-time selection
+
+
+def select_detections(cls_logits: list[Tensor], boxes: list[Tensor], cfg: TestConfig,
+                      score_thr: float | None = None, iou_thr: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-level score filter and top-k, then class-wise rotated NMS (mmdet 3.x ``_predict_by_feat_single``).
+
+    Args:
+        cls_logits: per level ``Tensor[L_l, C]`` for one image.
+        boxes: per level decoded ``Tensor[L_l, 5]``.
+
+    Returns:
+        boxes (Tensor[K, 5]), scores (Tensor[K]), labels (Tensor[K] int64), by decreasing score.
+    """
+    score_thr = cfg.score_thr if score_thr is None else score_thr
+    iou_thr = cfg.iou_thr if iou_thr is None else iou_thr
+    all_boxes, all_scores, all_labels = [], [], []
+    for logits, bxs in zip(cls_logits, boxes):
+        scores = logits.float().sigmoid()
+        c = scores.shape[1]
+        flat = scores.reshape(-1)
+        keep = (flat > score_thr).nonzero().squeeze(1)
+        if keep.numel() > cfg.nms_pre:
+            top = flat[keep].topk(cfg.nms_pre).indices
+            keep = keep[top]
+        all_boxes.append(bxs[keep // c].float())
+        all_scores.append(flat[keep])
+        all_labels.append(keep % c)
+    b, s, lab = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_labels)
+    if b.shape[0] == 0:
+        return b, s, lab
+    keep = ops.batched_nms_rotated(b, s, lab, iou_thr)[: cfg.max_per_img]
+    return b[keep], s[keep], lab[keep]

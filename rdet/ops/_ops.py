@@ -1,0 +1,185 @@
+"""``torch.library`` custom ops ``rdet::box_iou_rotated``, ``rdet::poly_iou``, ``rdet::nms_rotated``.
+
+Registering the geometry as custom ops (with fake implementations) lets ``torch.compile``,
+``torch.export`` and ``make_fx`` trace models that call them. The real implementation runs the
+compiled extension ``rdet._C`` when it imports (for CUDA tensors only when it was built with CUDA)
+and otherwise the pure-PyTorch :mod:`rdet.ops._reference`, which works on any device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from rdet.ops import _reference
+
+try:  # the compiled extension is optional: a failed build leaves the pure-torch fallback
+    from rdet import _C  # type: ignore[attr-defined]
+except ImportError as _err:  # pragma: no cover - depends on the build
+    _C = None
+    _C_ERROR: str | None = str(_err)
+else:
+    _C_ERROR = None
+
+_MODES = ("iou", "iof")
+_force_reference = False
+
+
+def has_compiled(device: str = "cpu") -> bool:
+    """Whether the compiled kernels serve tensors on ``device`` (``'cpu'`` or ``'cuda'``)."""
+    if _C is None:
+        return False
+    return device == "cpu" or (device.startswith("cuda") and bool(_C.has_cuda()))
+
+
+@contextlib.contextmanager
+def reference_only() -> Iterator[None]:
+    """Within this context the ops run the pure-PyTorch implementation (benchmarks, tests)."""
+    global _force_reference
+    old, _force_reference = _force_reference, True
+    try:
+        yield
+    finally:
+        _force_reference = old
+
+
+def _use_compiled(t: Tensor) -> bool:
+    return not _force_reference and has_compiled(t.device.type)
+
+
+# ----------------------------------------------------------------------------------------- checks
+def check_float(t: Tensor, name: str, last: int | None) -> None:
+    """Raise ValueError unless ``t`` is a float Tensor of shape ``[N]`` (last None) or ``[N, last]``."""
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    want = "[N]" if last is None else f"[N, {last}]"
+    if (last is None and t.dim() != 1) or (last is not None and (t.dim() != 2 or t.shape[1] != last)):
+        raise ValueError(f"{name} must have shape {want}, got {list(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating point tensor, got dtype {t.dtype}")
+
+
+def check_same_device(**tensors: Tensor) -> None:
+    devs = {n: t.device for n, t in tensors.items() if t is not None}
+    if len(set(devs.values())) > 1:
+        raise ValueError(f"all inputs must be on one device, got {', '.join(f'{n} on {d}' for n, d in devs.items())}")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+
+
+def check_finite(t: Tensor, name: str) -> None:
+    """NaN/Inf would silently corrupt a keep-set, so they are an error (skipped while tracing)."""
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def check_pair(a: Tensor, b: Tensor, names: tuple[str, str], last: int, mode: str, aligned: bool) -> None:
+    check_float(a, names[0], last)
+    check_float(b, names[1], last)
+    check_same_device(**{names[0]: a, names[1]: b})
+    check_mode(mode)
+    if aligned and a.shape[0] != b.shape[0]:
+        raise ValueError(f"aligned=True needs {names[0]} and {names[1]} of equal length, "
+                         f"got {list(a.shape)} and {list(b.shape)}")
+
+
+def check_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> None:
+    check_float(boxes, "boxes", 5)
+    check_float(scores, "scores", None)
+    if scores.shape[0] != boxes.shape[0]:
+        raise ValueError(f"scores must have shape [{boxes.shape[0]}] (one per box), got {list(scores.shape)}")
+    if idxs is not None:
+        if not isinstance(idxs, Tensor) or idxs.dim() != 1 or idxs.shape[0] != boxes.shape[0]:
+            got = list(idxs.shape) if isinstance(idxs, Tensor) else type(idxs).__name__
+            raise ValueError(f"idxs must have shape [{boxes.shape[0]}] (one per box), got {got}")
+        if idxs.is_floating_point() or idxs.is_complex() or idxs.dtype == torch.bool:
+            raise ValueError(f"idxs must be an integer tensor, got dtype {idxs.dtype}")
+    check_same_device(boxes=boxes, scores=scores, idxs=idxs)
+    if not isinstance(iou_threshold, (int, float)) or not math.isfinite(iou_threshold):
+        raise ValueError(f"iou_threshold must be a finite float, got {iou_threshold!r}")
+
+
+def _out_dtype(a: Tensor, b: Tensor) -> torch.dtype:
+    return torch.promote_types(a.dtype, b.dtype)
+
+
+def _iou_shape(a: Tensor, b: Tensor, aligned: bool) -> tuple[int, ...]:
+    return (a.shape[0],) if aligned else (a.shape[0], b.shape[0])
+
+
+# ------------------------------------------------------------------------------------ custom ops
+@torch.library.custom_op("rdet::box_iou_rotated", mutates_args=())
+def box_iou_rotated_op(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
+    check_pair(boxes1, boxes2, ("boxes1", "boxes2"), 5, mode, aligned)
+    check_finite(boxes1, "boxes1")
+    check_finite(boxes2, "boxes2")
+    out_dtype = _out_dtype(boxes1, boxes2)
+    if boxes1.shape[0] == 0 or boxes2.shape[0] == 0:
+        return boxes1.new_zeros(_iou_shape(boxes1, boxes2, aligned), dtype=out_dtype)
+    if _use_compiled(boxes1):
+        dt = _reference.compute_dtype(out_dtype) if boxes1.is_cuda else torch.float64
+        out = _C.box_iou_rotated(boxes1.to(dt).contiguous(), boxes2.to(dt).contiguous(), mode == "iof", aligned)
+    else:
+        out = _reference.box_iou_rotated(boxes1, boxes2, mode, aligned)
+    return out.to(out_dtype)
+
+
+@box_iou_rotated_op.register_fake
+def _(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
+    return boxes1.new_empty(_iou_shape(boxes1, boxes2, aligned), dtype=_out_dtype(boxes1, boxes2))
+
+
+@torch.library.custom_op("rdet::poly_iou", mutates_args=())
+def poly_iou_op(polys1: Tensor, polys2: Tensor, mode: str, aligned: bool) -> Tensor:
+    check_pair(polys1, polys2, ("polys1", "polys2"), 8, mode, aligned)
+    check_finite(polys1, "polys1")
+    check_finite(polys2, "polys2")
+    out_dtype = _out_dtype(polys1, polys2)
+    if polys1.shape[0] == 0 or polys2.shape[0] == 0:
+        return polys1.new_zeros(_iou_shape(polys1, polys2, aligned), dtype=out_dtype)
+    if _use_compiled(polys1):
+        dt = _reference.compute_dtype(out_dtype) if polys1.is_cuda else torch.float64
+        out = _C.poly_iou(polys1.to(dt).contiguous(), polys2.to(dt).contiguous(), mode == "iof", aligned)
+    else:
+        out = _reference.poly_iou(polys1, polys2, mode, aligned)
+    return out.to(out_dtype)
+
+
+@poly_iou_op.register_fake
+def _(polys1: Tensor, polys2: Tensor, mode: str, aligned: bool) -> Tensor:
+    return polys1.new_empty(_iou_shape(polys1, polys2, aligned), dtype=_out_dtype(polys1, polys2))
+
+
+@torch.library.custom_op("rdet::nms_rotated", mutates_args=())
+def nms_rotated_op(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
+    check_nms(boxes, scores, iou_threshold, idxs)
+    check_finite(boxes, "boxes")
+    check_finite(scores, "scores")
+    if boxes.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    if _use_compiled(boxes):
+        dt = _reference.compute_dtype(boxes.dtype) if boxes.is_cuda else torch.float64
+        # Scores are only ordered, so float64 keeps every distinction the input dtype had.
+        cls = None if idxs is None else idxs.to(torch.long).contiguous()
+        return _C.nms_rotated(boxes.to(dt).contiguous(), scores.to(torch.float64).contiguous(),
+                              float(iou_threshold), cls)
+    return _reference.nms_rotated(boxes, scores, float(iou_threshold), idxs)
+
+
+@nms_rotated_op.register_fake
+def _(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
+    k = torch.library.get_ctx().new_dynamic_size()
+    return boxes.new_empty((k,), dtype=torch.long)
+
+
+if _C_ERROR is not None and not _C_ERROR.startswith("cannot import name '_C'"):
+    # The extension exists but does not load (e.g. built against another torch): say so once.
+    warnings.warn(f"rdet._C failed to load ({_C_ERROR}); using the pure-PyTorch rotated IoU/NMS", stacklevel=2)
