@@ -15,7 +15,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import re
 import runpy
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,8 +343,12 @@ def apply_override(config: Config, assignment: str) -> None:
 
 
 def load_base(path: str | Path) -> Config:
-    """Load another config file to start from (paths relative to the calling config file's folder)."""
-    return _run_file(Path(path))
+    """Load another config file to start from (a relative path is relative to the calling config file)."""
+    path = Path(path)
+    if not path.is_absolute():
+        caller = sys._getframe(1).f_globals.get("__file__")
+        path = (Path(caller).parent if caller else Path.cwd()) / path
+    return _run_file(path.resolve())
 
 
 def _run_file(path: Path) -> Config:
@@ -350,7 +356,15 @@ def _run_file(path: Path) -> Config:
         raise FileNotFoundError(f"config file not found: {path}")
     try:
         namespace = runpy.run_path(str(path))
-    except AttributeError as e:  # a typo in `config.x.y = ...` under __slots__
+    except AttributeError as e:  # a typo in `config.x.y = ...`: __slots__ refuse unknown names
+        # Setting an unknown slot leaves e.name/e.obj empty, so read the names from the message.
+        found = re.search(r"'(\w+)' object has no attribute '(\w+)'", str(e))
+        if not found:
+            raise ValueError(f"{path}: {e}") from e
+        cls = globals().get(found.group(1))
+        hint = _closest(found.group(2), _hints(cls)) if dataclasses.is_dataclass(cls) else ""
+        raise ValueError(f"{path}: unknown config key {found.group(2)!r} in {found.group(1)}{hint}") from e
+    except TypeError as e:  # Config(unknown=...) or a wrong constructor argument
         raise ValueError(f"{path}: {e}") from e
     config = namespace.get("config")
     if not isinstance(config, Config):
@@ -369,14 +383,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         Config: validated; ``source`` is set to the file path and data paths are resolved relative to it.
     """
     path = Path(path).resolve()
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(path.parent)  # so load_base('../x.py') inside a config resolves next to it
-    try:
-        config = _run_file(path)
-    finally:
-        os.chdir(cwd)
+    config = _run_file(path)
     for item in overrides:
         apply_override(config, item)
     config.source = str(path)

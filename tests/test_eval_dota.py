@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from rdet.eval import COCO_IOU_THRS, evaluate, evaluate_task1, load_task1, rotated_ld_printed_ap, voc_ap
+from rdet.eval import (COCO_IOU_THRS, evaluate, evaluate_task1, load_detections_json, load_task1,
+                       rotated_ld_printed_ap, run_model, save_detections_json, voc_ap)
 from rdet.eval.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +160,16 @@ def test_rotated_boxes_input_and_list_inputs():
     np.testing.assert_allclose(r.recall[0][0], [1.0, 1.0])
 
 
+def test_annotations_records_from_rdet_data():
+    from rdet.data import Annotations
+
+    names = ["plane", "ship", "harbor"]  # harbor: no objects -> NaN, not in mAP
+    anns = [Annotations("/d/images/P7.png", 64, 64, [A, B], [0, 1], names, [False, False])]
+    r = evaluate({"P7": det([A, B], [0.9, 0.8], [0, 0])}, anns)  # class names come from the records
+    assert r.class_names == names and r.ap[0, 0] == pytest.approx(1.0) and r.ap[1, 0] == 0.0
+    assert math.isnan(r.ap[2, 0]) and r.map[0] == pytest.approx(0.5)
+
+
 def test_rotated_ld_printed_ap_running_sum():
     anns = {"a": gt([sq(0, 0, 10, 10)], [0])}
     r = evaluate({"a": det([sq(0, 0, 10, 7.2)], [0.9], [0])}, anns, "coco")  # mAP_t: 1 x5, then 0 x5
@@ -232,6 +243,8 @@ def test_task1_missing_class_file_ap_zero_and_unknown_class(dota_dirs):
     assert math.isnan(out["per_class"]["harbor"])  # no harbor objects: undefined, not in mAP
     (results / "Task1_ship.txt").unlink()
     assert evaluate_task1(results, labels)["per_class"]["ship"] == 0.0  # devkit: crash
+    with pytest.raises(ValueError, match="no Task1_<class>.txt files"):
+        evaluate_task1(labels, labels)  # a folder without result files is a wrong folder
     (results / "Task1_harbour.txt").write_text(_line("P1", 0.5, A) + "\n")
     with pytest.raises(ValueError, match=r"Task1_harbour\.txt: unknown class 'harbour'"):
         evaluate_task1(results, labels)
@@ -289,6 +302,40 @@ def test_pr_curve_pngs(dota_dirs, tmp_path):
     files = plot_pr_curves(evaluate(dets, anns, (0.5, 0.75), class_names=names), tmp_path / "pr")
     assert [f.name for f in files] == ["pr_plane.png", "pr_ship.png"]
     assert cv2.imread(str(files[0])).shape == (500, 800, 3)
+
+
+class _FakeDetector(torch.nn.Module):
+    """Predicts, in every image, box A (class x) and box B also as class x; B's object is class y."""
+
+    class_names = ["x", "y"]
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, images):
+        from rdet.detections import Detections
+
+        boxes = torch.tensor([[5.0, 5.0, 10.0, 10.0, 0.0], [25.0, 5.0, 10.0, 10.0, 0.0]])  # == A, == B
+        return [Detections(boxes, torch.tensor([0.9, 0.8]), torch.tensor([0, 0]), self.class_names) for _ in images]
+
+
+def test_run_model_and_detections_json_round_trip(tmp_path):
+    target = lambda k: {"image_id": f"i{k}", "polygons": torch.tensor([A, B], dtype=torch.float32),  # noqa: E731
+                        "labels": torch.tensor([0, 1]), "difficult": torch.tensor([False, False])}
+    batches = [{"images": torch.zeros(2, 3, 8, 8), "targets": [target(0), target(1)]}]
+    dets, anns, names = run_model(_FakeDetector(), batches, progress=False)
+    # class x, scores .9 .9 .8 .8 -> TP TP FP FP: AP 1; class y: 2 objects, no detections: AP 0
+    r = evaluate(dets, anns, class_names=names)
+    assert names == ["x", "y"] and r.per_class() == {"x": pytest.approx(1.0), "y": 0.0}
+    save_detections_json(dets, tmp_path / "d.json", names)
+    again = evaluate(load_detections_json(tmp_path / "d.json", names), anns, class_names=names)
+    np.testing.assert_array_equal(again.ap, r.ap)
+    # rdet.detections.Detections objects are accepted as they are (polygons() is a method there)
+    direct = {f"i{k}": _FakeDetector().predict([0])[0] for k in range(2)}
+    np.testing.assert_array_equal(evaluate(direct, anns, class_names=names).ap, r.ap)
+    with pytest.raises(ValueError, match=r"detections\['i0'\].class_names \['x', 'y'\] differ"):
+        evaluate(direct, anns, class_names=["y", "x"])  # a model whose labels index another class list
 
 
 # --------------------------------------------------------------- oracle: the devkit-style loop

@@ -9,6 +9,8 @@ addressed through the ``Class_ID`` codes of the XML files.
 
 from __future__ import annotations
 
+import os
+
 DOTA1_0 = ('plane', 'baseball-diamond', 'bridge', 'ground-track-field', 'small-vehicle', 'large-vehicle',
            'ship', 'tennis-court', 'basketball-court', 'storage-tank', 'soccer-ball-field', 'roundabout',
            'harbor', 'swimming-pool', 'helicopter')
@@ -121,7 +123,7 @@ def resolve_classes(classes, default: tuple[str, ...]) -> list[str]:
 
     Args:
         classes: ``None`` (use ``default``), a list/tuple of names, a dataset key (``'dota1.0'``...), or the
-            path of a names file (``.yaml``/``.yml``/``.txt``).
+            path of a names file (``.yaml``/``.yml``/``.txt``/``.names``, or any ``os.PathLike``).
         default: the list used for ``None``.
     """
     if classes is None:
@@ -132,7 +134,8 @@ def resolve_classes(classes, default: tuple[str, ...]) -> list[str]:
         if len(set(classes)) != len(classes):
             raise ValueError(f'classes contain duplicates: {classes!r}')
         return list(classes)
-    if isinstance(classes, str) and classes.lower().endswith(('.yaml', '.yml', '.txt', '.names')):
+    if isinstance(classes, os.PathLike) or (
+            isinstance(classes, str) and classes.lower().endswith(('.yaml', '.yml', '.txt', '.names'))):
         return read_class_names(classes)
     if isinstance(classes, str):
         return list(get_classes(classes))

@@ -19,7 +19,7 @@ import torch
 from rdet.boxes import check_version, poly2obb
 from rdet.data.annotations import Annotations
 from rdet.data.classes import DOTA2_0, resolve_classes
-from rdet.data.formats import IMAGE_EXTS, find_image, read_labels
+from rdet.data.formats import IMAGE_EXTS, read_labels
 from rdet.data.transforms import Sample, normalize
 
 UINT16_MODES = ('error', 'scale', 'stretch')

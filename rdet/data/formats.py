@@ -337,7 +337,8 @@ def detect_format(path: str | Path, data: bytes | None = None) -> str:
         tokens = line.split()
         if not tokens or (':' in line and line.split(':', 1)[0].strip().lower() in _HEADER_KEYS):
             continue
-        return 'yolo-obb' if len(tokens) == 9 and tokens[0].isascii() and tokens[0].isdigit() and _floats(tokens[1:]) is not None else 'dota'
+        yolo = len(tokens) == 9 and tokens[0].isascii() and tokens[0].isdigit() and _floats(tokens[1:]) is not None
+        return 'yolo-obb' if yolo else 'dota'
     return 'dota'  # empty: no objects either way
 
 
@@ -479,5 +480,6 @@ def cli(argv: list[str]) -> int:
         C.write_class_names(str(dst / 'classes.yaml'), names)
     for s in skipped:
         print(f'skipped {s}', file=sys.stderr)
-    print(f'converted {len(files)} file(s) to {args.to} in {dst}' + (f' ({len(skipped)} entries skipped)' if skipped else ''))
+    note = f' ({len(skipped)} entries skipped)' if skipped else ''
+    print(f'converted {len(files)} file(s) to {args.to} in {dst}{note}')
     return 0

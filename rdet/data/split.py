@@ -80,21 +80,31 @@ class SplitConfig:
 
 
 # ----------------------------------------------------------------------------- windows
-def sliding_windows(width: int, height: int, size: int, gap: int, img_rate_thr: float = 0.6) -> np.ndarray:
-    """MMRotate's windows for one ``(size, gap)``: ``np.ndarray[K, 4]`` int64 ``(x0, y0, x1, y1)``, x-major."""
-    step = size - gap
-    starts = []
-    for length in (width, height):
-        n = 1 if length <= size else math.ceil((length - size) / step + 1)
-        s = [step * i for i in range(n)]
-        if len(s) > 1 and s[-1] + size > length:
-            s[-1] = length - size
-        starts.append(s)
-    xy = np.array([(x, y) for x in starts[0] for y in starts[1]], dtype=np.int64).reshape(-1, 2)
-    win = np.concatenate([xy, xy + size], 1)
+def sliding_windows(width: int, height: int, size: int | list[int], gap: int | list[int],
+                    img_rate_thr: float = 0.6) -> np.ndarray:
+    """MMRotate's windows: ``np.ndarray[K, 4]`` int64 ``(x0, y0, x1, y1)``, per size x-major.
+
+    ``size``/``gap`` may be lists (one window grid per pair, as for several rates). Windows whose in-image
+    part is <= ``img_rate_thr`` of them are dropped, unless no window of any size passes, then the best ones
+    are kept (the rule applies to all sizes together, as in MMRotate).
+    """
+    sizes, gaps = np.atleast_1d(size).tolist(), np.atleast_1d(gap).tolist()
+    wins = []
+    for sz, gp in zip(sizes, gaps):
+        step = sz - gp
+        starts = []
+        for length in (width, height):
+            n = 1 if length <= sz else math.ceil((length - sz) / step + 1)
+            s = [step * i for i in range(n)]
+            if len(s) > 1 and s[-1] + sz > length:
+                s[-1] = length - sz
+            starts.append(s)
+        xy = np.array([(x, y) for x in starts[0] for y in starts[1]], dtype=np.int64).reshape(-1, 2)
+        wins.append(np.concatenate([xy, xy + sz], 1))
+    win = np.concatenate(wins)
     inside_w = np.minimum(win[:, 2], width) - np.maximum(win[:, 0], 0)
     inside_h = np.minimum(win[:, 3], height) - np.maximum(win[:, 1], 0)
-    rate = inside_w * inside_h / (size * size)
+    rate = inside_w * inside_h / ((win[:, 2] - win[:, 0]) * (win[:, 3] - win[:, 1]))
     if not (rate > img_rate_thr).any():
         rate[np.abs(rate - rate.max()) < 0.01] = 1  # keep the best windows of a small image
     return win[rate > img_rate_thr]
@@ -229,17 +239,17 @@ def _patch_plan(stem: str, width: int, height: int, cfg: SplitConfig) -> list[tu
     """``(patch name, rate, window (x0, y0, x1, y1) in the rate-scaled image)`` for every patch."""
     plan = []
     if cfg.style == 'mmrotate':
+        sizes = [int(cfg.patch_size / r) for r in cfg.rates]
+        gaps = [int(cfg.gap / r) for r in cfg.rates]
         seen = set()
-        for rate in cfg.rates:
-            size, gap = int(cfg.patch_size / rate), int(cfg.gap / rate)
-            for w in sliding_windows(width, height, size, gap, cfg.img_rate_thr):
-                name = f'{stem}__{size}__{w[0]}___{w[1]}'
-                if name not in seen:
-                    seen.add(name)
-                    plan.append((name, 1.0, w))
+        for w in sliding_windows(width, height, sizes, gaps, cfg.img_rate_thr):
+            name = f'{stem}__{w[2] - w[0]}__{w[0]}___{w[1]}'
+            if name not in seen:  # two rates can give the same window size
+                seen.add(name)
+                plan.append((name, 1.0, w))
     else:
         for rate in cfg.rates:
-            w, h = (width, height) if rate == 1 else (int(width * rate + 0.5), int(height * rate + 0.5))
+            w, h = (width, height) if rate == 1 else (round(width * rate), round(height * rate))  # as cv2.resize
             for left, up in devkit_windows(w, h, cfg.patch_size, cfg.gap):
                 plan.append((f'{stem}__{rate:g}__{left}___{up}', rate,
                              np.array([left, up, left + cfg.patch_size, up + cfg.patch_size]), ))
@@ -277,8 +287,8 @@ def _label_lines(ann: Annotations, rate: float, win: np.ndarray, scaled_size: tu
     return lines
 
 
-def split_image(image_path: str | Path, ann: Annotations | None, out_dir: str | Path, config: SplitConfig = SplitConfig(),
-                resume: bool = True) -> tuple[list[str], int]:
+def split_image(image_path: str | Path, ann: Annotations | None, out_dir: str | Path,
+                config: SplitConfig = SplitConfig(), resume: bool = True) -> tuple[list[str], int]:
     """Split one image into ``out_dir/images`` (+ ``out_dir/labelTxt`` when ``ann`` is given).
 
     Returns:
@@ -312,8 +322,9 @@ def split_image(image_path: str | Path, ann: Annotations | None, out_dir: str | 
         objects = dict(zip([p[0] for p in todo], window_objects(ann.polygons, wins, config.iof_thr)))
     for name, rate, win in todo:
         if rate not in scaled:
-            scaled[rate] = image if rate == 1 else cv2.resize(
-                image, (int(width * rate + 0.5), int(height * rate + 0.5)), interpolation=cv2.INTER_CUBIC)
+            # fx/fy (not a target size) as the devkit calls it: OpenCV then samples with exactly 1/rate.
+            scaled[rate] = image if rate == 1 else cv2.resize(image, None, fx=rate, fy=rate,
+                                                              interpolation=cv2.INTER_CUBIC)
         src = scaled[rate]
         x0, y0, x1, y1 = (int(v) for v in win)
         patch = src[y0:y1, x0:x1]
@@ -409,7 +420,8 @@ def cli(argv: list[str]) -> int:
                       None if args.padding_value is None else tuple(args.padding_value), args.style, args.ext)
     rep = split_dataset(args.images, args.labels, args.out, cfg, args.nproc, not args.no_resume, args.classes,
                         not args.lenient)
-    print(f"split {rep['images']} images into {rep['patches']} patches ({rep['resumed']} already present) in {args.out}")
+    print(f"split {rep['images']} images into {rep['patches']} patches ({rep['resumed']} already present) "
+          f"in {args.out}")
     for m in rep['missing_labels']:
         print(f'note: no label file for {m}: written as an image without objects', file=sys.stderr)
     return 0

@@ -26,6 +26,8 @@ def build_transforms(config: Config, train: bool) -> Compose:
 def build_dataset(config: Config, split: str) -> RotatedDataset:
     """The ``'train'`` or ``'val'`` dataset of a config (labels read strictly: a bad line is an error)."""
     d = config.data
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     images, labels = (d.train_images, d.train_labels) if split == "train" else (d.val_images, d.val_labels)
     if not images:
         raise ValueError(f"config field data.{split}_images is empty")

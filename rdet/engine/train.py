@@ -117,7 +117,8 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
         return
     keys = [k for k in rows[0] if k.startswith("loss")]
     series = {k: ([r["iter"] for r in rows], [r[k] for r in rows]) for k in keys}
-    line_plot(series, png_path, title="training loss", xlabel="iteration", ylabel="loss", logy=True)
+    logy = all(v > 0 for _, ys in series.values() for v in ys)  # a zero loss (no objects) needs a linear axis
+    line_plot(series, png_path, title="training loss", xlabel="iteration", ylabel="loss", logy=logy)
 
 
 # --------------------------------------------------------------------------- the loop

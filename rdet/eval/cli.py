@@ -74,7 +74,7 @@ def run_model(model, data="val", device: str | None = None, progress: bool = Tru
     Args:
         model: an ``nn.Module`` with ``predict`` and ``class_names`` (``rdet.build_model``), or the path
             of a checkpoint (``rdet.engine.checkpoint.load_checkpoint``).
-        data: a split name of the model's config (``'val'``, ``'test'``, ``'train'``; built with
+        data: a split name of the model's config (``'val'`` or ``'train'``; built with
             ``rdet.engine.data.build_loader``) or an iterable of batches ``{'images', 'targets'}``.
         device: where to run (default: the model's device; ``'cpu'`` for a checkpoint path).
 
@@ -130,9 +130,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, help="folder of DOTA labelTxt files <image_id>.txt")
     p.add_argument("--classes", help="dataset name (dota1.0, dota1.5, hrsc, ...) or comma-separated class names; "
                                      "default: classes found in the labels")
-    p.add_argument("--split", default="val", help="with --checkpoint: dataset split of the config (default val)")
+    p.add_argument("--split", default="val", choices=("val", "train"),
+                   help="with --checkpoint: dataset split of the checkpoint's config (default val)")
     p.add_argument("--device", default=None, help="with --checkpoint: cpu, cuda, cuda:1 ...")
-    p.add_argument("--save-detections", type=Path, help="with --checkpoint: also write the detections JSON")
+    p.add_argument("--save-detections", type=Path,
+                   help="with --checkpoint: also write the detections JSON (in the loader's pixel coordinates)")
     p.add_argument("--iou-thrs", type=_thresholds, default=(0.5,),
                    help="'coco' (0.50:0.05:0.95) or comma-separated thresholds (default 0.5)")
     p.add_argument("--area", action="store_true", help="area under the PR envelope instead of VOC07 11-point AP")

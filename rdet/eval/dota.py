@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from rdet.data.classes import DOTA2_0
+from rdet.data.task1 import read_task1
 
 COCO_IOU_THRS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 # Exactly the devkit's recall levels, float rounding included (see the module docstring).
@@ -101,7 +102,8 @@ class EvalResult:
         """Mean of ``map`` over the thresholds (AP50:95 when ``iou_thrs='coco'``)."""
         return float(self.map.mean())
 
-    def _thr_index(self, thr: float) -> int:
+    def thr_index(self, thr: float) -> int:
+        """Column of ``thr`` in ``ap`` (ValueError if it was not evaluated)."""
         hits = [i for i, t in enumerate(self.iou_thrs) if math.isclose(t, thr, abs_tol=1e-9)]
         if not hits:
             raise ValueError(f"thr={thr} was not evaluated; iou_thrs={self.iou_thrs}")
@@ -109,11 +111,11 @@ class EvalResult:
 
     def map_at(self, thr: float) -> float:
         """mAP at one evaluated threshold."""
-        return float(self.map[self._thr_index(thr)])
+        return float(self.map[self.thr_index(thr)])
 
     def per_class(self, thr: float | None = None) -> dict[str, float]:
         """Class name -> AP at ``thr`` (default: the first threshold)."""
-        t = 0 if thr is None else self._thr_index(thr)
+        t = 0 if thr is None else self.thr_index(thr)
         return {n: float(a) for n, a in zip(self.class_names, self.ap[:, t])}
 
     def table(self) -> str:
@@ -121,7 +123,7 @@ class EvalResult:
         heads = [f"AP{t * 100:g}" for t in self.iou_thrs]
         multi = len(self.iou_thrs) > 1
         if multi:
-            heads.append(f"AP{self.iou_thrs[0] * 100:g}:{self.iou_thrs[-1] * 100:g}")
+            heads.append("AP50:95" if self.iou_thrs == COCO_IOU_THRS else "mean")
         fmt = lambda v: "-" if np.isnan(v) else f"{100 * v:.2f}"  # noqa: E731
         rows = [f"| class | GT | dets | {' | '.join(heads)} |", "|---" * (3 + len(heads)) + "|"]
         for c, name in enumerate(self.class_names):
@@ -218,6 +220,8 @@ def _labels(value, n: int, name: str) -> np.ndarray:
 def _polygons(record, name: str) -> np.ndarray:
     """[N, 8] float64 from ``polygons`` ([N, 8]) or ``boxes`` ([N, 5], rdet convention)."""
     polys = _get(record, "polygons")
+    if callable(polys):  # rdet.detections.Detections.polygons() is a method
+        polys = polys()
     if polys is not None:
         p = _array(polys, f"{name}.polygons", np.float64)
         p = p.reshape(0, 8) if p.size == 0 else p
@@ -292,6 +296,9 @@ def _flatten(detections, annotations, class_names):
         name = f"detections[{image_id!r}]"
         if image_id not in index:
             raise ValueError(f"{name}: unknown image id (not in annotations)")
+        names = _get(r, "class_names")  # e.g. rdet Detections: labels must index the same list
+        if names and class_names is not None and list(map(str, names)) != list(map(str, class_names)):
+            raise ValueError(f"{name}.class_names {list(names)} differ from the evaluated {list(class_names)}")
         p = _polygons(r, name)
         s = _array(_get(r, "scores"), f"{name}.scores", np.float64).reshape(-1)
         if s.shape[0] != len(p):
@@ -450,49 +457,50 @@ def rotated_ld_printed_ap(result: EvalResult) -> float:
 
 
 # ----------------------------------------------------------------- DOTA files: Task1 results, labelTxt
-# Minimal readers so evaluation does not wait on rdet.data; same semantics as the devkit's parse_gt
-# except that malformed lines raise instead of being skipped. TODO(lead): deduplicate with rdet.data.
-def _floats(parts: list[str], where: str) -> list[float]:
+# Task1 files are read by rdet.data.task1. Ground truth has its own small labelTxt reader rather than
+# rdet.data.read_labels, because the metric must see what the devkit's parse_gt sees: every class name
+# (objects of classes not evaluated are ignored, not an error), zero-area polygons kept (the devkit
+# counts them in npos though nothing can match them), float64 coordinates. Malformed lines raise.
+def _floats(rows: list[list[str]], linenos: list[int], path: Path) -> np.ndarray:
+    """Numeric fields of many lines -> [N, K] float64; errors name the file and line."""
     try:
-        vals = [float(v) for v in parts]
-    except ValueError:
-        raise ValueError(f"{where}: non-numeric field in {' '.join(parts)!r}") from None
-    if not all(map(math.isfinite, vals)):
-        raise ValueError(f"{where}: NaN or infinite value in {' '.join(parts)!r}")
+        vals = np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+    except ValueError:  # find the culprit only when there is one (keeps the common path vectorised)
+        for row, n in zip(rows, linenos):
+            try:
+                [float(v) for v in row]
+            except ValueError:
+                raise ValueError(f"{path}:{n}: non-numeric field in {' '.join(row)!r}") from None
+        raise
+    bad = ~np.isfinite(vals).all(1)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"{path}:{linenos[k]}: NaN or infinite value in {' '.join(rows[k])!r}")
     return vals
 
 
-def _read_labeltxt(path: Path) -> tuple[list[list[float]], list[str], list[bool]]:
-    """DOTA labelTxt: optional ``imagesource:``/``gsd:`` headers, then ``x1 y1 ... x4 y4 class [difficult]``."""
-    polys, names, difficult = [], [], []
+def _read_labeltxt(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """DOTA labelTxt (optional ``imagesource:``/``gsd:`` headers, then ``x1 y1 ... x4 y4 class [difficulty]``)
+    -> polygons [M, 8] float64, class names [M], difficult [M] bool (difficulty != 0, as the devkit)."""
+    rows, names, diff, linenos = [], [], [], []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith(("imagesource:", "gsd:")):
             continue
         if len(parts) not in (9, 10):
             raise ValueError(f"{path}:{n}: expected 'x1 y1 ... x4 y4 class [difficult]', got {len(parts)} fields")
-        polys.append(_floats(parts[:8], f"{path}:{n}"))
-        names.append(parts[8])
         if len(parts) == 10 and not parts[9].isdigit():
             raise ValueError(f"{path}:{n}: difficulty must be a non-negative integer, got {parts[9]!r}")
-        difficult.append(len(parts) == 10 and int(parts[9]) != 0)  # 2 = cut by a tile edge: difficult too
-    return polys, names, difficult
+        rows.append(parts[:8]), names.append(parts[8]), linenos.append(n)
+        diff.append(len(parts) == 10 and int(parts[9]) != 0)  # 2 = cut by a tile edge: difficult too
+    polys = _floats(rows, linenos, path) if rows else np.zeros((0, 8))
+    return polys, names, np.array(diff, bool)
 
 
-def _read_task1(path: Path, image_ids: set[str]) -> tuple[list[str], list[list[float]]]:
-    """Task1 result file: lines ``image_id score x1 y1 ... x4 y4`` -> ids, [score, x1, ..., y4] rows."""
-    ids, rows = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 10:
-            raise ValueError(f"{path}:{n}: expected 10 fields 'image_id score x1 y1 ... x4 y4', got {len(parts)}")
-        if parts[0] not in image_ids:
-            raise ValueError(f"{path}:{n}: unknown image id {parts[0]!r} (no such label file)")
-        ids.append(parts[0])
-        rows.append(_floats(parts[1:], f"{path}:{n}"))
-    return ids, rows
+def _line_of_record(path: Path, k: int) -> int:
+    """1-based line number of the k-th non-blank line (record k of ``rdet.data.task1.parse_task1``)."""
+    nonblank = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.split()]
+    return nonblank[k]
 
 
 def _labels_from_dir(labels_dir: str | Path, classes: Sequence[str] | None = None) -> tuple[dict, list[str]]:
@@ -500,10 +508,9 @@ def _labels_from_dir(labels_dir: str | Path, classes: Sequence[str] | None = Non
     labels_dir = Path(labels_dir)
     if not labels_dir.is_dir():
         raise ValueError(f"labels_dir: {labels_dir} is not a directory")
-    label_files = sorted(labels_dir.glob("*.txt"))
-    if not label_files:
+    parsed = {f.stem: _read_labeltxt(f) for f in sorted(labels_dir.glob("*.txt"))}
+    if not parsed:
         raise ValueError(f"labels_dir: no .txt label files in {labels_dir}")
-    parsed = {f.stem: _read_labeltxt(f) for f in label_files}
     if classes is None:
         found = {n for _, names, _ in parsed.values() for n in names}
         rank = {n: i for i, n in enumerate(DOTA2_0)}
@@ -512,10 +519,9 @@ def _labels_from_dir(labels_dir: str | Path, classes: Sequence[str] | None = Non
     index = {n: i for i, n in enumerate(class_names)}
     annotations = {}
     for image_id, (polys, names, difficult) in parsed.items():
-        keep = [i for i, n in enumerate(names) if n in index]  # other classes: not evaluated (devkit)
-        annotations[image_id] = {"polygons": np.array([polys[i] for i in keep], np.float64).reshape(-1, 8),
-                                 "labels": np.array([index[names[i]] for i in keep], np.int64),
-                                 "difficult": np.array([difficult[i] for i in keep], bool)}
+        labels = np.array([index.get(n, -1) for n in names], np.int64)
+        keep = labels >= 0  # objects of classes not evaluated are ignored, as in the devkit
+        annotations[image_id] = {"polygons": polys[keep], "labels": labels[keep], "difficult": difficult[keep]}
     return annotations, class_names
 
 
@@ -524,7 +530,8 @@ def load_task1(results_dir: str | Path, labels_dir: str | Path,
     """Read ``Task1_<class>.txt`` results and DOTA labelTxt files into ``evaluate``'s input.
 
     Args:
-        results_dir: folder of ``Task1_<class>.txt`` files (a class without a file has no detections).
+        results_dir: folder of ``Task1_<class>.txt`` files (a class without a file has no detections;
+            a folder without any raises ValueError).
         labels_dir: folder of ``<image_id>.txt`` labelTxt files; they define the evaluated images.
         classes: class names to evaluate; objects of other classes are ignored (as in the devkit).
             Default: the classes found in the labels (DOTA order first). A result file for a class
@@ -538,19 +545,31 @@ def load_task1(results_dir: str | Path, labels_dir: str | Path,
     if not results_dir.is_dir():
         raise ValueError(f"results_dir: {results_dir} is not a directory")
     annotations, class_names = _labels_from_dir(labels_dir, classes)
-    index = {n: i for i, n in enumerate(class_names)}
-    per_image: dict[str, list[tuple[int, list[float]]]] = {}
-    for f in sorted(results_dir.glob("Task1_*.txt")):
-        name = f.stem[len("Task1_"):]
-        if name not in index:
+    ids = list(annotations)
+    image_index, class_index = {k: i for i, k in enumerate(ids)}, {n: i for i, n in enumerate(class_names)}
+    img, vals, lab = [np.zeros(0, np.int64)], [np.zeros((0, 9))], [np.zeros(0, np.int64)]
+    results = read_task1(results_dir)  # Task1 format errors name file and line
+    if not results:  # an empty class file means "no detections"; no file at all means a wrong folder
+        raise ValueError(f"results_dir: no Task1_<class>.txt files in {results_dir}")
+    for name, task1 in results.items():
+        f = results_dir / f"Task1_{name}.txt"
+        if name not in class_index:
             raise ValueError(f"{f}: unknown class {name!r}; evaluated classes: {class_names} (pass classes=)")
-        for image_id, row in zip(*_read_task1(f, set(annotations))):
-            per_image.setdefault(image_id, []).append((index[name], row))
+        unknown = [k for k, i in enumerate(task1.image_ids) if i not in image_index]
+        if unknown:
+            raise ValueError(f"{f}:{_line_of_record(f, unknown[0])}: unknown image id "
+                             f"{task1.image_ids[unknown[0]]!r} (no such label file)")
+        img.append(np.array([image_index[i] for i in task1.image_ids], np.int64))
+        vals.append(np.concatenate([task1.scores[:, None], task1.polygons], 1))
+        lab.append(np.full(len(task1), class_index[name]))
+    img, vals, lab = np.concatenate(img), np.concatenate(vals), np.concatenate(lab)
+    order = np.argsort(img, kind="stable")  # group by image, keeping file order within an image
+    lims = np.searchsorted(img[order], np.arange(len(ids) + 1))
     detections = {}
-    for image_id, items in per_image.items():
-        rows = np.array([r for _, r in items], np.float64)
-        detections[image_id] = {"polygons": rows[:, 1:], "scores": rows[:, 0],
-                                "labels": np.array([c for c, _ in items], np.int64)}
+    for k, image_id in enumerate(ids):
+        o = order[lims[k]:lims[k + 1]]
+        if len(o):
+            detections[image_id] = {"polygons": vals[o, 1:], "scores": vals[o, 0], "labels": lab[o]}
     return detections, annotations, class_names
 
 

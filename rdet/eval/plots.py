@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ def plot_pr_curves(result: EvalResult, out_dir: str | Path, iou_thrs: Sequence[f
     from rdet.plot import line_plot  # OpenCV drawing; imported only when plotting
 
     thrs = list(result.iou_thrs) if iou_thrs is None else [float(t) for t in iou_thrs]
-    cols = [result._thr_index(t) for t in thrs]
+    cols = [result.thr_index(t) for t in thrs]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, used = [], set()
@@ -56,10 +55,8 @@ def plot_pr_curves(result: EvalResult, out_dir: str | Path, iou_thrs: Sequence[f
             stem = f"{stem}_{c}"
         used.add(stem)
         path = out_dir / f"pr_{stem}.png"
-        ap0 = result.ap[c, cols[0]]
         title = f"{name}: {result.num_gt[c]} objects, {result.num_dets[c]} detections ({metric})"
-        if math.isnan(ap0):  # cannot happen with num_gt > 0; kept as a loud guard
-            raise ValueError(f"class {name!r} has ground truth but NaN AP")
-        line_plot(series, path, title=title, xlabel="recall", ylabel="precision", size=size)
+        line_plot(series, path, title=title, xlabel="recall", ylabel="precision", size=size, xlim=(0.0, 1.0),
+                  ylim=(0.0, 1.05))
         written.append(path)
     return written

@@ -22,9 +22,11 @@ used by the ``*kld-stable*`` configs (which pass ``fun='log1p', tau=1, sqrt=Fals
     loss = 1 - 1 / (tau + f(D)) if tau >= 1 else f(D)
                                                 # f = log1p, sqrt(max(., 1e-7)) or identity
 
-So "stable" changes five things: the KL direction (the centre offset is measured in the *predicted*
-Gaussian's metric), the factor 1/2, the clamp (1e-7 and only before a sqrt, instead of 1e-6 always),
-the optional ``sqrt`` of the divergence, and the ``tau`` rule (``tau < 1`` means no ``1 - 1/(tau+.)``).
+(MMRotate PR #183, "Stable KLD", only added those configs; the code is ``GDLoss``'s, whose clamps
+were last changed by PR #206.) So "stable" changes five things: the KL direction (the centre offset
+is measured in the *predicted* Gaussian's metric), the factor 1/2, the clamp (1e-7 and only before a
+sqrt, instead of 1e-6 always), the optional ``sqrt`` of the divergence, and the ``tau`` rule
+(``tau < 1`` means no ``1 - 1/(tau+.)``).
 ``alpha`` divides the centre term (``delta^T Sigma^-1 delta / alpha^2``) in both flavours.
 
 GWD (Yang et al., ICML 2021), squared 2-Wasserstein distance ``W^2 = |delta|^2 + alpha^2 * B`` with
@@ -32,7 +34,7 @@ GWD (Yang et al., ICML 2021), squared 2-Wasserstein distance ``W^2 = |delta|^2 +
 
 * ``stable=True`` (default; ``GDLoss(loss_type='gwd')``, used by every published GWD config)::
 
-      t = max(abce, sqrt(1e-7))                 # = sqrt(clamp(det S_p det S_t, 1e-7))
+      t = max(abce, sqrt(1e-7))                 # = sqrt(clamp(det S_p det S_t, 1e-7)), replaces abce in B
       D = sqrt(max(W^2, 1e-7)) [/ (2 t^(1/4)) if normalize];  loss as the stable KLD rule.
   Note that ``GDLoss``'s *module* default is ``tau=0``, so the published GWD configs compute
   ``log1p(D)``: pass ``tau=0`` to reproduce them.

@@ -12,6 +12,7 @@ Inputs are assumed validated (finite, right shapes) by :mod:`rdet.ops._ops`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,6 +23,8 @@ MASK_ELEMS = 1 << 22
 # Vertex capacity of the clipped polygon. A convex quad clipped by 4 half-planes has <= 8 vertices;
 # the slack only absorbs duplicated vertices produced by round-off on degenerate input.
 CAPACITY = 12
+# Score-sorted boxes resolved per step of the blocked greedy NMS.
+NMS_BLOCK = 256
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -257,11 +260,31 @@ def poly_iou(polys1: Tensor, polys2: Tensor, mode: str = "iou", aligned: bool = 
     return out
 
 
+def _first_per_class(order: Tensor, idxs: Tensor | None) -> Tensor:
+    """Greedy NMS with a negative threshold: every IoU (>= 0) exceeds it, so the best box of each
+    class suppresses all others."""
+    if idxs is None:
+        return order[:1]
+    cls = idxs[order]
+    first = torch.ones_like(cls, dtype=torch.bool)
+    _, inv = torch.unique(cls, return_inverse=True)
+    seen = torch.full((int(inv.max()) + 1,), order.numel(), dtype=torch.long, device=order.device)
+    seen.scatter_reduce_(0, inv, torch.arange(order.numel(), device=order.device), reduce="amin")
+    first = torch.zeros_like(first)
+    first[seen] = True
+    return order[first]
+
+
 def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None = None) -> Tensor:
     """Exact greedy rotated NMS (torchvision semantics), optionally only within equal ``idxs``.
 
     Boxes are visited by decreasing score (ties: lower index first); a box is suppressed when its IoU
     with an already kept box is ``> iou_threshold``.
+
+    Blocked greedy: the score-sorted boxes are taken ``NMS_BLOCK`` at a time; only the block's
+    still-alive boxes are paired with the later still-alive boxes (so the work follows the kept boxes,
+    not N^2), pairs are pruned by an IoU upper bound from bounding boxes and areas, the survivors are
+    clipped exactly, and the block is then resolved in score order.
 
     Args:
         boxes (Tensor[N, 5]), scores (Tensor[N]), idxs (Tensor[N] int, optional): class of each box.
@@ -270,39 +293,50 @@ def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
         Tensor[K] int64: kept indices, by decreasing score.
     """
     n = boxes.shape[0]
+    dev = boxes.device
     if n == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+        return torch.zeros(0, dtype=torch.long, device=dev)
     order = torch.sort(scores, descending=True, stable=True).indices
+    if iou_threshold < 0:
+        return _first_per_class(order, idxs)
     b = boxes.to(compute_dtype(boxes.dtype))[order]
     cls = None if idxs is None else idxs[order]
     area = b[:, 2] * b[:, 3]
-    r = 0.5 * torch.hypot(b[:, 2], b[:, 3])
-    ar = torch.arange(n, device=b.device)
-
-    def later_same_class(s: int, e: int) -> Tensor:
-        # Only pairs (i, j) with j after i in score order, of one class, and an IoU upper bound
-        # min(area)/max(area) that can exceed the threshold (margin for round-off).
-        m = ar[None] > ar[s:e, None]
-        if cls is not None:
-            m &= cls[s:e, None] == cls[None]
-        lo = torch.minimum(area[s:e, None], area[None])
-        hi = torch.maximum(area[s:e, None], area[None])
-        return m & (lo >= (iou_threshold - 1e-5) * hi)
-
-    i, j = _pair_candidates(b[:, :2], r, b[:, :2], r, extra=later_same_class)
-    if i.numel():
-        iou = _finish(_box_pair_inter(b[i], b[j]), area[i], area[j], "iou")
-        hit = iou > iou_threshold
-        i, j = i[hit], j[hit]
-    # Greedy pass over the sparse "i would suppress j" graph (CSR by i, i in score order).
-    j_np = j.cpu().numpy()
-    starts = torch.searchsorted(i.cpu(), torch.arange(n + 1)).numpy()
-    suppressed = [False] * n
-    keep = []
-    for k in range(n):
-        if suppressed[k]:
-            continue
-        keep.append(k)
-        for t in j_np[starts[k]:starts[k + 1]].tolist():
-            suppressed[t] = True
-    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
+    cos, sin = torch.cos(b[:, 4]).abs(), torch.sin(b[:, 4]).abs()
+    ex = 0.5 * (cos * b[:, 2] + sin * b[:, 3])  # half extents of the bounding boxes
+    ey = 0.5 * (sin * b[:, 2] + cos * b[:, 3])
+    # Pairs whose bound is within this margin of the threshold are clipped (bounds carry round-off).
+    bound_thr = iou_threshold - (1e-9 if b.dtype == torch.float64 else 1e-5)
+    alive = np.ones(n, dtype=bool)
+    keep: list[int] = []
+    for st in range(0, n, NMS_BLOCK):
+        rows_np = st + np.flatnonzero(alive[st:st + NMS_BLOCK])
+        cols_np = st + 1 + np.flatnonzero(alive[st + 1:])
+        hit_i = hit_j = np.zeros(0, dtype=np.int64)
+        if rows_np.size and cols_np.size:
+            rows, cols = torch.from_numpy(rows_np).to(dev), torch.from_numpy(cols_np).to(dev)
+            ix = ex[rows, None] + ex[None, cols] - (b[rows, None, 0] - b[None, cols, 0]).abs()  # [R, C]
+            iy = ey[rows, None] + ey[None, cols] - (b[rows, None, 1] - b[None, cols, 1]).abs()
+            m = (cols[None] > rows[:, None]) & (ix > 0) & (iy > 0)
+            if cls is not None:
+                m &= cls[rows, None] == cls[None, cols]
+            ri, cj = m.nonzero(as_tuple=True)
+            i, j = rows[ri], cols[cj]
+            lo = torch.minimum(area[i], area[j])
+            ub_inter = torch.minimum(torch.minimum(ix[ri, cj], 2 * torch.minimum(ex[i], ex[j]))
+                                     * torch.minimum(iy[ri, cj], 2 * torch.minimum(ey[i], ey[j])), lo)
+            ub = ub_inter / (area[i] + area[j] - ub_inter).clamp(min=torch.finfo(b.dtype).tiny)
+            sel = ub > bound_thr
+            i, j = i[sel], j[sel]
+            if i.numel():
+                iou = _finish(_box_pair_inter(b[i], b[j]), area[i], area[j], "iou")
+                hit = iou > iou_threshold
+                hit_i, hit_j = i[hit].cpu().numpy(), j[hit].cpu().numpy()
+        # Resolve the block in score order (hit_i is sorted: nonzero() is row-major).
+        starts = np.searchsorted(hit_i, rows_np, side="left")
+        ends = np.searchsorted(hit_i, rows_np, side="right")
+        for r, s0, s1 in zip(rows_np.tolist(), starts.tolist(), ends.tolist()):
+            if alive[r]:
+                keep.append(r)
+                alive[hit_j[s0:s1]] = False
+    return order[torch.tensor(keep, dtype=torch.long, device=dev)]

@@ -34,6 +34,11 @@ template <typename T>
 RDET_HD T max_(T a, T b) { return a > b ? a : b; }
 template <typename T>
 RDET_HD T abs_(T a) { return a < T(0) ? -a : a; }
+// Explicit float/double overloads: unqualified cos(float) would silently promote on some hosts.
+RDET_HD float cos_(float a) { return cosf(a); }
+RDET_HD double cos_(double a) { return cos(a); }
+RDET_HD float sin_(float a) { return sinf(a); }
+RDET_HD double sin_(double a) { return sin(a); }
 
 // Per-box quantities reused across many pairs (NMS, IoU matrices): trig is computed once per box.
 template <typename T>
@@ -50,8 +55,8 @@ RDET_HD BoxPre<T> precompute(const T* b) {
   p.cy = b[1];
   p.hw = b[2] * T(0.5);
   p.hh = b[3] * T(0.5);
-  p.c = cos(b[4]);
-  p.s = sin(b[4]);
+  p.c = cos_(b[4]);
+  p.s = sin_(b[4]);
   p.ex = abs_(p.c) * p.hw + abs_(p.s) * p.hh;
   p.ey = abs_(p.s) * p.hw + abs_(p.c) * p.hh;
   p.area = b[2] * b[3];
@@ -61,7 +66,7 @@ RDET_HD BoxPre<T> precompute(const T* b) {
 // Corners of a box relative to (ox, oy), in the positive order documented above.
 template <typename T>
 RDET_HD void box_corners(const T* b, T ox, T oy, T* xs, T* ys) {
-  const T c = cos(b[4]), s = sin(b[4]);
+  const T c = cos_(b[4]), s = sin_(b[4]);
   const T ux = b[2] * T(0.5) * c, uy = b[2] * T(0.5) * s;
   const T vx = -b[3] * T(0.5) * s, vy = b[3] * T(0.5) * c;
   const T x = b[0] - ox, y = b[1] - oy;

@@ -1,0 +1,23 @@
+"""Rotated RetinaNet rbox-le90, ResNet-50 FPN, KLD-stable loss (GDLoss), 1x, DOTA v1.0.
+
+Reproduces open-mmlab/mmrotate, branch dev-1.x (commit 3ff004e):
+  configs/kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py, whose _base_ is
+  configs/rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py
+  (reproduced in this repository under the same path).
+Published: 70.22 mAP on DOTA v1.0 test (configs/kld/README.md).
+"""
+
+from rdet.config import LossConfig, load_base
+
+NAME = "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"
+
+config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py")
+config.name = NAME
+config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
+config.train.work_dir = f"work_dirs/{NAME}"
+
+# bbox_head=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
+#                fun='log1p', tau=1, sqrt=False, loss_weight=5.5))
+config.model.head.reg_decoded_bbox = True
+config.model.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
+                                         loss_weight=5.5)

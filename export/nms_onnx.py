@@ -1,0 +1,269 @@
+"""Exact greedy rotated NMS from standard ONNX ops (the ``nms='onnx'`` export mode).
+
+The same four outputs and semantics as :mod:`export.rotated_nms_op`, written as fixed-shape torch code that
+the TorchScript exporter turns into standard ONNX ops, so any runtime (TensorRT without our plugin
+included) runs it:
+
+1. ``TopK`` over the flattened ``[B, N * C]`` scores (ties: lower index first, as ONNX specifies);
+2. a ``[B, K, K]`` suppression matrix: candidate pairs (``i < j``, same class unless class-agnostic, both
+   above the score threshold, overlapping bounding boxes) are picked with ``NonZero`` and their exact IoU
+   is computed by Sutherland-Hodgman clipping with fixed-size vertex buffers (:func:`box_iou_pairs`, the
+   algorithm of ``rdet/ops/csrc/geometry.h``: box 2 clipped in box 1's frame by box 1's 4 half-planes);
+3. greedy selection over the K sorted candidates: the one step with a sequential dependency. It is the op
+   ``rdet_export::greedy_keep`` (eager: a Python loop) that :func:`expand_greedy_keep` rewrites into an ONNX
+   ``Loop`` after export;
+4. the first ``max_det`` survivors scattered into padded outputs.
+
+The IoU runs in the graph's float dtype (float32) relative to box centres; ``rdet.ops`` computes in float64
+on CPU, so keep-sets agree except for pairs whose IoU lies within ~1e-6 of the threshold.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from export.rotated_nms_op import NMSParams, check_inputs
+
+CAPACITY = 12          # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
+_PLACEHOLDER = "rdet_export::GreedyKeep"
+
+
+# --------------------------------------------------------------------------------------- geometry
+def _clip(poly: Tensor, axis: int, sign: float, limit: Tensor) -> Tensor:
+    """Keep the part of convex polygons where ``sign * poly[..., axis] <= limit`` (boundary included).
+
+    Args:
+        poly (Tensor[P, V, 2]): vertex rings; repeated vertices are allowed (zero-length edges).
+        limit (Tensor[P]).
+
+    Returns:
+        Tensor[P, CAPACITY, 2]: the clipped rings, unused slots filled with the first vertex (a repeated
+        vertex adds no area), all slots equal (area 0) when nothing is left.
+    """
+    p_cnt, v = poly.shape[0], poly.shape[1]
+    q = poly                                        # edge ends
+    p = torch.roll(poly, 1, dims=1)                 # edge starts
+    dq = limit[:, None] - sign * q[..., axis]       # >= 0: inside
+    dp = limit[:, None] - sign * p[..., axis]
+    q_in = dq >= 0
+    # A strict sign change: a vertex on the line is emitted once, as a vertex, not again as a crossing.
+    cross = ((dq > 0) & (dp < 0)) | ((dq < 0) & (dp > 0))
+    t = (dp / torch.where(cross, dp - dq, torch.ones_like(dp)))[..., None]
+    inter = p + t * (q - p)
+    # A repeated vertex (zero-length edge) would be emitted twice: keep only its first copy.
+    same = (q == p).all(-1)
+    emit_q = q_in & ~same
+    cand = torch.stack([inter, q], 2).reshape(p_cnt, 2 * v, 2)       # per edge: crossing, then end
+    valid = torch.stack([cross, emit_q], 2).reshape(p_cnt, 2 * v)
+    # Compact valid slots to the front: slot = rank among valid ones; the rest go to distinct dump slots.
+    rank = torch.cumsum(valid.to(torch.int64), 1) - 1
+    count = rank[:, -1:] + 1                                          # [P, 1]
+    dump = CAPACITY + torch.arange(2 * v, device=poly.device)
+    dest = torch.where(valid & (rank < CAPACITY), rank, dump[None])
+    out = poly.new_zeros(p_cnt, CAPACITY + 2 * v, 2)
+    out = out.scatter(1, dest[..., None].expand(-1, -1, 2), cand)[:, :CAPACITY]
+    used = torch.arange(CAPACITY, device=poly.device)[None] < count
+    return torch.where(used[..., None], out, out[:, :1])
+
+
+def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
+    """IoU of box pairs ``b1[i]``, ``b2[i]`` with fixed-shape ops only (exports to standard ONNX).
+
+    Args:
+        b1 (Tensor[P, 5]), b2 (Tensor[P, 5]): ``(cx, cy, w, h, angle)``.
+
+    Returns:
+        Tensor[P]: IoU; 0 for disjoint bounding boxes and zero-area pairs (as ``rdet.ops``).
+    """
+    cx1, cy1, w1, h1, a1 = b1.unbind(-1)
+    cx2, cy2, w2, h2, a2 = b2.unbind(-1)
+    c1, s1, c2, s2 = torch.cos(a1), torch.sin(a1), torch.cos(a2), torch.sin(a2)
+    dx, dy = cx2 - cx1, cy2 - cy1
+    x0, y0 = dx * c1 + dy * s1, -dx * s1 + dy * c1            # box 2's centre in box 1's frame
+    cr, sr = c2 * c1 + s2 * s1, s2 * c1 - c2 * s1             # cos/sin(a2 - a1)
+    hw2, hh2 = w2 * 0.5, h2 * 0.5
+    ux, uy, vx, vy = hw2 * cr, hw2 * sr, -hh2 * sr, hh2 * cr
+    xs = torch.stack([x0 - ux - vx, x0 + ux - vx, x0 + ux + vx, x0 - ux + vx], 1)
+    ys = torch.stack([y0 - uy - vy, y0 + uy - vy, y0 + uy + vy, y0 - uy + vy], 1)
+    poly = torch.stack([xs, ys], -1)                          # [P, 4, 2], positive orientation
+    hw1, hh1 = w1 * 0.5, h1 * 0.5
+    for axis, sign, limit in ((0, 1.0, hw1), (0, -1.0, hw1), (1, 1.0, hh1), (1, -1.0, hh1)):
+        poly = _clip(poly, axis, sign, limit)
+    x, y = poly[..., 0], poly[..., 1]
+    inter = 0.5 * (x * torch.roll(y, -1, 1) - y * torch.roll(x, -1, 1)).sum(1)
+    area1, area2 = w1 * h1, w2 * h2
+    inter = torch.minimum(inter.clamp(min=0), torch.minimum(area1, area2))
+    denom = area1 + area2 - inter
+    iou = inter / torch.where(denom > 0, denom, torch.ones_like(denom))
+    iou = torch.where(denom > 0, iou, torch.zeros_like(iou)).clamp(max=1)
+    # Disjoint bounding boxes: exactly 0, the same early exit as geometry.h's aabb_overlap.
+    return torch.where(aabb_overlap(b1, b2), iou, torch.zeros_like(iou))
+
+
+def _half_extents(b: Tensor) -> tuple[Tensor, Tensor]:
+    c, s = torch.cos(b[..., 4]).abs(), torch.sin(b[..., 4]).abs()
+    hw, hh = b[..., 2] * 0.5, b[..., 3] * 0.5
+    return c * hw + s * hh, s * hw + c * hh
+
+
+def aabb_overlap(b1: Tensor, b2: Tensor) -> Tensor:
+    """Whether the axis-aligned bounding boxes overlap with positive area (broadcasting ``[..., 5]``)."""
+    ex1, ey1 = _half_extents(b1)
+    ex2, ey2 = _half_extents(b2)
+    return ((b2[..., 0] - b1[..., 0]).abs() < ex1 + ex2) & ((b2[..., 1] - b1[..., 1]).abs() < ey1 + ey2)
+
+
+# ------------------------------------------------------------------------------------------- NMS
+def suppression_matrix(boxes: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float,
+                       class_agnostic: bool) -> Tensor:
+    """``S[b, i, j]``: candidate ``i`` suppresses ``j`` if kept (``i < j``, IoU > threshold).
+
+    Args:
+        boxes (Tensor[B, K, 5]), labels (Tensor[B, K] int64), valid (Tensor[B, K] bool): candidates by
+        decreasing score.
+
+    Returns:
+        Tensor[B, K, K] bool.
+    """
+    k = boxes.shape[1]
+    ar = torch.arange(k, device=boxes.device)
+    pair = (ar[:, None] < ar[None, :])[None] & valid[:, :, None] & valid[:, None, :]
+    if not class_agnostic:
+        pair = pair & (labels[:, :, None] == labels[:, None, :])
+    # IoU only where it can be > 0 (NonZero keeps the clipping work proportional to real overlaps).
+    cand = (pair & aabb_overlap(boxes[:, :, None], boxes[:, None, :])).reshape(-1)
+    lin = torch.nonzero(cand)[:, 0]                            # (b * K + i) * K + j
+    flat = boxes.reshape(-1, 5)
+    first = torch.div(lin, k, rounding_mode="floor")           # b * K + i
+    second = torch.div(lin, k * k, rounding_mode="floor") * k + lin % k
+    iou = box_iou_pairs(flat[first], flat[second])
+    full = torch.zeros_like(cand, dtype=boxes.dtype).scatter(0, lin, iou).reshape(pair.shape)
+    # Pairs never clipped have IoU 0, which still suppresses when iou_threshold < 0 (as rdet.ops).
+    return pair & (full > iou_threshold)
+
+
+@torch.library.custom_op("rdet_export::greedy_keep", mutates_args=())
+def greedy_keep(suppress: Tensor, valid: Tensor) -> Tensor:
+    """Greedy selection: ``keep[b, j] = valid[b, j] and not any(keep[b, i] and suppress[b, i, j], i < j)``.
+
+    Args:
+        suppress (Tensor[B, K, K] bool): upper triangular, see :func:`suppression_matrix`.
+        valid (Tensor[B, K] bool).
+
+    Returns:
+        Tensor[B, K] bool. Exported as an ONNX ``Loop`` over ``i`` (see :func:`expand_greedy_keep`).
+    """
+    keep = valid.clone()
+    for i in range(suppress.shape[1]):
+        keep &= ~(suppress[:, i] & keep[:, i : i + 1])
+    return keep
+
+
+@greedy_keep.register_fake
+def _(suppress, valid):
+    return torch.empty_like(valid)
+
+
+def rotated_nms_onnx(boxes: Tensor, scores: Tensor, params: NMSParams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``onnx`` mode: same inputs, outputs and semantics as :func:`export.rotated_nms_op.rotated_nms_batched`.
+
+    Args:
+        boxes (Tensor[B, N, 5]), scores (Tensor[B, N, C]).
+
+    Returns:
+        num_dets [B, 1] int32, det_boxes [B, max_det, 5], det_scores [B, max_det], det_classes [B, max_det]
+        int32.
+    """
+    check_inputs(boxes, scores)
+    n, c = scores.shape[1], scores.shape[2]
+    k = min(params.pre_nms_topk, n * c)
+    top_s, top_i = scores.reshape(scores.shape[0], n * c).topk(k, dim=1)  # sorted, ONNX TopK tie rule
+    valid = top_s > params.score_threshold
+    labels = top_i % c
+    bx = torch.gather(boxes, 1, torch.div(top_i, c, rounding_mode="floor")[..., None].expand(-1, -1, 5))
+    sup = suppression_matrix(bx, labels, valid, params.iou_threshold, params.class_agnostic)
+    keep = torch.ops.rdet_export.greedy_keep(sup, valid)
+    m = params.max_det
+    rank = torch.cumsum(keep.to(torch.int64), 1) - 1
+    sel = keep & (rank < m)
+    num = sel.to(torch.int32).sum(1, keepdim=True).to(torch.int32)
+    # Survivors go to slot `rank`; all others to distinct slots past max_det, cut off below.
+    dest = torch.where(sel, rank, m + torch.arange(k, device=boxes.device)[None])
+    pad = boxes.new_zeros(1, m, 1).expand(boxes.shape[0], -1, -1)    # [B, m, 1]
+    out_b = torch.cat([pad.expand(-1, -1, 5), torch.zeros_like(bx)], 1)
+    out_b = out_b.scatter(1, dest[..., None].expand(-1, -1, 5), bx)[:, :m]
+    out_s = torch.cat([pad[..., 0].to(scores.dtype), torch.zeros_like(top_s)], 1).scatter(1, dest, top_s)[:, :m]
+    cls = torch.where(sel, labels, torch.full_like(labels, -1))
+    out_c = torch.cat([pad[..., 0].to(torch.int64) - 1, cls], 1).scatter(1, dest, cls)[:, :m]
+    return num, out_b, out_s, out_c.to(torch.int32)
+
+
+# ------------------------------------------------------------------------------------- ONNX export
+_SYMBOLIC_OPSETS: set[int] = set()
+
+
+def register_onnx_symbolic(opset: int) -> None:
+    """Emit ``greedy_keep`` as a placeholder node that :func:`expand_greedy_keep` replaces by a ``Loop``."""
+    if opset in _SYMBOLIC_OPSETS:
+        return
+
+    def symbolic(g, suppress, valid):
+        out = g.op(_PLACEHOLDER, suppress, valid)
+        out.setType(valid.type())
+        return out
+
+    torch.onnx.register_custom_op_symbolic("rdet_export::greedy_keep", symbolic, opset)
+    _SYMBOLIC_OPSETS.add(opset)
+
+
+def expand_greedy_keep(model) -> int:
+    """Replace each placeholder node of an ``onnx.ModelProto`` (in place) by an equivalent ONNX ``Loop``.
+
+    The loop runs ``i = 0 .. K-1`` with the keep mask ``[B, K]`` as its state:
+    ``keep &= not(suppress[:, i, :] and keep[:, i:i+1])``. Returns the number of nodes replaced.
+    """
+    from onnx import TensorProto, helper
+
+    domain = _PLACEHOLDER.split("::")[0]
+    graph = model.graph
+    replaced = 0
+    for pos, node in enumerate(list(graph.node)):
+        if node.domain != domain:
+            continue
+        sup, valid = node.input
+        p = f"{node.name or 'greedy_keep'}_{replaced}"
+        nm = {s: f"{p}_{s}" for s in ("i", "cond", "keep_in", "cond_out", "keep_out", "row", "ki", "axes", "kix",
+                                       "sup", "nsup", "shape", "k", "trip", "true")}
+        body = helper.make_graph(
+            [helper.make_node("Gather", [sup, nm["i"]], [nm["row"]], axis=1),        # [B, K]
+             helper.make_node("Gather", [nm["keep_in"], nm["i"]], [nm["ki"]], axis=1),  # [B]
+             helper.make_node("Constant", [], [nm["axes"]],
+                              value=helper.make_tensor(nm["axes"], TensorProto.INT64, [1], [1])),
+             helper.make_node("Unsqueeze", [nm["ki"], nm["axes"]], [nm["kix"]]),      # [B, 1]
+             helper.make_node("And", [nm["row"], nm["kix"]], [nm["sup"]]),
+             helper.make_node("Not", [nm["sup"]], [nm["nsup"]]),
+             helper.make_node("And", [nm["keep_in"], nm["nsup"]], [nm["keep_out"]]),
+             helper.make_node("Identity", [nm["cond"]], [nm["cond_out"]])],
+            f"{p}_body",
+            [helper.make_tensor_value_info(nm["i"], TensorProto.INT64, []),
+             helper.make_tensor_value_info(nm["cond"], TensorProto.BOOL, []),
+             helper.make_tensor_value_info(nm["keep_in"], TensorProto.BOOL, None)],
+            [helper.make_tensor_value_info(nm["cond_out"], TensorProto.BOOL, []),
+             helper.make_tensor_value_info(nm["keep_out"], TensorProto.BOOL, None)])
+        new = [
+            helper.make_node("Shape", [valid], [nm["shape"]], start=1, end=2),          # [K]
+            helper.make_node("Squeeze", [nm["shape"]], [nm["trip"]]),                   # K (trip count)
+            helper.make_node("Constant", [], [nm["true"]], value=helper.make_tensor(nm["true"], TensorProto.BOOL,
+                                                                                     [], [True])),
+            helper.make_node("Loop", [nm["trip"], nm["true"], valid], [node.output[0]], name=f"{p}_loop",
+                             body=body),
+        ]
+        graph.node.remove(node)
+        for off, n in enumerate(new):
+            graph.node.insert(pos + replaced * (len(new) - 1) + off, n)
+        replaced += 1
+    for imp in list(model.opset_import):
+        if imp.domain == domain:
+            model.opset_import.remove(imp)
+    return replaced

@@ -1,0 +1,402 @@
+"""``rdet.predict``: tiled inference on scenes of any size, with a PyTorch, ONNX Runtime or TensorRT backend.
+
+The scene is cut into overlapping windows (:mod:`rdet.inference.tiling`), windows are read from disk batch by
+batch (:mod:`rdet.inference.io`: only the windows' TIFF tiles are decoded), run through the backend, mapped
+back to scene pixels and merged class by class with exact rotated NMS, so an object cut by a window border is
+reported once. Example::
+
+    dets = rdet.predict("scene.tif", "model.pt", tile=1024, overlap=200)
+    dets.boxes, dets.scores, dets.labels, dets.class_names   # scene pixels, canonical (cx, cy, w, h, angle)
+    dets.info.tiles, dets.info.ms_per_tile, dets.info.total_s, dets.info.georef
+
+Command line: ``rdet predict IMAGE... --model PATH --out DIR`` writes, per image, the annotated PNG, GeoJSON,
+DOTA Task1 lines (``.txt``) and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import inspect
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rdet.detections import Detections
+from rdet.inference import io
+from rdet.inference.tiling import (batched, check_tiling, merge_detections, pad_image, resize_window,
+                                   tile_windows, touches_inner_border, window_to_scene)
+from rdet.utils.progress import Progress
+
+BACKENDS = ("torch", "onnx", "trt")
+SUFFIXES = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "trt": (".engine", ".trt", ".plan")}
+PIXEL_MEAN = (123.675, 116.28, 103.53)  # RGB, as rdet.models.retinanet.PIXEL_MEAN
+PIXEL_STD = (58.395, 57.12, 57.375)
+DEFAULT_IOU_THR = 0.1  # MMRotate merges DOTA patches with rotated NMS at IoU 0.1
+
+
+@dataclass
+class PredictInfo:
+    """How a scene was predicted: its size, the tiling, and where the time went (seconds)."""
+
+    source: str
+    width: int
+    height: int
+    reader: str
+    backend: str
+    device: str
+    tile: int
+    overlap: int
+    scales: tuple[float, ...]
+    batch: int
+    score_thr: float | None
+    iou_thr: float
+    tiles: int = 0
+    raw_detections: int = 0      # before merging
+    read_s: float = 0.0          # reading + resizing windows
+    infer_s: float = 0.0         # the backend
+    merge_s: float = 0.0         # mapping + NMS
+    total_s: float = 0.0
+    georef: io.GeoRef | None = None
+
+    @property
+    def ms_per_tile(self) -> float:
+        """Backend time per tile in milliseconds."""
+        return 1000.0 * self.infer_s / max(self.tiles, 1)
+
+    def summary(self) -> str:
+        return (f"{self.tiles} tiles ({self.tile} px, overlap {self.overlap}) | {self.ms_per_tile:.0f} ms/tile | "
+                f"total {self.total_s:.2f} s")
+
+    def as_dict(self) -> dict:
+        """JSON-friendly view (the GeoRef as ``crs`` + ``transform``)."""
+        out = {k: getattr(self, k) for k in ("source", "width", "height", "reader", "backend", "device", "tile",
+                                             "overlap", "batch", "score_thr", "iou_thr", "tiles", "raw_detections",
+                                             "read_s", "infer_s", "merge_s", "total_s")}
+        out.update(scales=list(self.scales), ms_per_tile=self.ms_per_tile)
+        if self.georef is not None:
+            out.update(crs=self.georef.crs, transform=list(self.georef.transform))
+        return out
+
+
+@dataclass
+class SceneDetections(Detections):
+    """:class:`~rdet.detections.Detections` of a whole scene (boxes in scene pixels) plus :class:`PredictInfo`."""
+
+    info: PredictInfo | None = field(default=None, repr=False)
+
+    def select(self, keep: Tensor) -> SceneDetections:
+        """A subset (``keep``: index or bool mask), keeping ``info``."""
+        d = super().select(keep)
+        return SceneDetections(d.boxes, d.scores, d.labels, d.class_names, self.info)
+
+
+# ---------------------------------------------------------------------------------------------- backends
+@runtime_checkable
+class Backend(Protocol):
+    """What :func:`predict` runs: a callable on same-size uint8 RGB tiles ``[h, w, 3]`` returning, per tile,
+    ``(boxes [K, 5] in tile pixels, scores [K], labels [K])``; ``iou_thr`` is also the merge threshold."""
+
+    name: str
+    device: str
+    class_names: list[str]
+    score_thr: float | None
+    iou_thr: float
+
+    def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]: ...
+
+    def with_thresholds(self, score_thr: float | None, iou_thr: float | None) -> Backend: ...
+
+
+class TorchBackend:
+    """Runs an rdet ``nn.Module`` (``model.predict``) on batches of uint8 RGB tiles."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, device: str = "cpu", score_thr: float | None = None,
+                 iou_thr: float | None = None):
+        if not hasattr(model, "predict") or not hasattr(model, "class_names"):
+            raise ValueError(f"backend 'torch' needs an rdet detector (with .predict and .class_names), "
+                             f"got {type(model).__name__}")
+        self.device = str(device)
+        self.model = model.to(self.device).eval()
+        self.class_names = list(model.class_names)
+        self.score_thr = score_thr
+        test = getattr(getattr(model, "cfg", None), "test", None)
+        self.iou_thr = iou_thr if iou_thr is not None else getattr(test, "iou_thr", DEFAULT_IOU_THR)
+
+    def with_thresholds(self, score_thr: float | None, iou_thr: float | None) -> TorchBackend:
+        """The same model with other thresholds (``None`` keeps the current one); the model is shared."""
+        out = copy.copy(self)
+        out.score_thr = self.score_thr if score_thr is None else score_thr
+        out.iou_thr = self.iou_thr if iou_thr is None else iou_thr
+        return out
+
+    @torch.no_grad()
+    def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """``tiles``: same-size uint8 RGB ``[h, w, 3]`` -> per tile ``(boxes [K, 5], scores [K], labels [K])``."""
+        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2).float()  # [B, 3, h, w]
+        x = (x - x.new_tensor(PIXEL_MEAN)[:, None, None]) / x.new_tensor(PIXEL_STD)[:, None, None]
+        h, w = x.shape[-2:]
+        # pad bottom/right to a multiple of 32 with 0 = the mean colour after normalisation (as mmdet pads)
+        x = F.pad(x, (0, -w % 32, 0, -h % 32))
+        dets = self.model.predict(x, score_thr=self.score_thr, iou_thr=self.iou_thr)
+        return [(d.boxes, d.scores, d.labels) for d in dets]
+
+
+def _import_runner():
+    """``export.runtime.Runner`` (export/ lives beside the package, in a source checkout)."""
+    try:
+        return importlib.import_module("export.runtime").Runner
+    except ModuleNotFoundError as e:
+        root = Path(__file__).resolve().parents[2]
+        if e.name not in ("export", "export.runtime") or not (root / "export" / "runtime.py").is_file():
+            raise ValueError(f"backends 'onnx'/'trt' need export/runtime.py from a source checkout of rdet "
+                             f"({e})") from e
+        sys.path.insert(0, str(root))
+        return importlib.import_module("export.runtime").Runner
+
+
+class RunnerBackend:
+    """Runs an exported model with ``export.runtime.Runner(path).run(images) -> per-image dicts``.
+
+    ``images`` are uint8 RGB ``[B, 3, H, W]`` (normalisation is inside the exported graph); each result dict
+    has ``boxes`` ``[K, 5]``, ``scores`` ``[K]`` and ``labels`` ``[K]``. A graph with a fixed input size gets
+    tiles padded to it (``Runner.input_size = (H, W)``).
+    """
+
+    def __init__(self, path: str | Path, kind: str, device: str = "cpu", score_thr: float | None = None,
+                 iou_thr: float | None = None):
+        Runner = _import_runner()
+        self.name, self.device, self.path = kind, str(device), Path(path)
+        params = inspect.signature(Runner).parameters
+        self.runner = Runner(str(path), device=self.device) if "device" in params else Runner(str(path))
+        self.class_names = list(getattr(self.runner, "class_names", None) or [])
+        if not self.class_names:
+            raise ValueError(f"{path}: the exported model records no class names (metadata 'class_names')")
+        self.score_thr, self.iou_thr = score_thr, iou_thr if iou_thr is not None else DEFAULT_IOU_THR
+        size = getattr(self.runner, "input_size", None)
+        self.input_size = tuple(int(s) for s in size) if size and all(isinstance(s, int) and s > 0 for s in size) else None
+        self._run_params = set(inspect.signature(self.runner.run).parameters)
+
+    @property
+    def _kwargs(self) -> dict:
+        """Thresholds the runner takes (a graph with NMS inside may take them at run time)."""
+        pairs = (("score_thr", self.score_thr), ("iou_thr", self.iou_thr))
+        return {k: v for k, v in pairs if k in self._run_params and v is not None}
+
+    def with_thresholds(self, score_thr: float | None, iou_thr: float | None) -> RunnerBackend:
+        """The same runner with other thresholds (``None`` keeps the current one)."""
+        out = copy.copy(self)
+        out.score_thr = self.score_thr if score_thr is None else score_thr
+        out.iou_thr = self.iou_thr if iou_thr is None else iou_thr
+        return out
+
+    def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]:
+        h, w = tiles[0].shape[:2]
+        H, W = self.input_size or (h + (-h % 32), w + (-w % 32))
+        if h > H or w > W:
+            raise ValueError(f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; "
+                             f"use tile <= {min(H, W)} or export with a larger --imgsz / dynamic shapes")
+        mean = tuple(round(m) for m in PIXEL_MEAN)  # padding with the mean colour = 0 after normalisation
+        x = np.stack([pad_image(t, H, W, mean) if (h, w) != (H, W) else t for t in tiles]).transpose(0, 3, 1, 2)
+        out = []
+        for r in self.runner.run(np.ascontiguousarray(x), **self._kwargs):
+            boxes = torch.as_tensor(np.asarray(r["boxes"]), dtype=torch.float32).reshape(-1, 5)
+            scores = torch.as_tensor(np.asarray(r["scores"]), dtype=torch.float32).reshape(-1)
+            labels = torch.as_tensor(np.asarray(r.get("labels", r.get("classes"))), dtype=torch.long).reshape(-1)
+            if self.score_thr is not None and "score_thr" not in self._kwargs:
+                keep = scores > self.score_thr
+                boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            out.append((boxes, scores, labels))
+        return out
+
+
+def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", score_thr: float | None = None,
+                 iou_thr: float | None = None):
+    """A callable backend ``tiles -> [(boxes, scores, labels)]`` with ``class_names`` and ``iou_thr``.
+
+    Args:
+        model_or_path: an rdet ``nn.Module`` or checkpoint (``.pt``) for ``'torch'``; an ``.onnx`` file for
+            ``'onnx'``; a TensorRT engine (``.engine``/``.trt``/``.plan``) for ``'trt'``.
+
+    Raises:
+        ValueError: unknown backend, or a model/backend mismatch (naming both).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if isinstance(model_or_path, nn.Module):
+        if backend != "torch":
+            raise ValueError(f"model/backend mismatch: backend {backend!r} needs a {'/'.join(SUFFIXES[backend])} "
+                             f"file, got an nn.Module (use backend='torch')")
+        return TorchBackend(model_or_path, device, score_thr, iou_thr)
+    if isinstance(model_or_path, Backend):
+        if backend != "torch" and model_or_path.name != backend:  # 'torch' is the default: any loaded backend
+            raise ValueError(f"model/backend mismatch: a loaded {model_or_path.name!r} backend with backend={backend!r}")
+        return model_or_path.with_thresholds(score_thr, iou_thr)
+    if not isinstance(model_or_path, (str, Path)):
+        raise ValueError(f"model must be an nn.Module or a file path, got {type(model_or_path).__name__}")
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES[backend]:
+        fits = [b for b, s in SUFFIXES.items() if suffix in s]
+        hint = f" (use backend={fits[0]!r})" if fits else ""
+        raise ValueError(f"model/backend mismatch: backend {backend!r} reads {'/'.join(SUFFIXES[backend])} files, "
+                         f"got {path.name}{hint}")
+    if backend == "torch":
+        from rdet.engine.checkpoint import load_checkpoint
+
+        return TorchBackend(load_checkpoint(path, device=device), device, score_thr, iou_thr)
+    return RunnerBackend(path, backend, device, score_thr, iou_thr)
+
+
+# ---------------------------------------------------------------------------------------------- predict
+def predict(image_or_path, model_or_path, tile: int = 1024, overlap: int = 200, scales: Sequence[float] = (1.0,),
+            batch: int = 8, backend: str = "torch", score_thr: float | None = None, iou_thr: float | None = None,
+            device: str = "cpu", progress: bool = True) -> SceneDetections:
+    """Detect objects in a scene of any size by sliding-window inference.
+
+    Args:
+        image_or_path: a PNG/JPEG/BMP/TIFF path, a uint8 RGB array ``[H, W, 3]``, or an opened ``io.Scene``.
+        model_or_path: see :func:`load_backend` (a backend it returned is reused as is).
+        tile, overlap: window size and overlap in network pixels (``tile > overlap``).
+        scales: resize factors; each lays its own grid on the scene resized by it, and all are merged.
+        batch: windows per backend call (peak memory grows with it, not with the scene, for tiled TIFFs).
+        score_thr: per-window score threshold (``None``: the model's ``test.score_thr``).
+        iou_thr: NMS IoU threshold within windows and for the merge (``None``: the model's ``test.iou_thr``).
+        progress: show a progress bar over tiles on stderr.
+
+    Returns:
+        :class:`SceneDetections`: boxes ``[N, 5]`` in scene pixels (canonical convention), scores ``[N]``
+        (decreasing), labels ``[N]``, class_names, and ``info`` (:class:`PredictInfo`: tiles, timing, georef).
+    """
+    t_start = time.perf_counter()
+    check_tiling(tile, overlap)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    scales = tuple(float(s) for s in scales)
+    if not scales or not all(s > 0 and math.isfinite(s) for s in scales):
+        raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales!r}")
+    runner = load_backend(model_or_path, backend, device, score_thr, iou_thr)
+    owned = not isinstance(image_or_path, io.Scene)
+    scene = io.open_scene(image_or_path)
+    try:
+        return _predict_scene(scene, runner, tile, overlap, scales, batch, progress, t_start)
+    finally:
+        if owned:
+            scene.close()
+
+
+def _predict_scene(scene: io.Scene, runner, tile: int, overlap: int, scales: tuple[float, ...], batch: int,
+                   progress: bool, t_start: float) -> SceneDetections:
+    W, H = scene.width, scene.height
+    info = PredictInfo(scene.source, W, H, scene.reader, runner.name, runner.device, tile, overlap, scales, batch,
+                       runner.score_thr, runner.iou_thr, georef=scene.georef)
+    groups = [tile_windows(W, H, tile, overlap, s) for s in scales]  # one output size per scale: batchable
+    windows = [w for g in groups for w in g]
+    info.tiles = len(windows)
+    parts: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
+    wid = 0
+    name = Path(scene.source).name
+    with Progress(len(windows), f"predict {name}", enabled=progress) as bar:
+        for group in groups:
+            for chunk in batched(group, batch):
+                t0 = time.perf_counter()
+                pixels = [resize_window(scene.read(w.x, w.y, w.w, w.h), w) for w in chunk]
+                t1 = time.perf_counter()
+                results = runner(pixels)
+                t2 = time.perf_counter()
+                for w, (boxes, scores, labels) in zip(chunk, results):
+                    boxes = window_to_scene(boxes.detach().cpu().double(), w)
+                    parts.append((boxes, scores.detach().cpu().float(), labels.detach().cpu().long(),
+                                  torch.full((len(boxes),), wid, dtype=torch.long),
+                                  touches_inner_border(boxes, w, W, H)))
+                    wid += 1
+                info.read_s += t1 - t0
+                info.infer_s += t2 - t1
+                info.merge_s += time.perf_counter() - t2
+                bar.update(len(chunk))
+                bar.set_postfix({"ms/tile": round(info.ms_per_tile)})
+    t0 = time.perf_counter()
+    boxes, scores, labels, wids, cut = (torch.cat(x) for x in zip(*parts))
+    info.raw_detections = len(boxes)
+    keep = merge_detections(boxes, scores, labels, runner.iou_thr, cut, wids)
+    info.merge_s += time.perf_counter() - t0
+    info.total_s = time.perf_counter() - t_start
+    return SceneDetections(boxes[keep].float(), scores[keep], labels[keep], list(runner.class_names), info)
+
+
+# ---------------------------------------------------------------------------------------------- outputs + CLI
+def write_outputs(dets: SceneDetections, scene: io.Scene, out_dir: str | Path, stem: str, scores: bool = True,
+                  max_png_side: int | None = 8192) -> dict[str, Path]:
+    """Write ``<stem>.png`` (annotated), ``<stem>.geojson``, ``<stem>.txt`` (DOTA Task1 lines) and ``<stem>.json``."""
+    out_dir = Path(out_dir)
+    image, f = scene.read_all(max_png_side)
+    georef = dets.info.georef if dets.info is not None else None
+    info = dets.info.as_dict() if dets.info is not None else {}
+    return {"png": io.write_png(out_dir / f"{stem}.png", io.draw_detections(image, dets, scores=scores, scale=f)),
+            "geojson": io.write_geojson(out_dir / f"{stem}.geojson", dets, georef, stem),
+            "txt": io.write_task1_txt(out_dir / f"{stem}.txt", dets, stem.replace(" ", "_")),
+            "json": io.write_json(out_dir / f"{stem}.json", dets, info)}
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="rdet predict", description="Tiled inference on scenes of any size. Writes per "
+                                "image: annotated PNG, GeoJSON, DOTA Task1 lines (.txt) and JSON.")
+    p.add_argument("images", nargs="+", help="PNG/JPEG/BMP/TIFF scenes")
+    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tile", type=int, default=1024)
+    p.add_argument("--overlap", type=int, default=200)
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="default: from the model file's extension")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--score-thr", type=float, default=None)
+    p.add_argument("--iou-thr", type=float, default=None)
+    p.add_argument("--no-scores", action="store_true", help="draw boxes without score labels")
+    p.add_argument("--max-png-side", type=int, default=8192, help="shrink the annotated PNG to this side (0: full)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    stems = [Path(i).stem for i in a.images]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        print(f"rdet predict: error: several images share the name {dupes[0]!r}; outputs would overwrite each other",
+              file=sys.stderr)
+        return 2
+    backend = a.backend or next((b for b, s in SUFFIXES.items() if Path(a.model).suffix.lower() in s), "torch")
+    try:
+        runner = load_backend(a.model, backend, a.device, a.score_thr, a.iou_thr)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"rdet predict: error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for image, stem in zip(a.images, stems):
+        try:
+            with io.open_scene(image) as scene:
+                dets = predict(scene, runner, a.tile, a.overlap, a.scales, a.batch, progress=not a.quiet)
+                paths = write_outputs(dets, scene, a.out, stem, not a.no_scores, a.max_png_side or None)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"rdet predict: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(dets.counts().items(), key=lambda kv: -kv[1]))
+        print(f"{image}: {len(dets)} detections ({counts or 'none'}) | {dets.info.summary()} -> "
+              f"{Path(a.out) / stem}.{{png,geojson,txt,json}}")
+    return 1 if failed else 0
+
+
+__all__ = ["predict", "load_backend", "Backend", "PredictInfo", "SceneDetections", "TorchBackend", "RunnerBackend",
+           "write_outputs", "cli", "BACKENDS"]

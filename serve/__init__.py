@@ -1,0 +1,1 @@
+"""The Gradio demo (``rdet serve``); see :mod:`serve.app`. Only this package imports gradio."""
