@@ -161,15 +161,30 @@ def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "plugin", ba
         torch.onnx.export(graph, (example,), buf, dynamo=False, opset_version=opset, input_names=["images"],
                           output_names=out_names, dynamic_axes=dynamic_axes,
                           custom_opsets={"rdet": 1} if nms == "plugin" else None, do_constant_folding=True)
+        example_out = graph(example)
     proto = onnx.load_from_string(buf.getvalue())
     if nms == "onnx":
         nms_onnx.expand_greedy_keep(proto)
+    _set_output_shapes(proto, [list(o.shape) for o in example_out], dynamic_batch)
     _set_metadata(proto, model, nms, params, (h, w), input_dtype, None if dynamic_batch else batch)
     onnx.checker.check_model(proto)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(output))
     return output
+
+
+def _set_output_shapes(proto, shapes: list[list[int]], dynamic_batch: bool) -> None:
+    """Write the known output shapes into the graph (the exporter leaves symbolic names after NMS code)."""
+    for out, shape in zip(proto.graph.output, shapes):
+        dims = out.type.tensor_type.shape.dim
+        del dims[:]
+        for i, size in enumerate(shape):
+            d = dims.add()
+            if i == 0 and dynamic_batch:
+                d.dim_param = "batch"
+            else:
+                d.dim_value = size
 
 
 def _set_metadata(proto, model: nn.Module, nms: str, params: NMSParams, size: tuple[int, int], dtype: str,

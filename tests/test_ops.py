@@ -193,11 +193,11 @@ box_st = st.tuples(
 pair_st = st.tuples(box_st, st.tuples(st.floats(-20, 20), st.floats(-20, 20)), box_st)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(st.lists(pair_st, min_size=25, max_size=25))
 def test_box_iou_vs_shapely_hypothesis(pairs):
-    # 200 examples x 25 pairs (plus the 12k seeded pairs above); the second box is placed near the
+    # 120 examples x 25 pairs (plus the 12k seeded pairs above); the second box is placed near the
     # first so most pairs overlap.
     b1 = t64([p[0] for p in pairs])
     b2 = t64([p[2] for p in pairs])
@@ -217,23 +217,25 @@ def test_box_iou_vs_shapely_hypothesis(pairs):
 def test_poly_iou_vs_shapely(backend):
     g = np.random.default_rng(3)
     n = 3000
-    # Star-shaped (hence simple) random quads, convex or not, both orientations.
-    ang = np.sort(g.uniform(0, 2 * PI, (n, 4)), axis=1)
-    rad = g.uniform(1, 20, (n, 4))
+    # One vertex per quadrant around a centre, angular gaps < pi: star-shaped, hence simple; random
+    # radii make ~half of them non-convex. Both orientations.
+    def quads(centre):
+        ang = np.arange(4) * PI / 2 + g.uniform(-0.6, 0.6, (n, 4))
+        rad = np.exp(g.uniform(math.log(0.5), math.log(20), (n, 4)))
+        return centre + np.stack([rad * np.cos(ang), rad * np.sin(ang)], -1)
+
     centre = g.uniform(-10, 10, (n, 1, 2))
-    q1 = centre + np.stack([rad * np.cos(ang), rad * np.sin(ang)], -1)
-    ang2 = np.sort(g.uniform(0, 2 * PI, (n, 4)), axis=1)
-    q2 = centre + g.normal(0, 5, (n, 1, 2)) + np.stack([g.uniform(1, 20, (n, 4)) * np.cos(ang2),
-                                                       g.uniform(1, 20, (n, 4)) * np.sin(ang2)], -1)
+    q1 = quads(centre)
+    q2 = quads(centre + g.normal(0, 5, (n, 1, 2)))
     q2[::2] = q2[::2, ::-1]
     q1, q2 = q1.reshape(n, 8), q2.reshape(n, 8)
     ours = ops.poly_iou(torch.from_numpy(q1), torch.from_numpy(q2), aligned=True).numpy()
     valid = shapely.is_valid(shapely.polygons(q1.reshape(-1, 4, 2))) & shapely.is_valid(
         shapely.polygons(q2.reshape(-1, 4, 2)))
-    assert valid.mean() > 0.99
+    assert valid.all()
     nonconvex = np.abs(shapely.area(shapely.convex_hull(shapely.polygons(q1.reshape(-1, 4, 2))))
                        - shapely.area(shapely.polygons(q1.reshape(-1, 4, 2)))) > 1e-6
-    assert nonconvex.mean() > 0.2  # the test really covers non-convex quads
+    assert nonconvex.mean() > 0.15  # the test really covers non-convex quads
     np.testing.assert_allclose(ours[valid], shapely_poly_iou(q1[valid], q2[valid]), atol=1e-5, rtol=0)
     # Rectangles as polygons give the box IoU.
     b1, b2 = degenerate_pairs(seed=5)
@@ -321,9 +323,9 @@ def test_nms_matches_shapely_greedy(backend, thr):
 
 
 def test_nms_properties(backend):
-    boxes, scores = dota_like(1500, seed=4)
+    boxes, scores = dota_like(1000, seed=4)
     keep = ops.nms_rotated(boxes, scores, 0.1)
-    assert keep.dtype == torch.int64 and 0 < keep.numel() < 1500
+    assert keep.dtype == torch.int64 and 0 < keep.numel() < 1000
     assert torch.all(scores[keep][:-1] >= scores[keep][1:])  # by decreasing score
     # Idempotent: the kept boxes survive a second pass, in the same order.
     again = ops.nms_rotated(boxes[keep], scores[keep], 0.1)
@@ -332,7 +334,7 @@ def test_nms_properties(backend):
     iou = ops.box_iou_rotated(boxes[keep], boxes[keep])
     assert (iou.triu(1) <= 0.1).all()
     # Permuting the input does not change the kept set (scores are distinct).
-    perm = torch.randperm(1500, generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(1000, generator=torch.Generator().manual_seed(0))
     keep_p = ops.nms_rotated(boxes[perm], scores[perm], 0.1)
     assert torch.equal(perm[keep_p], keep)
 
@@ -367,20 +369,20 @@ def test_batched_nms(backend):
 
 @pytest.mark.skipif(not ops.has_compiled(), reason="rdet._C is not built")
 def test_compiled_matches_reference():
-    boxes, scores = dota_like(3000, seed=6)
-    idxs = torch.randint(0, 3, (3000,), generator=torch.Generator().manual_seed(2))
-    iou = ops.box_iou_rotated(boxes[:500], boxes)
-    iof = ops.box_iou_rotated(boxes[:500], boxes, mode="iof")
+    boxes, scores = dota_like(2000, seed=6)
+    idxs = torch.randint(0, 3, (2000,), generator=torch.Generator().manual_seed(2))
+    iou = ops.box_iou_rotated(boxes[:300], boxes)
+    iof = ops.box_iou_rotated(boxes[:300], boxes, mode="iof")
     keep = ops.nms_rotated(boxes, scores, 0.1)
     bkeep = ops.batched_nms_rotated(boxes, scores, idxs, 0.3)
     polys = (_reference.box_corners(boxes) + boxes[:, None, :2]).reshape(-1, 8)
-    piou = ops.poly_iou(polys[:300], polys[:600])
+    piou = ops.poly_iou(polys[:200], polys[:600])
     with ops.reference_only():
-        torch.testing.assert_close(iou, ops.box_iou_rotated(boxes[:500], boxes), atol=1e-12, rtol=0)
-        torch.testing.assert_close(iof, ops.box_iou_rotated(boxes[:500], boxes, mode="iof"), atol=1e-12, rtol=0)
+        torch.testing.assert_close(iou, ops.box_iou_rotated(boxes[:300], boxes), atol=1e-12, rtol=0)
+        torch.testing.assert_close(iof, ops.box_iou_rotated(boxes[:300], boxes, mode="iof"), atol=1e-12, rtol=0)
         assert torch.equal(keep, ops.nms_rotated(boxes, scores, 0.1))
         assert torch.equal(bkeep, ops.batched_nms_rotated(boxes, scores, idxs, 0.3))
-        torch.testing.assert_close(piou, ops.poly_iou(polys[:300], polys[:600]), atol=1e-12, rtol=0)
+        torch.testing.assert_close(piou, ops.poly_iou(polys[:200], polys[:600]), atol=1e-12, rtol=0)
 
 
 # ---------------------------------------------------------------------------------- bad input

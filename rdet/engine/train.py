@@ -188,7 +188,7 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    losses = model.loss(images, targets) if world == 1 else _ddp_loss(ddp, images, targets)
+                    losses = ddp(images, targets)  # forward with targets returns the loss dict
                 bad = [k for k, v in losses.items() if not torch.isfinite(v)]
                 if bad:
                     if main:
@@ -244,20 +244,6 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
     if world > 1:
         dist.barrier()
     return {"work_dir": str(work_dir), "checkpoint": str(last), "metrics": metrics, "iterations": it}
-
-
-def _ddp_loss(ddp, images, targets):
-    # DDP must see a forward() call to synchronise gradients: run the raw forward through the wrapper,
-    # then compute the loss from its outputs.
-    module = ddp.module
-    cls, reg = ddp(images)
-    from rdet.models.heads import flatten_levels
-
-    sizes = [tuple(c.shape[-2:]) for c in cls]
-    anchors = torch.cat(module.anchors(sizes, images.device))
-    cls_f = flatten_levels(cls, module.cfg.head.num_classes)
-    reg_f = flatten_levels(reg, module.bbox_head.reg_channels)
-    return module.loss_from_outputs(cls_f, reg_f, anchors, module.assign(anchors, targets))
 
 
 # --------------------------------------------------------------------------- CLI

@@ -461,7 +461,7 @@ def draw_detections(image: np.ndarray, dets: Detections, scores: bool = True, cl
             continue
         color = class_color(label)
         pts = np.round(polys[i]).astype(np.int32)
-        cv2.polylines(out, [pts], True, color, thickness, cv2.LINE_AA)
+        cv2.polylines(out, [pts], True, color, thickness, cv2.LINE_8)  # crisp: objects are small
         if scores:
             text = f"{name} {float(dets.scores[i]):.2f}"
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)

@@ -145,7 +145,7 @@ class TorchBackend:
     @torch.no_grad()
     def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]:
         """``tiles``: same-size uint8 RGB ``[h, w, 3]`` -> per tile ``(boxes [K, 5], scores [K], labels [K])``."""
-        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2).float()  # [B, 3, h, w]
+        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2).float().contiguous()  # [B, 3, h, w]
         x = (x - x.new_tensor(PIXEL_MEAN)[:, None, None]) / x.new_tensor(PIXEL_STD)[:, None, None]
         h, w = x.shape[-2:]
         # pad bottom/right to a multiple of 32 with 0 = the mean colour after normalisation (as mmdet pads)

@@ -8,6 +8,7 @@ divisible by 32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -69,9 +70,14 @@ class RotatedRetinaNet(nn.Module):
 
     # ----------------------------------------------------------------- forward
 
-    def forward(self, images: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Raw head outputs per level: ``cls [B, A*C, H_l, W_l]``, ``reg [B, A*R, H_l, W_l]``."""
-        return self.bbox_head(self.neck(self.backbone(images)))
+    def forward(self, images: Tensor, targets: list[dict] | None = None):
+        """Raw head outputs per level (``cls [B, A*C, H_l, W_l]``, ``reg [B, A*R, H_l, W_l]``), or the
+        training losses when ``targets`` are given (so DistributedDataParallel sees one ``forward``)."""
+        outs = self.bbox_head(self.neck(self.backbone(images)))
+        if targets is None:
+            return outs
+        cls, reg, anchors = self._flatten(outs, images)
+        return self.loss_from_outputs(cls, reg, anchors, self.assign(anchors, targets))
 
     def anchors(self, featmap_sizes: list[tuple[int, int]], device) -> list[Tensor]:
         """Angle-0 anchors per level, ``Tensor[H_l * W_l * A, 5]`` (cached per feature-map sizes)."""
@@ -91,11 +97,15 @@ class RotatedRetinaNet(nn.Module):
 
     def flat_outputs(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int]]:
         """Forward and flatten: ``cls [B, N, C]``, ``reg [B, N, R]``, ``anchors [N, 5]``, anchors per level."""
-        cls, reg = self(images)
-        sizes = [tuple(c.shape[-2:]) for c in cls]
-        anchors = self.anchors(sizes, images.device)
+        outs = self(images)
+        cls, reg, anchors = self._flatten(outs, images)
+        return cls, reg, anchors, [math.prod(c.shape[-2:]) * self.num_anchors for c in outs[0]]
+
+    def _flatten(self, outs, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        cls, reg = outs
+        anchors = self.anchors([tuple(c.shape[-2:]) for c in cls], images.device)
         return (flatten_levels(cls, self.cfg.head.num_classes), flatten_levels(reg, self.bbox_head.reg_channels),
-                torch.cat(anchors), [a.shape[0] for a in anchors])
+                torch.cat(anchors))
 
     def decode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Every anchor's decoded box and class probabilities, no selection (the export graph's ``none`` mode).
@@ -153,8 +163,7 @@ class RotatedRetinaNet(nn.Module):
 
     def loss(self, images: Tensor, targets: list[dict]) -> dict[str, Tensor]:
         """Training losses for a batch. ``targets[i]``: ``{'boxes': Tensor[G, 5], 'labels': Tensor[G]}``."""
-        cls, reg, anchors, _ = self.flat_outputs(images)
-        return self.loss_from_outputs(cls, reg, anchors, self.assign(anchors, targets))
+        return self(images, targets)
 
     # ----------------------------------------------------------------- inference
 
