@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,export]"
+	$(BIN)/python -c "import rdet.ops as o; print('rdet: compiled C++ ops:', o.has_compiled())"
 	touch $@
 
 setup: $(STAMP)

@@ -178,7 +178,11 @@ def rotated_nms_onnx(boxes: Tensor, scores: Tensor, params: NMSParams) -> tuple[
     check_inputs(boxes, scores)
     n, c = scores.shape[1], scores.shape[2]
     k = min(params.pre_nms_topk, n * c)
-    top_s, top_i = scores.reshape(scores.shape[0], n * c).topk(k, dim=1)  # sorted, ONNX TopK tie rule
+    flat = scores.reshape(scores.shape[0], n * c)
+    if torch.jit.is_tracing():
+        top_s, top_i = flat.topk(k, dim=1)  # ONNX TopK: sorted, equal scores -> lower index first
+    else:  # torch.topk promises no tie order; a stable sort gives ONNX TopK's
+        top_s, top_i = (t[:, :k] for t in flat.sort(dim=1, descending=True, stable=True))
     valid = top_s > params.score_threshold
     labels = top_i % c
     bx = torch.gather(boxes, 1, torch.div(top_i, c, rounding_mode="floor")[..., None].expand(-1, -1, 5))

@@ -105,7 +105,7 @@ def default_params(model: nn.Module, *, score_threshold=None, iou_threshold=None
                      class_agnostic=class_agnostic)
 
 
-def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "plugin", batch: int = 1,
+def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "onnx", batch: int = 1,
                 dynamic_batch: bool = False, imgsz: int | tuple[int, int] = 1024, input_dtype: str = "uint8",
                 opset: int = MIN_OPSET, score_threshold: float | None = None, iou_threshold: float | None = None,
                 max_det: int | None = None, pre_nms_topk: int | None = None,

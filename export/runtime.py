@@ -263,7 +263,8 @@ class Runner:
         self.input_size = tuple(self.meta["input_size"])
         self.class_names = list(self.meta["class_names"])
         self.fixed_batch = self.meta.get("batch")  # None when dynamic
-        self.batch_size = batch_size or self.fixed_batch
+        profile = self.meta.get("batch_profile")    # engines of dynamic graphs: (min, opt, max)
+        self.batch_size = batch_size or self.fixed_batch or (profile[2] if profile else None)
 
     def run(self, images) -> list[dict]:
         """Detect objects.

@@ -90,7 +90,8 @@ class Demo:
         rows = [[name, counts[name]] for name in self.class_names if name in counts] + [["total", len(dets)]]
         info = dets.info
         georef = f"; map coordinates ({info.georef.crs or 'CRS without EPSG code'})" if info.georef else ""
-        timing = (f"**{len(dets)} objects** in {info.width} x {info.height} px | {info.tiles} tiles of {info.tile} px "
+        tiles = f"{info.tiles} tile{'s' * (info.tiles != 1)}"
+        timing = (f"**{len(dets)} objects** in {info.width} x {info.height} px | {tiles} of {info.tile} px "
                   f"(overlap {info.overlap}, scale {scale:g}) | **{info.ms_per_tile:.0f} ms/tile** | total "
                   f"{info.total_s:.2f} s ({self.backend.name}){georef}")
         out = Path(out_dir or tempfile.mkdtemp(prefix="rdet_serve_"))
@@ -114,10 +115,12 @@ def build_app(model_path: str | Path, backend: str | None = None, device: str = 
     def run(upload, sample, score_thr, iou_thr, tile, overlap, scale, classes):
         try:
             return demo.run(upload, sample, score_thr, iou_thr, tile, overlap, scale, classes)
-        except (ValueError, FileNotFoundError) as e:  # bad input: say why in the page, keep serving
-            raise gr.Error(str(e)) from e
-        except Exception as e:  # noqa: BLE001 - anything else is shown too, and the app keeps serving
-            raise gr.Error(f"internal error ({type(e).__name__}): {e}") from e
+        except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
+            message = str(e) if isinstance(e, (ValueError, FileNotFoundError)) else f"internal error " \
+                f"({type(e).__name__}): {e}"
+            if upload:  # name the user's file, not the server's upload folder
+                message = message.replace(str(Path(upload).parent) + "/", "")
+            raise gr.Error(message) from e
 
     with gr.Blocks(title="rdet: oriented object detection in aerial scenes") as app:
         gr.Markdown("# rdet: oriented objects in aerial scenes\nUpload a scene of any size (PNG, JPEG, TIFF/GeoTIFF, "

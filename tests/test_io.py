@@ -18,7 +18,8 @@ KEYS_UTM33 = (1, 1, 0, 2, 1025, 0, 1, 1, 3072, 0, 1, 32633)  # PixelIsArea, EPSG
 def sample_dets() -> Detections:
     boxes = torch.tensor([[10.0, 20.0, 8.0, 4.0, 0.0], [50.5, 40.25, 30.0, 10.0, 0.4], [80.0, 30.0, 12.0, 6.0, -1.0]],
                          dtype=torch.float64)
-    return Detections(boxes, torch.tensor([0.9, 0.75, 0.5], dtype=torch.float64), torch.tensor([1, 0, 1]), ["plane", "ship"])
+    scores = torch.tensor([0.9, 0.75, 0.5], dtype=torch.float64)
+    return Detections(boxes, scores, torch.tensor([1, 0, 1]), ["plane", "ship"])
 
 
 # ------------------------------------------------------------------------------------------------ reading

@@ -56,7 +56,8 @@ class BlobBackend:
             n, _, stats, _ = cv2.connectedComponentsWithStats((t[..., 0] > 128).astype(np.uint8))
             rows = [(x + w / 2, y + h / 2, w, h, 0.0) for x, y, w, h, _ in stats[1:]]
             boxes = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
-            out.append((boxes, (boxes[:, 2] * boxes[:, 3] / 10000).clamp(max=1), torch.zeros(len(rows), dtype=torch.long)))
+            scores = (boxes[:, 2] * boxes[:, 3] / 10000).clamp(max=1)
+            out.append((boxes, scores, torch.zeros(len(rows), dtype=torch.long)))
         return out
 
 
@@ -131,7 +132,7 @@ def test_merge_border_rule_known_answer():
     boxes = torch.tensor([[1021.0, 330.0, 6.0, 60.0, 0.0], [1068.0, 330.0, 100.0, 60.0, 0.0]], dtype=torch.float64)
     scores, labels, wids = torch.tensor([0.036, 0.6]), torch.tensor([0, 0]), torch.tensor([0, 1])
     w0, w1 = Window(0, 0, 1024, 1024, 1.0, 1024, 1024), Window(824, 0, 1024, 1024, 1.0, 1024, 1024)
-    cut = torch.stack([touches_inner_border(boxes[:1], w0, 1848, 1024)[0], touches_inner_border(boxes[1:], w1, 1848, 1024)[0]])
+    cut = torch.cat([touches_inner_border(boxes[:1], w0, 1848, 1024), touches_inner_border(boxes[1:], w1, 1848, 1024)])
     assert cut.tolist() == [True, False]
     assert merge_detections(boxes, scores, labels, 0.1).tolist() == [1, 0]           # NMS alone keeps both
     assert merge_detections(boxes, scores, labels, 0.1, cut, wids).tolist() == [1]
@@ -209,7 +210,8 @@ def test_predict_geotiff_reads_windows_and_georeferences(tmp_path):
     keys = (1, 1, 0, 2, 1025, 0, 1, 1, 3072, 0, 1, 32633)
     path = tmp_path / "scene.tif"
     tifffile.imwrite(path, img, tile=(128, 128), photometric="rgb",
-                     extratags=[(33550, "d", 3, (0.5, 0.5, 0.0), True), (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
+                     extratags=[(33550, "d", 3, (0.5, 0.5, 0.0), True),
+                                (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
                                 (34735, "H", len(keys), keys, True)])
     dets = predict(path, BlobBackend(), tile=256, overlap=64, progress=False)
     assert dets.info.reader == "tifffile-windows" and dets.info.georef.epsg == 32633
@@ -250,3 +252,18 @@ def test_import_rdet_does_not_import_gradio():
     code = "import sys, rdet; rdet.predict; import rdet.inference.io; assert 'gradio' not in sys.modules, 'gradio'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_onnx_backend_matches_torch(tmp_path, tiny_model):
+    pytest.importorskip("onnxruntime")
+    export_onnx = pytest.importorskip("export.onnx_export").export_onnx
+    path = export_onnx(tiny_model, tmp_path / "tiny.onnx", nms="none", imgsz=128, score_threshold=0.3)
+    img = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    ref = predict(img, tiny_model, tile=128, overlap=32, score_thr=0.3, progress=False)
+    dets = predict(img, path, backend="onnx", tile=128, overlap=32, score_thr=0.3, progress=False)
+    assert dets.info.backend == "onnx" and dets.info.tiles == 6 and dets.class_names == ref.class_names
+    # the exported NMS picks candidates by a global top-k (the model per level), so only the best ones must agree
+    torch.testing.assert_close(dets.scores[:5], ref.scores[:5], atol=1e-5, rtol=0)
+    torch.testing.assert_close(dets.boxes[:5], ref.boxes[:5], atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="tiles of 160x160 do not fit the model's fixed input 128x128"):
+        predict(np.zeros((300, 300, 3), np.uint8), path, backend="onnx", tile=160, overlap=32, progress=False)

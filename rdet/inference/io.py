@@ -24,7 +24,6 @@ map coordinates + CRS when georeferenced), :func:`write_json`, and :func:`draw_d
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -176,7 +175,8 @@ class Scene:
 
     def _check(self, x: int, y: int, w: int, h: int) -> None:
         if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > self.width or y + h > self.height:
-            raise ValueError(f"{self.source}: window x={x} y={y} w={w} h={h} outside the {self.width}x{self.height} scene")
+            raise ValueError(f"{self.source}: window x={x} y={y} w={w} h={h} outside the "
+                             f"{self.width}x{self.height} scene")
 
 
 class TiffScene(Scene):
@@ -246,7 +246,8 @@ class TiffScene(Scene):
         if page.is_tiled:
             th, tw = int(page.tilelength), int(page.tilewidth)
             across = -(-self.width // tw)
-            cells = [(ty, tx) for ty in range(y // th, (y + h - 1) // th + 1) for tx in range(x // tw, (x + w - 1) // tw + 1)]
+            cells = [(ty, tx) for ty in range(y // th, (y + h - 1) // th + 1)
+                     for tx in range(x // tw, (x + w - 1) // tw + 1)]
             segments = [(ty * across + tx, ty * th, tx * tw) for ty, tx in cells]
         else:
             rps = min(int(page.rowsperstrip), self.height)
@@ -294,7 +295,8 @@ def open_scene(image_or_path) -> Scene:
         raise FileNotFoundError(f"image not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise ValueError(f"{path}: unsupported format {suffix or '(no extension)'!r}; supported: {', '.join(SUPPORTED)}")
+        raise ValueError(f"{path}: unsupported format {suffix or '(no extension)'!r}; "
+                         f"supported: {', '.join(SUPPORTED)}")
     if suffix in TIFF:
         try:
             import tifffile  # noqa: F401 - optional extra
@@ -376,7 +378,8 @@ def to_geojson(dets: Detections, georef: GeoRef | None = None, image_id: str | N
     return out
 
 
-def write_geojson(path: str | Path, dets: Detections, georef: GeoRef | None = None, image_id: str | None = None) -> Path:
+def write_geojson(path: str | Path, dets: Detections, georef: GeoRef | None = None,
+                  image_id: str | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_geojson(dets, georef, image_id)), encoding="utf-8")
@@ -419,7 +422,7 @@ def to_json(dets: Detections, info: dict | None = None) -> dict:
 def write_json(path: str | Path, dets: Detections, info: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_json(dets, info), indent=1), encoding="utf-8")
+    path.write_text(json.dumps(to_json(dets, info)), encoding="utf-8")
     return path
 
 
@@ -468,7 +471,8 @@ def draw_detections(image: np.ndarray, dets: Detections, scores: bool = True, cl
             x, y = int(pts[:, 0].min()), int(pts[:, 1].min())
             y = max(y, th + base)
             cv2.rectangle(out, (x, y - th - base), (x + tw, y), color, -1)
-            cv2.putText(out, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
+            ink = (0, 0, 0) if 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 else (255, 255, 255)
+            cv2.putText(out, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, font, ink, 1, cv2.LINE_AA)
     return out
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
-import inspect
 import math
 import sys
 import time
@@ -75,7 +74,8 @@ class PredictInfo:
         return 1000.0 * self.infer_s / max(self.tiles, 1)
 
     def summary(self) -> str:
-        return (f"{self.tiles} tiles ({self.tile} px, overlap {self.overlap}) | {self.ms_per_tile:.0f} ms/tile | "
+        return (f"{self.tiles} tile{'s' * (self.tiles != 1)} ({self.tile} px, overlap {self.overlap}) | "
+                f"{self.ms_per_tile:.0f} ms/tile | "
                 f"total {self.total_s:.2f} s")
 
     def as_dict(self) -> dict:
@@ -170,30 +170,24 @@ def _import_runner():
 class RunnerBackend:
     """Runs an exported model with ``export.runtime.Runner(path).run(images) -> per-image dicts``.
 
-    ``images`` are uint8 RGB ``[B, 3, H, W]`` (normalisation is inside the exported graph); each result dict
-    has ``boxes`` ``[K, 5]``, ``scores`` ``[K]`` and ``labels`` ``[K]``. A graph with a fixed input size gets
-    tiles padded to it (``Runner.input_size = (H, W)``).
+    Tiles go in as uint8 RGB ``[B, 3, H, W]`` padded at the bottom/right to the graph's fixed input size
+    (``Runner.input_size``) with the mean colour (0 after the normalisation inside the graph); each result has
+    ``boxes [K, 5]``, ``scores [K]``, ``labels [K]``. NMS runs inside the graph (or right after it, for
+    ``--nms none``) with the thresholds recorded at export: ``score_thr`` can only raise the exported score
+    threshold, and ``iou_thr`` applies to the merge across windows.
     """
 
     def __init__(self, path: str | Path, kind: str, device: str = "cpu", score_thr: float | None = None,
                  iou_thr: float | None = None):
         Runner = _import_runner()
         self.name, self.device, self.path = kind, str(device), Path(path)
-        params = inspect.signature(Runner).parameters
-        self.runner = Runner(str(path), device=self.device) if "device" in params else Runner(str(path))
-        self.class_names = list(getattr(self.runner, "class_names", None) or [])
-        if not self.class_names:
-            raise ValueError(f"{path}: the exported model records no class names (metadata 'class_names')")
-        self.score_thr, self.iou_thr = score_thr, iou_thr if iou_thr is not None else DEFAULT_IOU_THR
-        size = getattr(self.runner, "input_size", None)
-        self.input_size = tuple(int(s) for s in size) if size and all(isinstance(s, int) and s > 0 for s in size) else None
-        self._run_params = set(inspect.signature(self.runner.run).parameters)
-
-    @property
-    def _kwargs(self) -> dict:
-        """Thresholds the runner takes (a graph with NMS inside may take them at run time)."""
-        pairs = (("score_thr", self.score_thr), ("iou_thr", self.iou_thr))
-        return {k: v for k, v in pairs if k in self._run_params and v is not None}
+        self.runner = Runner(str(path), device=self.device)
+        self.class_names = list(self.runner.class_names)
+        self.input_size = tuple(int(s) for s in self.runner.input_size)  # (H, W)
+        params = getattr(self.runner, "meta", {}).get("nms_params", {})
+        self.score_floor = float(params.get("score_threshold", 0.0))
+        self.score_thr = score_thr
+        self.iou_thr = float(iou_thr if iou_thr is not None else params.get("iou_threshold", DEFAULT_IOU_THR))
 
     def with_thresholds(self, score_thr: float | None, iou_thr: float | None) -> RunnerBackend:
         """The same runner with other thresholds (``None`` keeps the current one)."""
@@ -204,18 +198,18 @@ class RunnerBackend:
 
     def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]:
         h, w = tiles[0].shape[:2]
-        H, W = self.input_size or (h + (-h % 32), w + (-w % 32))
+        H, W = self.input_size
         if h > H or w > W:
-            raise ValueError(f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; "
-                             f"use tile <= {min(H, W)} or export with a larger --imgsz / dynamic shapes")
-        mean = tuple(round(m) for m in PIXEL_MEAN)  # padding with the mean colour = 0 after normalisation
-        x = np.stack([pad_image(t, H, W, mean) if (h, w) != (H, W) else t for t in tiles]).transpose(0, 3, 1, 2)
+            raise ValueError(f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; use "
+                             f"tile <= {min(H, W)} or export with a larger --imgsz")
+        mean = tuple(round(m) for m in PIXEL_MEAN)
+        x = np.stack([pad_image(t, H, W, mean) for t in tiles]).transpose(0, 3, 1, 2)  # [B, 3, H, W]
         out = []
-        for r in self.runner.run(np.ascontiguousarray(x), **self._kwargs):
+        for r in self.runner.run(np.ascontiguousarray(x)):
             boxes = torch.as_tensor(np.asarray(r["boxes"]), dtype=torch.float32).reshape(-1, 5)
             scores = torch.as_tensor(np.asarray(r["scores"]), dtype=torch.float32).reshape(-1)
-            labels = torch.as_tensor(np.asarray(r.get("labels", r.get("classes"))), dtype=torch.long).reshape(-1)
-            if self.score_thr is not None and "score_thr" not in self._kwargs:
+            labels = torch.as_tensor(np.asarray(r["labels"]), dtype=torch.long).reshape(-1)
+            if self.score_thr is not None and self.score_thr > self.score_floor:
                 keep = scores > self.score_thr
                 boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
             out.append((boxes, scores, labels))
@@ -242,7 +236,8 @@ def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", sco
         return TorchBackend(model_or_path, device, score_thr, iou_thr)
     if isinstance(model_or_path, Backend):
         if backend != "torch" and model_or_path.name != backend:  # 'torch' is the default: any loaded backend
-            raise ValueError(f"model/backend mismatch: a loaded {model_or_path.name!r} backend with backend={backend!r}")
+            raise ValueError(f"model/backend mismatch: a loaded {model_or_path.name!r} backend with "
+                             f"backend={backend!r}")
         return model_or_path.with_thresholds(score_thr, iou_thr)
     if not isinstance(model_or_path, (str, Path)):
         raise ValueError(f"model must be an nn.Module or a file path, got {type(model_or_path).__name__}")
@@ -270,11 +265,13 @@ def predict(image_or_path, model_or_path, tile: int = 1024, overlap: int = 200, 
 
     Args:
         image_or_path: a PNG/JPEG/BMP/TIFF path, a uint8 RGB array ``[H, W, 3]``, or an opened ``io.Scene``.
-        model_or_path: see :func:`load_backend` (a backend it returned is reused as is).
+        model_or_path: see :func:`load_backend` (a backend it returned is reused as is). An ``nn.Module`` is
+            moved to ``device`` and put in eval mode.
         tile, overlap: window size and overlap in network pixels (``tile > overlap``).
         scales: resize factors; each lays its own grid on the scene resized by it, and all are merged.
         batch: windows per backend call (peak memory grows with it, not with the scene, for tiled TIFFs).
-        score_thr: per-window score threshold (``None``: the model's ``test.score_thr``).
+        score_thr: per-window score threshold (``None``: the model's ``test.score_thr``; an exported graph's
+            own threshold is a floor).
         iou_thr: NMS IoU threshold within windows and for the merge (``None``: the model's ``test.iou_thr``).
         progress: show a progress bar over tiles on stderr.
 

@@ -1,0 +1,29 @@
+"""R3Det oc, ResNet-50 FPN, KLD-stable loss (GDLoss) in both stages, 1x, DOTA v1.0.
+
+Reproduces open-mmlab/mmrotate, branch dev-1.x (commit 3ff004e):
+  configs/kld/r3det-oc_r50_fpn_kld-stable_1x_dota.py, whose _base_ is configs/r3det/r3det-oc_r50_fpn_1x_dota.py
+  (reproduced in this repository under the same path).
+Published: 72.12 mAP on DOTA v1.0 test, 13.5 fps (configs/kld/README.md; checkpoint
+r3det_kld_stable_r50_fpn_1x_dota_oc-e011059d.pth from 0.x's configs/kld/r3det_kld_stable_r50_fpn_1x_dota_oc.py,
+same values).
+"""
+
+from rdet.config import LossConfig, load_base
+
+NAME = "r3det-oc_r50_fpn_kld-stable_1x_dota"
+
+config = load_base("../r3det/r3det-oc_r50_fpn_1x_dota.py")
+config.name = NAME
+config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
+config.train.work_dir = f"work_dirs/{NAME}"
+
+# bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
+#                     fun='log1p', tau=1.0, sqrt=False, loss_weight=5.0))
+config.model.head.reg_decoded_bbox = True
+config.model.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
+                                         loss_weight=5.0)
+# bbox_head_refine=[dict(type='R3RefineHead', stacked_convs=4, ..., reg_decoded_bbox=True,
+#     loss_bbox=dict(type='GDLoss', loss_type='kld', fun='log1p', tau=1.0, sqrt=False, loss_weight=5.0))]
+config.model.refine.stacked_convs = 4
+config.model.refine.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
+                                           loss_weight=5.0)

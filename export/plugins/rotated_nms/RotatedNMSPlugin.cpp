@@ -1,0 +1,308 @@
+// IPluginV3 adapter: TensorRT bookkeeping only; the NMS runs in RotatedNMSKernels.cu.
+#include "RotatedNMSPlugin.h"
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <string>
+
+using namespace nvinfer1;
+
+namespace rdet {
+namespace trt {
+namespace {
+
+constexpr char kPluginName[] = "RotatedNMS";
+constexpr char kPluginVersion[] = "1";
+constexpr char kPluginNamespace[] = "rdet";
+
+struct FieldSpec {
+  char const* name;
+  PluginFieldType type;
+};
+
+// The plugin fields, i.e. the ONNX node attributes (besides plugin_version / plugin_namespace, which
+// the ONNX parser reads to find this creator). Must equal export/plugins/rotated_nms/plugin_fields.json:
+// tests/test_export.py parses the block between the two markers.
+// rdet:plugin-fields-begin
+constexpr FieldSpec kFields[] = {
+    {"iou_threshold", PluginFieldType::kFLOAT32},
+    {"score_threshold", PluginFieldType::kFLOAT32},
+    {"max_det", PluginFieldType::kINT32},
+    {"pre_nms_topk", PluginFieldType::kINT32},
+    {"class_agnostic", PluginFieldType::kINT32},
+};
+// rdet:plugin-fields-end
+constexpr int32_t kNbFields = static_cast<int32_t>(sizeof(kFields) / sizeof(kFields[0]));
+
+// ------------------------------------------------------------------------------------------ logging
+std::mutex gLoggerMutex;
+ILoggerFinder* gLoggerFinder = nullptr;
+
+void logError(std::string const& msg) noexcept {
+  std::string const text = std::string("[rdet RotatedNMS] ") + msg;
+  ILogger* logger = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(gLoggerMutex);
+    if (gLoggerFinder != nullptr) logger = gLoggerFinder->findLogger();
+  }
+  if (logger != nullptr) {
+    logger->log(ILogger::Severity::kERROR, text.c_str());
+  } else {
+    std::cerr << text << std::endl;
+  }
+}
+
+ScalarType scalarType(DataType t) { return t == DataType::kHALF ? ScalarType::kFloat16 : ScalarType::kFloat32; }
+
+bool isFloatType(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF; }
+
+// Read one numeric plugin field (the ONNX parser gives kFLOAT32 / kINT32; 64-bit variants accepted too).
+bool readNumber(PluginField const& f, double& out) {
+  if (f.data == nullptr || f.length < 1) return false;
+  switch (f.type) {
+    case PluginFieldType::kFLOAT32: out = *static_cast<float const*>(f.data); return true;
+    case PluginFieldType::kFLOAT64: out = *static_cast<double const*>(f.data); return true;
+    case PluginFieldType::kINT32: out = *static_cast<int32_t const*>(f.data); return true;
+    case PluginFieldType::kINT64: out = static_cast<double>(*static_cast<int64_t const*>(f.data)); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------- plugin
+RotatedNMSPlugin::RotatedNMSPlugin(NMSConfig config) : mConfig(config), mClassAgnostic(config.class_agnostic ? 1 : 0) {
+  buildSerializedFields();
+}
+
+RotatedNMSPlugin::RotatedNMSPlugin(RotatedNMSPlugin const& other)
+    : IPluginV3(), IPluginV3OneCore(), IPluginV3OneBuild(), IPluginV3OneRuntime(),
+      mConfig(other.mConfig), mClassAgnostic(other.mClassAgnostic) {
+  buildSerializedFields();  // the field pointers must point at this object's members
+}
+
+void RotatedNMSPlugin::buildSerializedFields() {
+  mSerialized.clear();
+  mSerialized.emplace_back(kFields[0].name, &mConfig.iou_threshold, kFields[0].type, 1);
+  mSerialized.emplace_back(kFields[1].name, &mConfig.score_threshold, kFields[1].type, 1);
+  mSerialized.emplace_back(kFields[2].name, &mConfig.max_det, kFields[2].type, 1);
+  mSerialized.emplace_back(kFields[3].name, &mConfig.pre_nms_topk, kFields[3].type, 1);
+  mSerialized.emplace_back(kFields[4].name, &mClassAgnostic, kFields[4].type, 1);
+  mSerializedCollection.nbFields = static_cast<int32_t>(mSerialized.size());
+  mSerializedCollection.fields = mSerialized.data();
+}
+
+IPluginCapability* RotatedNMSPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
+  switch (type) {
+    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
+    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
+    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+  }
+  return nullptr;
+}
+
+IPluginV3* RotatedNMSPlugin::clone() noexcept {
+  try {
+    return new RotatedNMSPlugin(*this);
+  } catch (std::exception const& e) {
+    logError(std::string("clone failed: ") + e.what());
+  }
+  return nullptr;
+}
+
+char const* RotatedNMSPlugin::getPluginName() const noexcept { return kPluginName; }
+char const* RotatedNMSPlugin::getPluginVersion() const noexcept { return kPluginVersion; }
+char const* RotatedNMSPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
+
+int32_t RotatedNMSPlugin::getNbOutputs() const noexcept { return 4; }
+
+int32_t RotatedNMSPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
+                                             int32_t nbInputs) const noexcept {
+  if (nbInputs != 2 || nbOutputs != 4) return -1;
+  outputTypes[0] = DataType::kINT32;   // num_dets
+  outputTypes[1] = inputTypes[0];      // det_boxes: the boxes' precision
+  outputTypes[2] = inputTypes[1];      // det_scores: the scores' precision
+  outputTypes[3] = DataType::kINT32;   // det_classes
+  return 0;
+}
+
+int32_t RotatedNMSPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
+                                          int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
+                                          IExprBuilder& exprBuilder) noexcept {
+  if (nbInputs != 2 || nbOutputs != 4 || inputs[0].nbDims != 3 || inputs[1].nbDims != 3) {
+    logError("expects inputs boxes [B, N, 5] and scores [B, N, C] and 4 outputs");
+    return -1;
+  }
+  if (inputs[0].d[2]->isConstant() && inputs[0].d[2]->getConstantValue() != 5) {
+    logError("boxes must have shape [B, N, 5] (cx, cy, w, h, angle)");
+    return -1;
+  }
+  IDimensionExpr const* batch = inputs[0].d[0];
+  IDimensionExpr const* maxDet = exprBuilder.constant(mConfig.max_det);
+  outputs[0].nbDims = 2;
+  outputs[0].d[0] = batch;
+  outputs[0].d[1] = exprBuilder.constant(1);
+  outputs[1].nbDims = 3;
+  outputs[1].d[0] = batch;
+  outputs[1].d[1] = maxDet;
+  outputs[1].d[2] = exprBuilder.constant(5);
+  outputs[2].nbDims = 2;
+  outputs[2].d[0] = batch;
+  outputs[2].d[1] = maxDet;
+  outputs[3].nbDims = 2;
+  outputs[3].d[0] = batch;
+  outputs[3].d[1] = maxDet;
+  return 0;
+}
+
+bool RotatedNMSPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+                                                 int32_t nbOutputs) noexcept {
+  if (nbInputs != 2 || nbOutputs != 4 || pos < 0 || pos >= 6) return false;
+  PluginTensorDesc const& d = inOut[pos].desc;
+  if (d.format != TensorFormat::kLINEAR) return false;
+  switch (pos) {
+    case 0:  // boxes
+    case 1:  // scores
+      return isFloatType(d.type);
+    case 2:  // num_dets
+    case 5:  // det_classes
+      return d.type == DataType::kINT32;
+    case 3: return d.type == inOut[0].desc.type;  // det_boxes
+    case 4: return d.type == inOut[1].desc.type;  // det_scores
+    default: return false;
+  }
+}
+
+int32_t RotatedNMSPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
+                                          DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
+  if (nbInputs != 2 || nbOutputs != 4) return -1;
+  Dims const& b = in[0].desc.dims;
+  Dims const& s = in[1].desc.dims;
+  if (b.nbDims != 3 || s.nbDims != 3 || (b.d[2] != -1 && b.d[2] != 5)) {
+    logError("expects boxes [B, N, 5] and scores [B, N, C]");
+    return -1;
+  }
+  for (int32_t i = 0; i < 2; ++i) {
+    if (b.d[i] != -1 && s.d[i] != -1 && b.d[i] != s.d[i]) {
+      logError("boxes and scores disagree on the batch or box count");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+size_t RotatedNMSPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+                                          DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept {
+  if (nbInputs != 2) return 0;
+  Dims const& s = inputs[1].max;  // the largest shape of the optimisation profile
+  NMSShape const shape{static_cast<int32_t>(s.d[0]), static_cast<int32_t>(s.d[1]), static_cast<int32_t>(s.d[2])};
+  return workspace_size(shape, mConfig);
+}
+
+int32_t RotatedNMSPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
+                                        int32_t nbOutputs) noexcept {
+  if (nbInputs != 2 || nbOutputs != 4) return -1;
+  return in[0].dims.d[0] == in[1].dims.d[0] && in[0].dims.d[1] == in[1].dims.d[1] && in[0].dims.d[2] == 5 ? 0 : -1;
+}
+
+int32_t RotatedNMSPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
+                                  void const* const* inputs, void* const* outputs, void* workspace,
+                                  cudaStream_t stream) noexcept {
+  (void)outputDesc;
+  Dims const& s = inputDesc[1].dims;
+  NMSShape const shape{static_cast<int32_t>(s.d[0]), static_cast<int32_t>(s.d[1]), static_cast<int32_t>(s.d[2])};
+  cudaError_t const err = rotated_nms(shape, mConfig, scalarType(inputDesc[0].type), scalarType(inputDesc[1].type),
+                                      inputs[0], inputs[1], static_cast<int32_t*>(outputs[0]), outputs[1], outputs[2],
+                                      static_cast<int32_t*>(outputs[3]), workspace, workspace_size(shape, mConfig),
+                                      stream);
+  if (err != cudaSuccess) {
+    logError(std::string("enqueue failed: ") + cudaGetErrorString(err));
+    return -1;
+  }
+  return 0;
+}
+
+IPluginV3* RotatedNMSPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept { return clone(); }
+
+PluginFieldCollection const* RotatedNMSPlugin::getFieldsToSerialize() noexcept { return &mSerializedCollection; }
+
+// ------------------------------------------------------------------------------------------ creator
+RotatedNMSPluginCreator::RotatedNMSPluginCreator() {
+  for (int32_t i = 0; i < kNbFields; ++i) mFields.emplace_back(kFields[i].name, nullptr, kFields[i].type, 1);
+  mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
+  mFieldCollection.fields = mFields.data();
+}
+
+char const* RotatedNMSPluginCreator::getPluginName() const noexcept { return kPluginName; }
+char const* RotatedNMSPluginCreator::getPluginVersion() const noexcept { return kPluginVersion; }
+char const* RotatedNMSPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
+PluginFieldCollection const* RotatedNMSPluginCreator::getFieldNames() noexcept { return &mFieldCollection; }
+
+IPluginV3* RotatedNMSPluginCreator::createPlugin(char const* /*name*/, PluginFieldCollection const* fc,
+                                                 TensorRTPhase /*phase*/) noexcept {
+  try {
+    if (fc == nullptr) {
+      logError("createPlugin: no plugin fields");
+      return nullptr;
+    }
+    double values[kNbFields];
+    bool seen[kNbFields] = {};
+    for (int32_t i = 0; i < fc->nbFields; ++i) {
+      PluginField const& f = fc->fields[i];
+      for (int32_t j = 0; j < kNbFields; ++j) {
+        if (f.name != nullptr && std::strcmp(f.name, kFields[j].name) == 0) {
+          if (!readNumber(f, values[j])) {
+            logError(std::string("field ") + f.name + " has an unsupported type or no data");
+            return nullptr;
+          }
+          seen[j] = true;
+        }
+      }
+    }
+    for (int32_t j = 0; j < kNbFields; ++j) {
+      if (!seen[j]) {  // no silent defaults: the ONNX node must carry every attribute
+        logError(std::string("missing field ") + kFields[j].name);
+        return nullptr;
+      }
+    }
+    NMSConfig config{};
+    config.iou_threshold = static_cast<float>(values[0]);
+    config.score_threshold = static_cast<float>(values[1]);
+    config.max_det = static_cast<int32_t>(values[2]);
+    config.pre_nms_topk = static_cast<int32_t>(values[3]);
+    config.class_agnostic = values[4] != 0.0;
+    if (!std::isfinite(values[0]) || !std::isfinite(values[1])) {
+      logError("iou_threshold and score_threshold must be finite");
+      return nullptr;
+    }
+    if (config.max_det < 1 || config.pre_nms_topk < 1 || config.pre_nms_topk > kMaxPreNmsTopk) {
+      logError("max_det must be >= 1 and pre_nms_topk in [1, " + std::to_string(kMaxPreNmsTopk) + "]");
+      return nullptr;
+    }
+    return new RotatedNMSPlugin(config);
+  } catch (std::exception const& e) {
+    logError(std::string("createPlugin failed: ") + e.what());
+  }
+  return nullptr;
+}
+
+}  // namespace trt
+}  // namespace rdet
+
+// ------------------------------------------------------------------------- library entry points
+// IPluginRegistry::loadLibrary (Python: trt.get_plugin_registry().load_library(path), trtexec
+// --dynamicPlugins) looks these up; no static registration, so loading twice does not double-register.
+extern "C" TENSORRTAPI void setLoggerFinder(nvinfer1::ILoggerFinder* finder) {
+  std::lock_guard<std::mutex> lock(rdet::trt::gLoggerMutex);
+  rdet::trt::gLoggerFinder = finder;
+}
+
+extern "C" TENSORRTAPI nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
+  static rdet::trt::RotatedNMSPluginCreator sCreator;
+  static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&sCreator};
+  nbCreators = 1;
+  return kCreators;
+}
