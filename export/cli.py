@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rdet export", description="Export an rdet checkpoint to ONNX or a TensorRT engine.")
+    p = argparse.ArgumentParser(prog="rdet export",
+                                description="Export an rdet checkpoint to ONNX or a TensorRT engine.")
     p.add_argument("checkpoint", help="rdet checkpoint (.pth) holding weights and config")
     p.add_argument("--format", choices=("onnx", "trt"), default="onnx")
     p.add_argument("--output", required=True, help="output .onnx (format onnx) or .engine/.plan (format trt)")

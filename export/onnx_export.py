@@ -79,7 +79,7 @@ def _load_model(model_or_checkpoint) -> nn.Module:
     missing = [a for a in ("decode", "class_names", "cfg") if not hasattr(model, a)]
     if missing:
         raise ValueError(f"unsupported model {type(model).__name__}: export needs a detector with "
-                         f"decode(images) -> (boxes, scores), class_names and cfg (rdet RotatedRetinaNet); "
+                         f"decode(images) -> (boxes, scores), class_names and cfg (rdet RotatedRetinaNet or R3Det); "
                          f"missing {missing}")
     return model
 
@@ -113,7 +113,7 @@ def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "onnx", batc
     """Export a detector (or an rdet checkpoint) to an ONNX file.
 
     Args:
-        model_or_checkpoint: a model with ``decode`` (Rotated RetinaNet) or an rdet checkpoint path.
+        model_or_checkpoint: a model with ``decode`` (Rotated RetinaNet, R3Det) or an rdet checkpoint path.
         output: the ``.onnx`` file to write (parent folders are created).
         nms: ``'none'``, ``'plugin'`` or ``'onnx'`` (see the module docstring).
         batch: the fixed batch size (the example batch when ``dynamic_batch``).
@@ -131,21 +131,33 @@ def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "onnx", batc
     Raises:
         ValueError: bad arguments, an unsupported model, or a checkpoint whose config cannot be rebuilt.
     """
-    import onnx
-
     if nms not in NMS_MODES:
         raise ValueError(f"nms must be one of {NMS_MODES}, got {nms!r}")
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
     if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f"opset must be an int >= {MIN_OPSET} (rdet exports opset {MIN_OPSET} or newer), got {opset!r}")
+        raise ValueError(f"opset must be an int >= {MIN_OPSET}, got {opset!r}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     h, w = _image_size(imgsz)
     model = _load_model(model_or_checkpoint)
     params = default_params(model, score_threshold=score_threshold, iou_threshold=iou_threshold,
                             max_det=max_det, pre_nms_topk=pre_nms_topk, class_agnostic=class_agnostic)
-    graph = ExportGraph(model, nms, params).eval().cpu()
+    # Export on CPU in eval mode, then give the caller's model back as it was.
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        return _export(ExportGraph(model, nms, params).eval().cpu(), model, output, nms, params, batch,
+                       dynamic_batch, (h, w), input_dtype, opset)
+    finally:
+        model.train(was_training).to(device)
+
+
+def _export(graph: ExportGraph, model: nn.Module, output: str | Path, nms: str, params: NMSParams, batch: int,
+            dynamic_batch: bool, size: tuple[int, int], input_dtype: str, opset: int) -> Path:
+    import onnx
+
+    h, w = size
     dtype = torch.uint8 if input_dtype == "uint8" else torch.float32
     example = torch.randint(0, 256, (batch, 3, h, w), generator=torch.Generator().manual_seed(0)).to(dtype)
     out_names = ["boxes", "scores"] if nms == "none" else list(OUTPUT_NAMES)

@@ -162,20 +162,20 @@ def load_plugin_library(trt, plugin_lib: str | Path | None):
     return handle
 
 
-class _Logger:
-    """A TensorRT logger that keeps the errors, so they can be raised with the engine path."""
+def make_logger(trt):
+    """A ``trt.ILogger`` that keeps error messages (``.errors``), so they can be raised with the file path."""
+    serious = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
 
-    def __new__(cls, trt):
-        class Logger(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.errors: list[str] = []
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
 
-            def log(self, severity, msg):
-                if severity <= trt.ILogger.Severity.ERROR:
-                    self.errors.append(str(msg))
+        def log(self, severity, msg):
+            if severity in serious:
+                self.errors.append(str(msg))
 
-        return Logger()
+    return Logger()
 
 
 class TensorRTBackend:
@@ -193,9 +193,13 @@ class TensorRTBackend:
             plugin_lib = self.meta["plugin_lib"]
         load_plugin_library(trt, plugin_lib)
         self.device = torch.device(device if device.startswith("cuda") else "cuda")
-        self.logger = _Logger(trt)
-        runtime = trt.Runtime(self.logger)
-        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        self.logger = make_logger(trt)
+        self.runtime = trt.Runtime(self.logger)  # kept alive as long as the engine
+        try:
+            self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        except Exception as e:  # noqa: BLE001 - some versions raise instead of returning None
+            self.engine = None
+            self.logger.errors.append(str(e))
         if self.engine is None:
             raise RuntimeError(f"{path}: TensorRT {trt.__version__} could not deserialize the engine (built for "
                                f"another GPU or TensorRT version, or the plugin library is not loaded): "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from export.runtime import _Logger, import_tensorrt, load_plugin_library
+from export.runtime import import_tensorrt, load_plugin_library, make_logger
 
 
 def _batch_profile(meta: dict, min_batch: int | None, opt_batch: int | None, max_batch: int | None
@@ -72,7 +72,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, plugin_lib: str
     profile_batch = _batch_profile(meta, min_batch, opt_batch, max_batch)
 
     trt = import_tensorrt()
-    logger = _Logger(trt)
+    logger = make_logger(trt)
     load_plugin_library(trt, plugin_lib)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT >= 10

@@ -283,3 +283,21 @@ def test_quickstart_and_published_configs():
                 teacher.train.epochs, teacher.train.milestones) == (18, 12, 34, 24, (16, 22))
         assert student.model.head.loss_bbox.type == name and student.model.coder.angle_version == "oc"
     assert cli([str(ROOT / "configs/quickstart/ld_r18_r34_synthetic.py"), "--print-config"]) == 0
+
+
+def test_distill_resume_continues_exactly(tiny_data, teacher_ckpt, tmp_path):
+    path, _ = teacher_ckpt
+
+    def cfg(name):
+        c = tiny(tiny_data, tmp_path / name)
+        c.distill = DistillConfig(teacher_weights=str(path), vlr_alpha=0.25)
+        return c
+
+    full = distill(cfg("full"), max_iters=3, progress=False)
+    part = cfg("part")
+    distill(part, max_iters=2, progress=False)
+    res = distill(cfg("part"), max_iters=3, resume=True, progress=False)
+    assert res["iterations"] == 3
+    a, b = read_checkpoint(full["checkpoint"])["model"], read_checkpoint(res["checkpoint"])["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)

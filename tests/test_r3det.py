@@ -180,9 +180,9 @@ def test_refine_anchors_are_the_decoded_best_init_boxes():
 def test_forward_loss_backward_predict(loss):
     torch.manual_seed(0)
     model = build_model(tiny_config(stages=1, loss=loss)).train()
-    images = torch.randn(2, 3, 128, 128)
+    images = torch.randn(2, 3, 64, 64)
     # a gt equal to a P3 anchor (32 x 32 at (40, 40)) is a positive of the init stage
-    targets = [{"boxes": torch.tensor([[40.0, 40, 32, 32, -0.01], [90, 70, 60, 20, -0.6]]),
+    targets = [{"boxes": torch.tensor([[40.0, 40, 32, 32, -0.01], [20, 44, 40, 14, -0.6]]),
                 "labels": torch.tensor([1, 0])},
                {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)}]
     losses = model.loss(images, targets)
@@ -204,7 +204,7 @@ def test_forward_loss_backward_predict(loss):
     a = dets[0].boxes[:, 4]
     assert ((a >= -math.pi / 2) & (a < 0)).all()  # regularised to 'oc'
     boxes, scores = model.decode(images)
-    assert boxes.shape == (2, 16 * 16 + 64 + 16 + 4 + 1, 5) and scores.shape == (2, boxes.shape[1], 2)
+    assert boxes.shape == (2, 8 * 8 + 16 + 4 + 1 + 1, 5) and scores.shape == (2, boxes.shape[1], 2)
 
 
 def test_refine_thresholds_step_per_stage():

@@ -1,5 +1,8 @@
 """Tiled inference: the window grid, mapping back to the scene, merging cut objects, predict and its CLI."""
 
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -247,7 +250,6 @@ def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys):
 
 def test_import_rdet_does_not_import_gradio():
     import subprocess
-    import sys
 
     code = "import sys, rdet; rdet.predict; import rdet.inference.io; assert 'gradio' not in sys.modules, 'gradio'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -256,6 +258,9 @@ def test_import_rdet_does_not_import_gradio():
 
 def test_onnx_backend_matches_torch(tmp_path, tiny_model):
     pytest.importorskip("onnxruntime")
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)  # export/ lives beside the package
     export_onnx = pytest.importorskip("export.onnx_export").export_onnx
     path = export_onnx(tiny_model, tmp_path / "tiny.onnx", nms="none", imgsz=128, score_threshold=0.3)
     img = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)

@@ -86,13 +86,13 @@ def vlr_weights(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: boo
         return anchors.new_zeros(n)
     gt_boxes = gt_boxes.to(anchors)
     iou = (_axis_aligned_iou(anchors, gt_boxes) if horizontal else ops.box_iou_rotated(anchors, gt_boxes))  # [N, G]
-    dist = torch.cdist(anchors[:, :2].double(), gt_boxes[:, :2].double())  # [N, G] centre distances
     candidates = []
     start = 0
     for count in levels:
-        if count > 0:
-            k = min(topk, count)
-            idx = dist[start:start + count].topk(k, dim=0, largest=False).indices + start  # [k, G]
+        if count > 0:  # ATSS-style candidates: the topk nearest anchor centres of every level
+            dist = torch.cdist(anchors[start:start + count, :2].float(), gt_boxes[:, :2].float(),
+                               compute_mode="donot_use_mm_for_euclid_dist")  # [n_l, G], exact differences
+            idx = dist.topk(min(topk, count), dim=0, largest=False).indices + start  # [k, G]
             candidates.append(iou.gather(0, idx))
         start += count
     cand = torch.cat(candidates, 0)  # [K, G]
@@ -178,7 +178,8 @@ def kd_loss(student_cls: Tensor, teacher_cls: Tensor, mask: Tensor, T: float,
         T, num_level_anchors, class_reduction: as :func:`ld_loss` (``'mean'``: averaged over the C classes).
 
     Returns:
-        Tensor[]: ``sum_a w_a T^2 KL_a / max(#(w > 0), 1)``; 0 when student == teacher.
+        Tensor[]: ``sum_a w_a T^2 KL_a / max(#(w > 0), 1)``; 0 when student == teacher, and always 0 with a
+        single class (a softmax over one logit is constant; the reference behaves the same).
     """
     if student_cls.shape != teacher_cls.shape:
         raise ValueError(f"student class logits {list(student_cls.shape)} and teacher {list(teacher_cls.shape)} "

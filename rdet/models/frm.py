@@ -80,9 +80,10 @@ def bilinear_sample(feat: Tensor, xy: Tensor) -> Tensor:
     inside = (x >= -1) & (x <= w) & (y >= -1) & (y <= h)  # [B, H', W']
     # align_corners=True: -1 and 1 are the centres of the first and last pixels; max(., 1) keeps a
     # one-pixel map (P7 of a small input) finite: any coordinate then clamps to pixel 0.
-    grid = torch.stack([x * (2 / max(w - 1, 1)) - 1, y * (2 / max(h - 1, 1)) - 1], -1)
-    out = F.grid_sample(feat, grid.to(feat.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-    return out * inside[:, None].to(out.dtype)
+    grid = torch.stack([x * (2 / max(w - 1, 1)) - 1, y * (2 / max(h - 1, 1)) - 1], -1).float()
+    # float32 positions: in half precision a 128-pixel map would lose ~0.06 pixel of position.
+    out = F.grid_sample(feat.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return (out * inside[:, None].to(out.dtype)).to(feat.dtype)
 
 
 def rotated_feature_align(feat: Tensor, boxes: Tensor, stride: float, points: int = 1,

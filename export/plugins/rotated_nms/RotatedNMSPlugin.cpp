@@ -195,7 +195,8 @@ int32_t RotatedNMSPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int
 }
 
 size_t RotatedNMSPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-                                          DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept {
+                                          DynamicPluginTensorDesc const* /*outputs*/,
+                                          int32_t /*nbOutputs*/) const noexcept {
   if (nbInputs != 2) return 0;
   Dims const& s = inputs[1].max;  // the largest shape of the optimisation profile
   NMSShape const shape{static_cast<int32_t>(s.d[0]), static_cast<int32_t>(s.d[1]), static_cast<int32_t>(s.d[2])};
