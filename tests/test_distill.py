@@ -70,7 +70,8 @@ def test_gradient_flows_only_into_the_student_logits():
     g = torch.Generator().manual_seed(1)
     s = torch.randn(6, 45, generator=g).requires_grad_()
     t = torch.randn(6, 45, generator=g).requires_grad_()
-    (ld_loss(s, t, torch.ones(6, dtype=torch.bool), T=5.0) + kd_loss(s[:, :4], t[:, :4], torch.ones(6), T=5.0)).backward()
+    loss = ld_loss(s, t, torch.ones(6, dtype=torch.bool), T=5.0) + kd_loss(s[:, :4], t[:, :4], torch.ones(6), T=5.0)
+    loss.backward()
     assert t.grad is None
     assert s.grad is not None and s.grad.abs().sum() > 0
 
@@ -272,8 +273,9 @@ def test_quickstart_and_published_configs():
     assert (s.model.backbone.depth, t.model.backbone.depth) == (18, 34)
     # Zzh-tju/Rotated-LD configs/ld/*_r18_r34_*: loss_ld / loss_kd weights, T = 5, reg_max = 8, alpha 0.25
     for name, ld, kd in (("kld", 15.0, 15.0), ("gwd", 10.0, 20.0)):
-        student = rdet.load_config(ROOT / f"configs/ld/rotated_retinanet_distribution_hbb_{name}_r18_r34_fpn_1x_dota_oc.py")
-        teacher = rdet.load_config(ROOT / f"configs/ld/rotated_retinanet_distribution_hbb_{name}_r34_fpn_2x_dota_oc.py")
+        prefix = ROOT / f"configs/ld/rotated_retinanet_distribution_hbb_{name}"
+        student = rdet.load_config(f"{prefix}_r18_r34_fpn_1x_dota_oc.py")
+        teacher = rdet.load_config(f"{prefix}_r34_fpn_2x_dota_oc.py")
         check_compatible(student, teacher)
         d = student.distill
         assert (d.ld_weight, d.kd_weight, d.temperature, d.vlr_alpha, d.vlr_horizontal) == (ld, kd, 5.0, 0.25, True)
