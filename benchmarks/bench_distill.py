@@ -6,7 +6,7 @@ architecture (distribution head, ``reg_max=8``), data, augmentation, schedule an
 LD/KD terms differ. Both are scored on the validation scenes with the DOTA metric (AP50 and AP50:95), and the
 script prints a markdown table of mean +- std over the seeds.
 
-    .venv/bin/python benchmarks/bench_distill.py --quick                       # smoke run, ~2 minutes
+    .venv/bin/python benchmarks/bench_distill.py --quick                       # smoke run, < 1 minute
     .venv/bin/python benchmarks/bench_distill.py --out /work/notes/bench_distill.md    # the default size
     .venv/bin/python benchmarks/bench_distill.py --size 256 --octave-base-scale 4 --train-images 512 \\
         --teacher-iters 3000 --student-iters 1000 --device cuda                # a larger run, on a GPU
@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Spinning OpenMP threads are 10-50x slower on shared cores (see bench_fps.py); libgomp reads this when torch is
+# imported, so it is set first. An explicit OMP_WAIT_POLICY wins; the report prints the value.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
@@ -125,7 +128,8 @@ def run(args) -> str:
                      f"{', '.join(f'{100 * v:.1f}' for v in ap50)} |")
     table = "\n".join(lines)
     device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else \
-        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__})"
+        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')})"
     setting = (f"{args.train_images} train / {args.val_images} val synthetic scenes of {args.size} px (4 classes), "
                f"batch {args.batch_size}, FPN/head width {args.width}, {args.stacked_convs} stacked convs, "
                f"anchors from {8 * args.octave_base_scale:g} px, reg_max 8, KLD-stable, AdamW lr {args.lr}, flips; "

@@ -242,8 +242,8 @@ def make_step(backend: str, name: str, model, images: torch.Tensor, raw: np.ndar
             raise Skip("CUDA graphs need a CUDA device")
         mode = "reduce-overhead" if backend == "cudagraphs" else None
         m = copy.deepcopy(model)
-        if nms:  # predict() has data-dependent shapes (score filter, NMS): compile the network it calls
-            m.forward = torch.compile(m.forward, mode=mode)
+        if nms:  # predict() has data-dependent shapes (score filter, NMS): compile the dense part it calls
+            m.flat_outputs = torch.compile(m.flat_outputs, mode=mode)
             return _torch_step(m, images, nms, score_thr)
         return _torch_step(m, images, nms, score_thr, decode=torch.compile(m.decode, mode=mode))
     if backend == "onnx":
@@ -404,13 +404,15 @@ def markdown_table(rows: list[Row]) -> str:
         frac = f"{100 * r.images_per_s / r.limit:.1f}" if r.limit else "n/a"
         lines.append(f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
                      f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.images_per_s:.3g} | {r.published or '-'} | "
-                     f"{r.gflop:.1f} | {limit} | {frac} | {r.dets:.0f} |")
+                     f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |")
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------ run
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     """Run the matrix. Returns (rows, skipped lines, failed lines)."""
+    from rdet.models.retinanet import PIXEL_MEAN, PIXEL_STD
+
     device = torch.device(args.device)
     rows, skipped, failed = [], [], []
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rdet_bench_"))
@@ -436,8 +438,6 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
             for batch in args.batch:
                 gen = torch.Generator().manual_seed(0)
                 raw_t = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=gen)
-                from rdet.models.retinanet import PIXEL_MEAN, PIXEL_STD
-
                 images = ((raw_t.float() - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
                           / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)).to(device)
                 raw = raw_t.numpy()

@@ -12,8 +12,8 @@ Models are built on the ``meta`` device, so counting a 1024 x 1024 R-50 takes a 
 
     .venv/bin/python benchmarks/flops.py --models retinanet-r18 retinanet-r50 --inputs dota hrsc
 
-gives 328.4 GFLOP (R-18) and 430.3 GFLOP (R-50) per 1024 x 1024 image with the DOTA configs (15 classes,
-9 anchors per location, 256-channel FPN and head with 4 stacked convs): the head alone is ~226 GFLOP because
+gives 327.8 GFLOP (R-18) and 430.3 GFLOP (R-50) per 1024 x 1024 image with the DOTA configs (15 classes,
+9 anchors per location, 256-channel FPN and head with 4 stacked convs): the head alone is 224.1 GFLOP because
 it runs 8 convolutions of 256 x 256 x 3 x 3 on every FPN location (21,824 of them at 1024 px).
 """
 

@@ -108,6 +108,11 @@ class RefineConfig:
     pos_iou_thr: float = 0.6
     neg_iou_thr: float = 0.5
     loss_bbox: LossConfig = field(default_factory=lambda: LossConfig(type="smooth_l1", beta=0.11))
+    # Feature refinement module: MMRotate calls mmcv's rotated_feature_align with points=1 (the centre only)
+    # and mmcv's kernel reads that centre as (y, x): the published models computed that (rdet.models.frm).
+    # points=5, swap_xy=False samples the centre and four corners where the box is (the paper's FRM).
+    frm_points: int = 1
+    frm_swap_xy: bool = True
 
 
 @dataclass(slots=True)
@@ -236,6 +241,8 @@ def validate(config: Config) -> Config:
     if m.type == "r3det":
         if m.refine is None:
             _fail("model.refine", "an r3det model needs a RefineConfig")
+        if m.refine.frm_points not in (1, 5):
+            _fail("model.refine.frm_points", f"must be 1 or 5, got {m.refine.frm_points}")
         if m.refine.num_stages < 1 or len(m.refine.stage_loss_weights) != m.refine.num_stages:
             _fail("model.refine.stage_loss_weights",
                   f"{len(m.refine.stage_loss_weights)} weights for {m.refine.num_stages} refine stages")

@@ -118,6 +118,12 @@ def test_loads_and_builds(path):
     a, c, f = 9, h.num_classes, h.feat_channels  # 9 anchors: 3 ratios x 3 scales per octave
     r = 5 * (h.reg_max + 1) if h.reg_max else 5  # distribution head: reg_max + 1 bins per delta
     # MMDetection's parameter names and shapes, so published checkpoints map one to one
+    if config.model.type == "r3det":  # dev-1.x names: an init head (9 anchors) and 1-anchor refine heads
+        assert tuple(state["bbox_head_init.retina_cls.weight"].shape) == (a * c, f, 3, 3)
+        assert tuple(state["bbox_head_refine.0.retina_cls.weight"].shape) == (c, f, 3, 3)
+        assert len(model.bbox_head_init.cls_convs) == h.stacked_convs
+        assert len(model.bbox_head_refine[0].cls_convs) == config.model.refine.stacked_convs
+        return
     assert tuple(state["bbox_head.retina_cls.weight"].shape) == (a * c, f, 3, 3)
     assert tuple(state["bbox_head.retina_reg.weight"].shape) == (a * r, f, 3, 3)
     assert len(model.bbox_head.cls_convs) == len(model.bbox_head.reg_convs) == h.stacked_convs

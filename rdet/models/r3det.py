@@ -39,12 +39,7 @@ from rdet.models.heads import (RetinaHead, flatten_levels, max_iou_assign, regre
                                sigmoid_focal)
 from rdet.models.retinanet import Targets
 
-# Settings the config schema (rdet.config.RefineConfig) does not hold yet; the values are the published ones.
-# FRM: MMRotate calls mmcv's rotated_feature_align with its default points=1 (centre only), and mmcv's
-# kernel reads the centre as (y, x) = (cx, cy): see rdet.models.frm. Proposed fields: refine.frm_points,
-# refine.frm_swap_xy.
-FRM_POINTS = 1
-FRM_SWAP_XY = True
+# Settings the config schema (rdet.config.RefineConfig) does not hold; the values are the published ones.
 # Refine stage i > 0 raises both IoU thresholds by 0.1 per stage (r3det-refine-oc: 0.6/0.5 then 0.7/0.6).
 # Proposed field: refine.pos_iou_thrs / refine.neg_iou_thrs tuples, one per stage.
 REFINE_IOU_STEP = 0.1
@@ -80,7 +75,7 @@ class RefineHead(RetinaHead):
     """A RetinaHead with one anchor per location and its feature refinement module (dev-1.x ``R3RefineHead``)."""
 
     def __init__(self, num_classes: int, in_channels: int, stacked_convs: int, feat_channels: int,
-                 strides: tuple[int, ...], frm_points: int = FRM_POINTS, frm_swap_xy: bool = FRM_SWAP_XY):
+                 strides: tuple[int, ...], frm_points: int = 1, frm_swap_xy: bool = True):
         super().__init__(num_classes, in_channels, 1, stacked_convs, feat_channels)
         self.feat_refine_module = FRM(in_channels, strides, frm_points, frm_swap_xy)
 
@@ -148,7 +143,8 @@ class R3Det(nn.Module):
         self.bbox_head_init = RetinaHead(h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs,
                                          h.feat_channels)
         self.bbox_head_refine = nn.ModuleList(
-            RefineHead(h.num_classes, n.out_channels, r.stacked_convs, h.feat_channels, tuple(cfg.anchors.strides))
+            RefineHead(h.num_classes, n.out_channels, r.stacked_convs, h.feat_channels, tuple(cfg.anchors.strides),
+                       r.frm_points, r.frm_swap_xy)
             for _ in range(r.num_stages))
         self.coder = DeltaXYWHTCoder(**asdict(cfg.coder))
         self._anchor_cache: dict = {}
