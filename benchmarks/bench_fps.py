@@ -22,8 +22,10 @@ float batch already on the device.
 
 The physical limit is ``peak FLOP/s / FLOPs per image`` (:mod:`benchmarks.flops`; model FLOPs = 2 x MACs
 of every conv): on a GPU the datasheet peak of the row's precision (tf32 for fp32 rows, as PyTorch/ORT/TRT
-use tf32 convolutions by default; ``--peak-tflops`` overrides), on a CPU the best FLOP/s of a large matmul
-measured in the same run (its practical peak).
+use tf32 convolutions by default; ``--peak-tflops`` overrides), on a CPU the best FLOP/s of 2048^3 matmuls
+measured right after each row (its practical peak under the load of that moment: on a shared machine the
+load changes within minutes). ``CPU ms`` is the process CPU time per iteration (all threads): on a CPU, wall
+time much above ``CPU ms / threads`` means other processes had the cores.
 
     rdet bench --quick                                        # tiny model, seconds
     rdet bench --models retinanet-r18 retinanet-r50 --inputs dota --batch 1 --backends eager onnx \\
@@ -283,20 +285,26 @@ def _runner_step(runner, raw: np.ndarray, nms: bool) -> Callable[[], int]:
     return step
 
 
-def time_step(step: Callable[[], int], iters: int, warmup: int, device: torch.device) -> tuple[list[float], int]:
-    """Run ``warmup`` then ``iters`` synchronized iterations. Returns (milliseconds per iteration, last dets)."""
+def time_step(step: Callable[[], int], iters: int, warmup: int, device: torch.device
+              ) -> tuple[list[float], list[float], int]:
+    """Run ``warmup`` then ``iters`` synchronized iterations.
+
+    Returns:
+        wall milliseconds per iteration, process CPU milliseconds per iteration (all threads), last dets.
+    """
     dets = 0
     for _ in range(warmup):
         dets = step()
     _sync(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(iters):
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         dets = step()
         _sync(device)
-        times.append(1000.0 * (time.perf_counter() - t0))
-    return times, dets
+        wall.append(1000.0 * (time.perf_counter() - t0))
+        cpu.append(1000.0 * (time.process_time() - c0))
+    return wall, cpu, dets
 
 
 # ------------------------------------------------------------------------------------------ device + table
@@ -306,21 +314,34 @@ class Peaks:
 
     flops: dict[str, float] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
+    measure_each: bool = False          # CPU: measure after every row (a shared machine's load changes by minutes)
+    seen: dict[str, list[float]] = field(default_factory=dict)
 
     def for_backend(self, backend: str, device: torch.device) -> tuple[float | None, str]:
+        """The peak FLOP/s for a row of ``backend`` and its precision key."""
         if backend in HALF_BACKENDS:
             key = "fp16"
         elif device.type == "cuda" and "tf32" in self.flops and torch.backends.cudnn.allow_tf32:
             key = "tf32"
         else:
             key = "fp32"
+        if self.measure_each:
+            value = measured_matmul_peak("cpu", torch.bfloat16 if key == "fp16" else torch.float32, repeats=3)
+            self.seen.setdefault(key, []).append(value)
+            return value, key
         return self.flops.get(key), key
 
+    def describe(self) -> str:
+        if self.measure_each:
+            return "; ".join(f"{k} {min(v) / 1e12:.3g}-{max(v) / 1e12:.3g} TFLOP/s (best of 3 2048^3 "
+                             f"{'bf16' if k == 'fp16' else 'fp32'} matmuls, measured after each row)"
+                             for k, v in self.seen.items()) or "n/a"
+        return "; ".join(f"{k} {v / 1e12:.3g} TFLOP/s ({self.source[k]})" for k, v in self.flops.items())
 
-def device_peaks(device: torch.device, backends: list[str], override_tflops: float | None) -> Peaks:
-    """Datasheet peaks on a known GPU, else (and on CPU) the best matmul FLOP/s measured now."""
+
+def device_peaks(device: torch.device, override_tflops: float | None) -> Peaks:
+    """Datasheet peaks on a known GPU, else the best matmul FLOP/s measured now; on CPU, measured after each row."""
     peaks = Peaks()
-    half = any(b in HALF_BACKENDS for b in backends)
     if override_tflops:
         for key in ("fp32", "tf32", "fp16"):
             peaks.flops[key], peaks.source[key] = override_tflops * 1e12, "--peak-tflops"
@@ -336,10 +357,7 @@ def device_peaks(device: torch.device, backends: list[str], override_tflops: flo
             peaks.flops["fp16"] = measured_matmul_peak(str(device), torch.float16)
             peaks.source = {k: f"measured 8192^3 matmul, {name}" for k in peaks.flops}
         return peaks
-    peaks.flops["fp32"], peaks.source["fp32"] = measured_matmul_peak("cpu", torch.float32), "measured 2048^3 fp32 matmul"
-    if half:
-        peaks.flops["fp16"] = measured_matmul_peak("cpu", torch.bfloat16)
-        peaks.source["fp16"] = "measured 2048^3 bf16 matmul"
+    peaks.measure_each = True
     return peaks
 
 
@@ -382,6 +400,7 @@ class Row:
     iters: int
     median_ms: float
     p90_ms: float
+    cpu_ms: float
     dets: float
     gflop: float
     published: str
@@ -393,7 +412,7 @@ class Row:
         return 1000.0 * self.batch / self.median_ms
 
 
-COLUMNS = ["model", "input", "batch", "backend", "NMS", "iters", "median ms", "p90 ms", "images/s",
+COLUMNS = ["model", "input", "batch", "backend", "NMS", "iters", "median ms", "p90 ms", "CPU ms", "images/s",
            PUBLISHED_HEADER, "GFLOP/img", "limit img/s", "% of limit", "dets/img"]
 
 
@@ -403,7 +422,7 @@ def markdown_table(rows: list[Row]) -> str:
         limit = f"{r.limit:.3g} ({r.precision})" if r.limit else "n/a"
         frac = f"{100 * r.images_per_s / r.limit:.1f}" if r.limit else "n/a"
         lines.append(f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
-                     f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.images_per_s:.3g} | {r.published or '-'} | "
+                     f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.cpu_ms:.0f} | {r.images_per_s:.3g} | {r.published or '-'} | "
                      f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |")
     return "\n".join(lines)
 
@@ -447,7 +466,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
                         try:
                             step = make_step(backend, name, model, images, raw, nms, score_thr, exports)
                             t0 = time.perf_counter()
-                            times, dets = time_step(step, args.iters, args.warmup, device)
+                            times, cpu_times, dets = time_step(step, args.iters, args.warmup, device)
                         except Skip as e:
                             skipped.append(f"{what}: {e}")
                             break  # the same reason holds with and without NMS
@@ -455,8 +474,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
                             failed.append(f"{what}: {type(e).__name__}: {str(e)[:300]}")
                             continue
                         limit, precision = peaks.for_backend(backend, device)
+                        precision = "bf16" if backend == "bf16" else precision
                         row = Row(spec.label, shown, batch, backend, nms, args.iters, float(np.median(times)),
-                                  float(np.percentile(times, 90)), dets / batch, gflop,
+                                  float(np.percentile(times, 90)), float(np.median(cpu_times)), dets / batch, gflop,
                                   spec.published.get(key, "") if text == key else "",
                                   limit / (gflop * 1e9) if limit else None, precision)
                         rows.append(row)
@@ -471,8 +491,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
 def report(rows: list[Row], skipped: list[str], failed: list[str], env: dict[str, str], peaks: Peaks,
            args: argparse.Namespace, command: str) -> str:
     lines = [f"- {k}: {v}" for k, v in env.items()]
-    lines.append("- peak FLOP/s (physical limit): " + "; ".join(
-        f"{k} {v / 1e12:.3g} TFLOP/s ({peaks.source[k]})" for k, v in peaks.flops.items()))
+    lines.append("- peak FLOP/s (physical limit): " + peaks.describe())
     lines.append(f"- iterations: {args.warmup} warm-up + {args.iters} timed"
                  + (f" (FEWER than {MIN_ITERS}: --allow-few-iters)" if args.iters < MIN_ITERS else ""))
     lines.append(f"- NMS load: {args.nms_load}" + (" (score_thr 0: nms_pre candidates per level, random weights)"
@@ -546,7 +565,7 @@ def cli(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     env = environment(device)
-    args.peaks = device_peaks(device, args.backends, args.peak_tflops)
+    args.peaks = device_peaks(device, args.peak_tflops)
     rows, skipped, failed = run(args)
     text = report(rows, skipped, failed, env, args.peaks, args, "rdet bench " + " ".join(argv))
     print(text)

@@ -1,10 +1,11 @@
 """Tiled inference throughput: seconds and peak memory for one 10,000 x 10,000 px scene (``rdet.predict``).
 
 The scene is synthetic (fields, roads and ~20 rotated "vehicles" per 512-px block, seeded), written once as a
-tiled, zlib-compressed TIFF with ``tifffile`` (read window by window, as a GeoTIFF would be) or, without
-tifffile, a PNG (decoded whole). ``rdet.predict`` cuts it into 1024-px windows with 200 px overlap (12 x 12 =
-144 windows for 10k px), runs ``model.predict`` on batches of windows, maps the boxes back and merges them with
-rotated NMS. The timed call runs in a fresh subprocess after one warm-up window, so the reported memory is its:
+tiled TIFF with ``tifffile`` (zlib-compressed unless ``--compression none``; read window by window, as a
+GeoTIFF would be) or, without tifffile, a PNG (decoded whole). ``rdet.predict`` cuts it into 1024-px windows
+with 200 px overlap (12 x 12 = 144 windows for 10k px), runs ``model.predict`` on batches of windows, maps the
+boxes back and merges them with rotated NMS. The timed call runs in a fresh subprocess after one warm-up
+window, so the reported memory is its own:
 
 * seconds per scene (``info.total_s``: reading + inference + merging), ms per tile of inference;
 * peak RSS of the process (``ru_maxrss``: Python + torch + model + windows) and its increase during the
@@ -65,13 +66,16 @@ def scene_block(row: int, col: int, seed: int = 0) -> np.ndarray:
     return img
 
 
-def write_scene(path: Path, side: int) -> Path:
-    """Write a ``side x side`` scene: tiled TIFF (tifffile) block by block, or a PNG. Reused when present."""
+def write_scene(path: Path, side: int, compression: str = "zlib") -> Path:
+    """Write a ``side x side`` scene: tiled TIFF (tifffile, ``compression`` 'zlib' or 'none') block by block, or a
+    PNG without tifffile. Reused when present."""
     try:
         import tifffile
     except ImportError:
         tifffile = None
-    path = path.with_suffix(".tif" if tifffile else ".png")
+    if compression not in ("zlib", "none"):
+        raise ValueError(f"compression must be 'zlib' or 'none', got {compression!r}")
+    path = path.with_name(f"{path.name}_{compression}.tif") if tifffile else path.with_suffix(".png")
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ def write_scene(path: Path, side: int) -> Path:
     if tifffile:
         blocks = (scene_block(r, c) for r in range(n) for c in range(n))  # full blocks; tifffile crops the edge
         tifffile.imwrite(tmp, data=blocks, shape=(side, side, 3), dtype=np.uint8, tile=(BLOCK, BLOCK),
-                         photometric="rgb", compression="zlib")
+                         photometric="rgb", compression=None if compression == "none" else "zlib")
     else:
         img = np.concatenate([np.concatenate([scene_block(r, c) for c in range(n)], 1) for r in range(n)], 0)
         if not cv2.imwrite(str(tmp), cv2.cvtColor(img[:side, :side], cv2.COLOR_RGB2BGR)):
@@ -139,6 +143,8 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=int, default=200)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--score-thr", type=float, default=None, help="default: the config's test.score_thr")
+    ap.add_argument("--compression", choices=("zlib", "none"), default="zlib",
+                    help="TIFF compression (zlib: realistic, its decoding is part of 'read s')")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "rdet_bench_tiled"),
                     help="where the synthetic scene is written (and reused)")
@@ -154,7 +160,7 @@ def cli(argv: list[str] | None = None) -> int:
     model = args.model or ("retinanet-r18" if device.startswith("cuda") else "retinanet-r18-narrow")
     side = FULL_SIDE // args.scale_down
     t0 = time.perf_counter()
-    scene = write_scene(Path(args.workdir) / f"scene_{side}", side)
+    scene = write_scene(Path(args.workdir) / f"scene_{side}", side, args.compression)
     made = time.perf_counter() - t0
     env = environment(torch.device(device))
     spec = {"scene": str(scene), "model_name": model, "tile": args.tile, "overlap": args.overlap,

@@ -9,8 +9,9 @@ from rdet.data.synthetic import make_synthetic_dataset
 from rdet.engine.data import build_loader
 from rdet.engine.evaluate import evaluate_model
 
-# A fixed iteration budget (not a timer): about 2 minutes on 2 CPU cores.
+# Fixed iteration budgets (not timers): about 2 minutes each on 2 CPU cores.
 BUDGET = 120
+OVERFIT_ITERS = 70
 
 
 def small_config(root, work_dir, size, classes) -> Config:
@@ -70,13 +71,14 @@ def test_overfit_one_real_tile(tmp_path):
     cfg = small_config(tmp_path, tmp_path / "run", 256, ("harbor", "ship"))
     cfg.data.val_images, cfg.data.val_labels = cfg.data.train_images, cfg.data.train_labels
     cfg.data.flip = (0.0, 0.0, 0.0)
-    cfg.train.batch_size, cfg.train.max_iters, cfg.train.log_interval = 1, BUDGET, 1
-    cfg.train.milestones = (BUDGET,)
+    cfg.train.batch_size, cfg.train.max_iters, cfg.train.log_interval = 1, OVERFIT_ITERS, 1
+    cfg.train.milestones = (OVERFIT_ITERS,)
     result = rdet.train(cfg, progress=False)
     import json
 
     losses = [json.loads(x)["loss"] for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
-    assert losses[-1] * 10 <= losses[0], (losses[0], losses[-1])
+    final = sum(losses[-5:]) / 5  # a single step can be noisy at batch 1
+    assert final * 10 <= losses[0], (losses[0], losses[-5:])
     model = rdet.load_checkpoint(result["checkpoint"])
     metric = evaluate_model(model, build_loader(cfg, "val")[0], iou_thrs=(0.5,), progress=False)
     print(metric.table())

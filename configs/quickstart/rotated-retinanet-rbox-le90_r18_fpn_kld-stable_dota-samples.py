@@ -18,6 +18,7 @@ m.backbone.norm_eval = False
 m.neck.out_channels = 64
 m.head.feat_channels = 64
 m.head.stacked_convs = 2
+m.anchors.octave_base_scale = 2.0  # 16 px smallest anchors: DOTA ships and vehicles are often 10-30 px
 m.head.reg_decoded_bbox = True
 m.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, sqrt=False, loss_weight=5.5)
 m.test.score_thr = 0.05

@@ -124,6 +124,7 @@ def resolve_teacher(config: Config, teacher=None, teacher_weights=None) -> tuple
     cfg = None
     if isinstance(teacher, Config):
         cfg = teacher
+        d.teacher = teacher.source  # what the checkpoint will record ('' for a config built in code)
     else:
         path = teacher if teacher is not None else (d.teacher or None)
         if path is not None:
