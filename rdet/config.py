@@ -183,7 +183,7 @@ class DistillConfig:
     ld_weight: float = 10.0             # Rotated-LD: loss_ld weight 10, T 5
     kd_weight: float = 20.0             # Rotated-LD: loss_kd weight 20, T 5 (set per config)
     temperature: float = 5.0
-    vlr_alpha: float = 1.0
+    vlr_alpha: float = 0.25             # Rotated-LD's alpha
     vlr_horizontal: bool = False        # True reproduces Rotated-LD's horizontal-IoU region
     cache_dir: str = ""                 # non-empty: cache teacher outputs there
 
