@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import importlib
 import os
 import platform
 import subprocess
@@ -63,12 +64,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.flops import gpu_peak, measured_matmul_peak, model_flops  # noqa: E402
+from benchmarks.flops import Peaks, device_peaks, model_flops  # noqa: E402
 
 INPUTS = {"dota": (1024, 1024), "hrsc": (512, 800)}  # (H, W): DOTA split tiles, HRSC img_size (512, 800)
 MIN_ITERS = 50
 BACKENDS = ("eager", "channels_last", "bf16", "fp16", "compile", "cudagraphs", "onnx", "trt", "trt-fp16")
-HALF_BACKENDS = ("bf16", "fp16", "trt-fp16")
+COMPILED = ("compile", "cudagraphs")
+COMPILE_WARMUP = 3
 PUBLISHED_HEADER = "2080 Ti, published (fps)"
 
 RETINA_DOTA = "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py"
@@ -264,7 +266,7 @@ def make_step(backend: str, name: str, model, images: torch.Tensor, raw: np.ndar
         if device.type != "cuda":
             raise Skip("TensorRT needs a CUDA device")
         try:
-            import tensorrt  # noqa: F401
+            importlib.import_module("tensorrt")
         except ImportError as e:
             raise Skip(f"TensorRT is not installed ({e})") from e
         from export.runtime import Runner
@@ -308,59 +310,6 @@ def time_step(step: Callable[[], int], iters: int, warmup: int, device: torch.de
 
 
 # ------------------------------------------------------------------------------------------ device + table
-@dataclass
-class Peaks:
-    """Peak FLOP/s per precision (``'fp32'``, ``'tf32'``, ``'fp16'``) and where each came from."""
-
-    flops: dict[str, float] = field(default_factory=dict)
-    source: dict[str, str] = field(default_factory=dict)
-    measure_each: bool = False          # CPU: measure after every row (a shared machine's load changes by minutes)
-    seen: dict[str, list[float]] = field(default_factory=dict)
-
-    def for_backend(self, backend: str, device: torch.device) -> tuple[float | None, str]:
-        """The peak FLOP/s for a row of ``backend`` and its precision key."""
-        if backend in HALF_BACKENDS:
-            key = "fp16"
-        elif device.type == "cuda" and "tf32" in self.flops and torch.backends.cudnn.allow_tf32:
-            key = "tf32"
-        else:
-            key = "fp32"
-        if self.measure_each:
-            value = measured_matmul_peak("cpu", torch.bfloat16 if key == "fp16" else torch.float32, repeats=3)
-            self.seen.setdefault(key, []).append(value)
-            return value, key
-        return self.flops.get(key), key
-
-    def describe(self) -> str:
-        if self.measure_each:
-            return "; ".join(f"{k} {min(v) / 1e12:.3g}-{max(v) / 1e12:.3g} TFLOP/s (best of 3 2048^3 "
-                             f"{'bf16' if k == 'fp16' else 'fp32'} matmuls, measured after each row)"
-                             for k, v in self.seen.items()) or "n/a"
-        return "; ".join(f"{k} {v / 1e12:.3g} TFLOP/s ({self.source[k]})" for k, v in self.flops.items())
-
-
-def device_peaks(device: torch.device, override_tflops: float | None) -> Peaks:
-    """Datasheet peaks on a known GPU, else the best matmul FLOP/s measured now; on CPU, measured after each row."""
-    peaks = Peaks()
-    if override_tflops:
-        for key in ("fp32", "tf32", "fp16"):
-            peaks.flops[key], peaks.source[key] = override_tflops * 1e12, "--peak-tflops"
-        return peaks
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key in ("fp32", "tf32", "fp16"):
-            value = gpu_peak(name, key)
-            if value:
-                peaks.flops[key], peaks.source[key] = value, f"datasheet, {name}"
-        if not peaks.flops:  # unknown GPU: measure
-            peaks.flops["fp32"] = measured_matmul_peak(str(device), torch.float32)
-            peaks.flops["fp16"] = measured_matmul_peak(str(device), torch.float16)
-            peaks.source = {k: f"measured 8192^3 matmul, {name}" for k in peaks.flops}
-        return peaks
-    peaks.measure_each = True
-    return peaks
-
-
 def cpu_name() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -466,7 +415,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
                         try:
                             step = make_step(backend, name, model, images, raw, nms, score_thr, exports)
                             t0 = time.perf_counter()
-                            times, cpu_times, dets = time_step(step, args.iters, args.warmup, device)
+                            # compiled callables recompile once more after the first call fills the anchor
+                            # cache: give them COMPILE_WARMUP warm-up iterations at least
+                            warmup = max(args.warmup, COMPILE_WARMUP) if backend in COMPILED else args.warmup
+                            times, cpu_times, dets = time_step(step, args.iters, warmup, device)
                         except Skip as e:
                             skipped.append(f"{what}: {e}")
                             break  # the same reason holds with and without NMS
@@ -492,7 +444,7 @@ def report(rows: list[Row], skipped: list[str], failed: list[str], env: dict[str
            args: argparse.Namespace, command: str) -> str:
     lines = [f"- {k}: {v}" for k, v in env.items()]
     lines.append("- peak FLOP/s (physical limit): " + peaks.describe())
-    lines.append(f"- iterations: {args.warmup} warm-up + {args.iters} timed"
+    lines.append(f"- iterations: {args.warmup} warm-up (compile/cudagraphs: >= {COMPILE_WARMUP}) + {args.iters} timed"
                  + (f" (FEWER than {MIN_ITERS}: --allow-few-iters)" if args.iters < MIN_ITERS else ""))
     lines.append(f"- NMS load: {args.nms_load}" + (" (score_thr 0: nms_pre candidates per level, random weights)"
                                                     if args.nms_load == "cap" else " (config score_thr)"))

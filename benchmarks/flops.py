@@ -180,6 +180,62 @@ def measured_matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32
     return 2 * n**3 / best
 
 
+HALF_BACKENDS = ("bf16", "fp16", "trt-fp16")  # benchmark backends that compute in 16 bits
+
+
+@dataclass
+class Peaks:
+    """Peak FLOP/s per precision (``'fp32'``, ``'tf32'``, ``'fp16'``) and where each came from."""
+
+    flops: dict[str, float] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+    measure_each: bool = False          # CPU: measure after every row (a shared machine's load changes by minutes)
+    seen: dict[str, list[float]] = field(default_factory=dict)
+
+    def for_backend(self, backend: str, device: torch.device) -> tuple[float | None, str]:
+        """The peak FLOP/s for a row of ``backend`` and its precision key."""
+        if backend in HALF_BACKENDS:
+            key = "fp16"
+        elif device.type == "cuda" and "tf32" in self.flops and torch.backends.cudnn.allow_tf32:
+            key = "tf32"
+        else:
+            key = "fp32"
+        if self.measure_each:
+            value = measured_matmul_peak("cpu", torch.bfloat16 if key == "fp16" else torch.float32, repeats=3)
+            self.seen.setdefault(key, []).append(value)
+            return value, key
+        return self.flops.get(key), key
+
+    def describe(self) -> str:
+        if self.measure_each:
+            return "; ".join(f"{k} {min(v) / 1e12:.3g}-{max(v) / 1e12:.3g} TFLOP/s (best of 3 2048^3 "
+                             f"{'bf16' if k == 'fp16' else 'fp32'} matmuls, measured after each row)"
+                             for k, v in self.seen.items()) or "n/a"
+        return "; ".join(f"{k} {v / 1e12:.3g} TFLOP/s ({self.source[k]})" for k, v in self.flops.items())
+
+
+def device_peaks(device: torch.device, override_tflops: float | None) -> Peaks:
+    """Datasheet peaks on a known GPU, else the best matmul FLOP/s measured now; on CPU, measured after each row."""
+    peaks = Peaks()
+    if override_tflops:
+        for key in ("fp32", "tf32", "fp16"):
+            peaks.flops[key], peaks.source[key] = override_tflops * 1e12, "--peak-tflops"
+        return peaks
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key in ("fp32", "tf32", "fp16"):
+            value = gpu_peak(name, key)
+            if value:
+                peaks.flops[key], peaks.source[key] = value, f"datasheet, {name}"
+        if not peaks.flops:  # unknown GPU: measure
+            peaks.flops["fp32"] = measured_matmul_peak(str(device), torch.float32)
+            peaks.flops["fp16"] = measured_matmul_peak(str(device), torch.float16)
+            peaks.source = {k: f"measured 8192^3 matmul, {name}" for k in peaks.flops}
+        return peaks
+    peaks.measure_each = True
+    return peaks
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def cli(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="flops.py", description="FLOPs per image of the benchmark models (meta device)")

@@ -129,7 +129,6 @@ def _ddp_worker(rank, world, port, root, work_dir, out_dir):
     torch.set_num_threads(1)
     cfg = tiny_config(root, work_dir)
     cfg.train.device = "cpu"
-    from rdet.models.build import build_model
     import rdet.engine.train as T
 
     captured = {}

@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,14 +41,12 @@ import torch
 from torch import Tensor, nn
 
 from rdet.config import Config, DistillConfig, load_config, to_dict
-from rdet.engine.checkpoint import read_checkpoint, save_checkpoint
-from rdet.engine.data import build_loader, move_batch
-from rdet.engine.train import (build_optimizer, lr_at, plot_losses, resolve_config, seed_everything,
-                               setup_device)
+from rdet.engine.checkpoint import read_checkpoint
+from rdet.engine.data import move_batch
+from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model, class_names
 from rdet.models.heads import flatten_levels
-from rdet.utils.progress import Progress
 
 CACHE_VERSION = "rdet-ld-cache-1"
 CLASS_REDUCTION = "mean"  # KL averaged over bins/classes: MMDetection's KnowledgeDistillationKLDivLoss
@@ -326,116 +322,17 @@ def distill(config_or_path=None, *, student=None, teacher=None, teacher_weights=
     d, t = config.distill, config.train
     _check_distill(d)
     device, rank, world = setup_device(config)
-    main = rank == 0
-    teach, fingerprint = build_teacher(config, teacher, teacher_weights, device)
+    teach, _ = build_teacher(config, teacher, teacher_weights, device)
     seed_everything(t.seed + rank, t.deterministic)
-    work_dir = Path(t.work_dir)
-    if main:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        (work_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-
     model = build_model(config).to(device)
-    optimizer = build_optimizer(config, model)
-    loader, sampler = build_loader(config, "train", rank=rank, world=world)
-    val_loader = build_loader(config, "val")[0] if config.data.val_images and t.eval_interval > 0 else None
-    iters_per_epoch = len(loader)
-    if iters_per_epoch == 0:
-        raise ValueError(f"no training batches: {config.data.train_images!r} has fewer images than batch_size")
-    epochs = math.ceil(t.max_iters / iters_per_epoch) if t.max_iters > 0 else t.epochs
-    total = t.max_iters if t.max_iters > 0 else epochs * iters_per_epoch
 
-    it, start_epoch = 0, 0
-    last = work_dir / "last.pt"
-    if resume and last.is_file():
-        ckpt = read_checkpoint(last)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        it, start_epoch = ckpt["iteration"], ckpt["epoch"]
-        if main:
-            print(f"resumed from {last}: epoch {start_epoch}, iteration {it}")
+    def losses(forward, batch):
+        keys = Teacher.keys(batch["images"], batch["targets"]) if teach.cache is not None else None
+        images, targets = move_batch(batch, device)
+        return distill_losses(model, images, targets, teach, d, keys, forward)
 
-    forward = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    amp = t.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    log = open(work_dir / "log.jsonl", "a") if main else None
-    metrics: dict = {}
-    bar = Progress(total, "distill", enabled=progress and main)
-    bar.n = it
-    try:
-        for epoch in range(start_epoch, epochs):
-            model.train()
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            loader.dataset.set_epoch(epoch)
-            skip = it - epoch * iters_per_epoch
-            for i, batch in enumerate(loader):
-                if i < skip:
-                    continue
-                if t.max_iters > 0 and it >= t.max_iters:
-                    break
-                keys = Teacher.keys(batch["images"], batch["targets"]) if teach.cache is not None else None
-                images, targets = move_batch(batch, device)
-                lr = lr_at(config, it, epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    losses = distill_losses(model, images, targets, teach, d, keys, forward)
-                bad = [k for k, v in losses.items() if not torch.isfinite(v)]
-                if bad:
-                    if main:
-                        save_checkpoint(work_dir / "last_good.pt", model, config, optimizer=optimizer,
-                                        epoch=epoch, iteration=it)
-                    raise FloatingPointError(
-                        f"non-finite loss at iteration {it} (epoch {epoch}): "
-                        + ", ".join(f"{k}={losses[k].item()}" for k in bad)
-                        + f"; the last good state is in {work_dir / 'last_good.pt'}")
-                loss = sum(losses.values())
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if t.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                it += 1
-                values = {k: float(v.detach()) for k, v in losses.items()}
-                bar.update()
-                bar.set_postfix({"loss": float(loss.detach()), **values, "lr": lr})
-                if main and (it % t.log_interval == 0 or it == 1):
-                    log.write(json.dumps({"kind": "train", "iter": it, "epoch": epoch, "lr": lr,
-                                          "loss": float(loss.detach()), **values, "time": time.time()}) + "\n")
-                    log.flush()
-            done_epoch = it // iters_per_epoch
-            if main:
-                save_checkpoint(last, model, config, optimizer=optimizer, epoch=done_epoch, iteration=it)
-                if it % iters_per_epoch == 0:
-                    save_checkpoint(work_dir / f"epoch_{epoch + 1}.pt", model, config, optimizer=optimizer,
-                                    epoch=done_epoch, iteration=it)
-            if val_loader is not None and main and ((epoch + 1) % t.eval_interval == 0 or epoch + 1 == epochs):
-                from rdet.engine.evaluate import evaluate_model
-
-                result = evaluate_model(model, val_loader, progress=False)
-                metrics = {"epoch": epoch + 1, "mAP50": result.map_at(0.5), "mAP50_95": result.mean_map}
-                log.write(json.dumps({"kind": "val", "iter": it, **metrics}) + "\n")
-                log.flush()
-                print(f"\nepoch {epoch + 1}: mAP50 {metrics['mAP50']:.4f}  mAP50:95 {metrics['mAP50_95']:.4f}")
-            if t.max_iters > 0 and it >= t.max_iters:
-                break
-    except KeyboardInterrupt:
-        if main:
-            save_checkpoint(last, model, config, optimizer=optimizer, epoch=it // iters_per_epoch, iteration=it)
-            print(f"\ninterrupted: state of iteration {it} saved to {last}; continue with resume=True")
-        raise
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    if main:
-        plot_losses(work_dir / "log.jsonl", work_dir / "loss.png")
-    if world > 1:
-        torch.distributed.barrier()
-    return {"work_dir": str(work_dir), "checkpoint": str(last), "metrics": metrics, "iterations": it,
-            "teacher": d.teacher_weights, "cache_hits": teach.hits, "cache_misses": teach.misses}
+    result = fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="distill")
+    return {**result, "teacher": d.teacher_weights, "cache_hits": teach.hits, "cache_misses": teach.misses}
 
 
 # --------------------------------------------------------------------------- CLI

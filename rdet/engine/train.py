@@ -135,16 +135,30 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
         overrides: keyword overrides (``max_iters=100``, ``train__lr=0.01``, ``work_dir='runs/x'``).
     """
     config = resolve_config(config_or_path, overrides, sets)
-    t = config.train
     device, rank, world = setup_device(config)
+    seed_everything(config.train.seed + rank, config.train.deterministic)
+    model = build_model(config).to(device)
+
+    def losses(forward, batch):
+        images, targets = move_batch(batch, device)
+        return forward(images, targets)  # forward with targets returns the loss dict
+
+    return fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="train")
+
+
+def fit(config: Config, model: torch.nn.Module, compute_losses, device: torch.device, rank: int = 0, world: int = 1,
+        *, resume: bool = False, progress: bool = True, desc: str = "train") -> dict:
+    """The loop shared by ``train`` and ``distill``.
+
+    ``compute_losses(forward, batch) -> dict[str, Tensor]`` computes one batch's losses; ``forward`` is the model,
+    wrapped in DistributedDataParallel under torchrun (call it once per step so gradients are synchronised).
+    """
+    t = config.train
     main = rank == 0
-    seed_everything(t.seed + rank, t.deterministic)
     work_dir = Path(t.work_dir)
     if main:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-
-    model = build_model(config).to(device)
     optimizer = build_optimizer(config, model)
     loader, sampler = build_loader(config, "train", rank=rank, world=world)
     val_loader = build_loader(config, "val")[0] if config.data.val_images and t.eval_interval > 0 else None
@@ -164,12 +178,12 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
         if main:
             print(f"resumed from {last}: epoch {start_epoch}, iteration {it}")
 
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    forward = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     log = open(work_dir / "log.jsonl", "a") if main else None
     metrics: dict = {}
-    bar = Progress(total, "train", enabled=progress and main)
+    bar = Progress(total, desc, enabled=progress and main)
     bar.n = it
     try:
         for epoch in range(start_epoch, epochs):
@@ -183,12 +197,11 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
                     continue
                 if t.max_iters > 0 and it >= t.max_iters:
                     break
-                images, targets = move_batch(batch, device)
                 lr = lr_at(config, it, epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    losses = ddp(images, targets)  # forward with targets returns the loss dict
+                    losses = compute_losses(forward, batch)
                 bad = [k for k, v in losses.items() if not torch.isfinite(v)]
                 if bad:
                     if main:

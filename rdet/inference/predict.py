@@ -384,7 +384,7 @@ def cli(argv: list[str]) -> int:
         try:
             with io.open_scene(image) as scene:
                 dets = predict(scene, runner, a.tile, a.overlap, a.scales, a.batch, progress=not a.quiet)
-                paths = write_outputs(dets, scene, a.out, stem, not a.no_scores, a.max_png_side or None)
+                write_outputs(dets, scene, a.out, stem, not a.no_scores, a.max_png_side or None)
         except (ValueError, FileNotFoundError) as e:
             print(f"rdet predict: error: {e}", file=sys.stderr)
             failed += 1

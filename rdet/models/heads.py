@@ -7,6 +7,7 @@ Module names follow MMDetection's RetinaHead (``cls_convs.i.conv``, ``reg_convs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from rdet import ops
 from rdet.boxes import obb2hbox
-from rdet.config import HeadConfig, LossConfig, TestConfig
+from rdet.config import LossConfig, TestConfig
 from rdet.models.fpn import ConvModule
 
 
@@ -120,6 +121,58 @@ def max_iou_assign(anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, 
         if gt_max[g] >= min_pos_iou and gt_max[g] > 0:
             assigned[iou[g] == gt_max[g]] = g + 1
     return assigned, max_iou
+
+
+@dataclass
+class Targets:
+    """Assignment of every anchor of a batch.
+
+    Attributes:
+        labels (Tensor[B, N] int64): class index, ``num_classes`` for background.
+        label_weights (Tensor[B, N]): 1 for positives and negatives, 0 for ignored anchors.
+        gt_boxes (Tensor[B, N, 5]): the matched ground-truth box (zeros where not positive).
+        pos (Tensor[B, N] bool): positive anchors.
+        max_iou (Tensor[B, N]): best IoU of each anchor with any gt (0 without gts).
+        num_pos (float): number of positives (at least 1), the losses' normaliser.
+    """
+
+    labels: Tensor
+    label_weights: Tensor
+    gt_boxes: Tensor
+    pos: Tensor
+    max_iou: Tensor
+    num_pos: float
+
+
+@torch.no_grad()
+def assign_batch(anchors: Tensor, targets: list[dict], num_classes: int, pos_thr: float, neg_thr: float,
+                 min_pos_iou: float, horizontal: bool) -> Targets:
+    """``max_iou_assign`` for every image of a batch.
+
+    Args:
+        anchors (Tensor[N, 5] shared, or Tensor[B, N, 5] per image, e.g. R3Det's refined boxes).
+        targets: ``targets[i] = {'boxes': Tensor[G, 5], 'labels': Tensor[G]}``.
+    """
+    labels, weights, gts, poss, ious = [], [], [], [], []
+    for b, t in enumerate(targets):
+        anc = anchors[b] if anchors.dim() == 3 else anchors
+        gt = t["boxes"].to(anc)
+        assigned, max_iou = max_iou_assign(anc, gt, pos_thr, neg_thr, min_pos_iou, horizontal)
+        pos = assigned > 0
+        lab = torch.full_like(assigned, num_classes)
+        gtb = anc.new_zeros(anc.shape)
+        if pos.any():
+            idx = assigned[pos] - 1
+            lab[pos] = t["labels"].to(anc.device)[idx]
+            gtb[pos] = gt[idx]
+        labels.append(lab)
+        weights.append((assigned >= 0).to(anc.dtype))
+        gts.append(gtb)
+        poss.append(pos)
+        ious.append(max_iou)
+    pos = torch.stack(poss)
+    return Targets(torch.stack(labels), torch.stack(weights), torch.stack(gts), pos, torch.stack(ious),
+                   max(float(pos.sum()), 1.0))
 
 
 # --------------------------------------------------------------------------- losses

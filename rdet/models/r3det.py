@@ -35,9 +35,8 @@ from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
 from rdet.models.frm import FRM
-from rdet.models.heads import (RetinaHead, flatten_levels, max_iou_assign, regression_loss, select_detections,
-                               sigmoid_focal)
-from rdet.models.retinanet import Targets
+from rdet.models.heads import (RetinaHead, Targets, assign_batch, flatten_levels, regression_loss,
+                               select_detections, sigmoid_focal)
 
 # Settings the config schema (rdet.config.RefineConfig) does not hold; the values are the published ones.
 # Refine stage i > 0 raises both IoU thresholds by 0.1 per stage (r3det-refine-oc: 0.6/0.5 then 0.7/0.6).
@@ -203,31 +202,12 @@ class R3Det(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    @torch.no_grad()
     def assign(self, anchors: Tensor, targets: list[dict], pos_iou_thr: float, neg_iou_thr: float,
                min_pos_iou: float, horizontal: bool) -> Targets:
         """MaxIoU assignment of anchors ``[N, 5]`` (shared) or ``[B, N, 5]`` (per image) to each image's
         ``targets[i] = {'boxes': [G, 5], 'labels': [G]}``."""
-        labels, weights, gts, poss, ious = [], [], [], [], []
-        for b, t in enumerate(targets):
-            anc = anchors[b] if anchors.dim() == 3 else anchors
-            gt = t["boxes"].to(anc)
-            assigned, max_iou = max_iou_assign(anc, gt, pos_iou_thr, neg_iou_thr, min_pos_iou, horizontal)
-            pos = assigned > 0
-            lab = torch.full_like(assigned, self.cfg.head.num_classes)
-            gtb = anc.new_zeros(anc.shape)
-            if pos.any():
-                idx = assigned[pos] - 1
-                lab[pos] = t["labels"].to(anc.device)[idx]
-                gtb[pos] = gt[idx]
-            labels.append(lab)
-            weights.append((assigned >= 0).to(anc.dtype))
-            gts.append(gtb)
-            poss.append(pos)
-            ious.append(max_iou)
-        pos = torch.stack(poss)
-        return Targets(torch.stack(labels), torch.stack(weights), torch.stack(gts), pos, torch.stack(ious),
-                       max(float(pos.sum()), 1.0))
+        return assign_batch(anchors, targets, self.cfg.head.num_classes, pos_iou_thr, neg_iou_thr, min_pos_iou,
+                            horizontal)
 
     def stage_targets(self, index: int, stage: Stage, targets: list[dict]) -> Targets:
         """Assignment of stage ``index`` (0 = init: ``model.head`` thresholds and IoU kind; refine stage

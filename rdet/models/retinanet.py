@@ -9,45 +9,25 @@ divisible by 32.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from torch import Tensor, nn
 
 from rdet.boxes import regularize
 from rdet.config import ModelConfig
+from rdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from rdet.detections import Detections
 from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
-from rdet.models.heads import (RetinaHead, distribution_to_deltas, flatten_levels, max_iou_assign,
+from rdet.models.heads import (RetinaHead, Targets, assign_batch, distribution_to_deltas, flatten_levels,
                                regression_loss, select_detections, sigmoid_focal)
 
-# ImageNet statistics in RGB order, as the published configs (`data_preprocessor`).
-PIXEL_MEAN = (123.675, 116.28, 103.53)
-PIXEL_STD = (58.395, 57.12, 57.375)
-
-
-@dataclass
-class Targets:
-    """Assignment of every anchor of a batch.
-
-    Attributes:
-        labels (Tensor[B, N] int64): class index, ``num_classes`` for background.
-        label_weights (Tensor[B, N]): 1 for positives and negatives, 0 for ignored anchors.
-        gt_boxes (Tensor[B, N, 5]): the matched ground-truth box (zeros where not positive).
-        pos (Tensor[B, N] bool): positive anchors.
-        max_iou (Tensor[B, N]): best IoU of each anchor with any gt (0 without gts).
-        num_pos (float): number of positives (at least 1), the losses' normaliser.
-    """
-
-    labels: Tensor
-    label_weights: Tensor
-    gt_boxes: Tensor
-    pos: Tensor
-    max_iou: Tensor
-    num_pos: float
+# ImageNet statistics in RGB order, as the published configs (`data_preprocessor`); one definition, in the
+# transforms that apply them to training images.
+PIXEL_MEAN, PIXEL_STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 class RotatedRetinaNet(nn.Module):
@@ -119,30 +99,11 @@ class RotatedRetinaNet(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    @torch.no_grad()
     def assign(self, anchors: Tensor, targets: list[dict]) -> Targets:
         """Assign anchors ``[N, 5]`` to each image's ``targets[i] = {'boxes': [G, 5], 'labels': [G]}``."""
         h = self.cfg.head
-        labels, weights, gts, poss, ious = [], [], [], [], []
-        for t in targets:
-            gt = t["boxes"].to(anchors)
-            assigned, max_iou = max_iou_assign(anchors, gt, h.pos_iou_thr, h.neg_iou_thr, h.min_pos_iou,
-                                               horizontal=h.assign_iou == "horizontal")
-            pos = assigned > 0
-            lab = torch.full_like(assigned, h.num_classes)
-            gtb = anchors.new_zeros(anchors.shape)
-            if pos.any():
-                idx = assigned[pos] - 1
-                lab[pos] = t["labels"].to(anchors.device)[idx]
-                gtb[pos] = gt[idx]
-            labels.append(lab)
-            weights.append((assigned >= 0).to(anchors.dtype))
-            gts.append(gtb)
-            poss.append(pos)
-            ious.append(max_iou)
-        pos = torch.stack(poss)
-        return Targets(torch.stack(labels), torch.stack(weights), torch.stack(gts), pos, torch.stack(ious),
-                       max(float(pos.sum()), 1.0))
+        return assign_batch(anchors, targets, h.num_classes, h.pos_iou_thr, h.neg_iou_thr, h.min_pos_iou,
+                            horizontal=h.assign_iou == "horizontal")
 
     def loss_from_outputs(self, cls: Tensor, reg: Tensor, anchors: Tensor, tg: Targets) -> dict[str, Tensor]:
         """Focal loss over non-ignored anchors and the regression loss over positives, both / num_pos."""
