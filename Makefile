@@ -3,6 +3,9 @@
 # so a GPU user's own torch is kept (the package itself accepts any torch >= 2.4).
 PY ?= python3
 VENV := .venv
+# Spin-waiting OpenMP threads make PyTorch 10-50x slower on a busy 2-core machine (BENCHMARKS.md); libgomp reads
+# this when torch is imported, so it is set for every command here.
+export OMP_WAIT_POLICY ?= PASSIVE
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rdet-installed
 

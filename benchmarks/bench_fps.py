@@ -461,7 +461,8 @@ def report(rows: list[Row], skipped: list[str], failed: list[str], env: dict[str
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="rdet bench", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS))
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS), metavar="MODEL",
+                    help=f"{', '.join(sorted(MODELS))} (default: {' '.join(DEFAULT_MODELS)})")
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"],
                     help="dota (1024x1024), hrsc (800x512) or WIDTHxHEIGHT (with the DOTA config)")
     ap.add_argument("--batch", nargs="+", type=int, default=None, help="batch sizes (default: 1 16 on CUDA, 1 on CPU)")

@@ -138,7 +138,8 @@ def markdown(results: list[dict]) -> str:
 def cli(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="bench_train.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS))
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS), metavar="MODEL",
+                    help=f"{', '.join(sorted(MODELS))}")
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"], help="dota, hrsc or WIDTHxHEIGHT")
     ap.add_argument("--batch", nargs="+", type=int, default=[2])
     ap.add_argument("--iters", type=int, default=20)
