@@ -30,7 +30,7 @@ $(BROWSER):
 	touch $@
 
 test: setup $(BROWSER)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 demo: setup
 	$(BIN)/python -m rdet.demo
