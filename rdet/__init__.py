@@ -22,7 +22,7 @@ _LAZY = {
     "train": "rdet.engine.train",
     "distill": "rdet.engine.distill",
     "evaluate": "rdet.eval.dota",
-    "evaluate_task1": "rdet.eval.dota",
+    "evaluate_task1": "rdet.eval.files",
     "predict": "rdet.inference.predict",
     "load_config": "rdet.config",
     "build_model": "rdet.models.build",

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdet.eval.dota import EvalResult, _labels_from_dir, evaluate, load_task1
+from rdet.eval.dota import EvalResult, evaluate
+from rdet.eval.files import labels_from_dir, load_task1
 
 
 def save_detections_json(detections: Mapping, path: str | Path, class_names: Sequence[str] | None = None) -> None:
@@ -157,7 +158,7 @@ def _evaluate(args: argparse.Namespace) -> EvalResult:
     if args.results is not None:
         dets, anns, names = load_task1(args.results, args.labels, classes)
     else:
-        anns, names = _labels_from_dir(args.labels, classes)
+        anns, names = labels_from_dir(args.labels, classes)
         dets = load_detections_json(args.detections, names)
     return evaluate(dets, anns, args.iou_thrs, use07, names)
 
