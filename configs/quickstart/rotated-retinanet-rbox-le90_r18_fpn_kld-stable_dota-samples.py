@@ -3,7 +3,7 @@ scratch on the bundled DOTA samples cut into 512 px tiles; used by ``make demo``
 tiles in ``demo_out/data``).
 
 Held out for evaluation: DOTA8's tile P0861 (105 ships, 5 harbours), never seen in training. The budget is
-sized for a 2-core CPU (about 8 minutes of training, so that ``make demo`` with its set-up fits in ~15 minutes).
+sized for a 2-core CPU (about 10 minutes of training, so that ``make demo`` with its set-up fits in ~15 minutes).
 No ImageNet weights are available offline and the model starts from random weights, so the held-out AP is near
 zero: this demonstrates the pipeline on real imagery, it is not a usable detector.
 """
@@ -37,9 +37,9 @@ t.lr = 1e-3
 t.weight_decay = 0.05
 t.batch_size = 4
 t.workers = 1
-t.max_iters = 240
+t.max_iters = 300
 t.warmup_iters = 30
-t.milestones = (200,)
+t.milestones = (240,)
 t.eval_interval = 0
 t.log_interval = 10
 t.work_dir = "demo_out/train"
