@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rdet import ops
-from rdet.boxes import obb2hbox
+from rdet.boxes import obb2hbox, regularize
 from rdet.config import LossConfig, TestConfig
+from rdet.detections import Detections
 from rdet.models.fpn import ConvModule
 
 
@@ -245,3 +246,22 @@ def select_detections(cls_logits: list[Tensor], boxes: list[Tensor], cfg: TestCo
         return b, s, lab
     keep = ops.batched_nms_rotated(b, s, lab, iou_thr)[: cfg.max_per_img]
     return b[keep], s[keep], lab[keep]
+
+
+def detections_per_image(cls: Tensor, boxes: Tensor, per_level: list[int], cfg: TestConfig, angle_version: str,
+                         class_names: list[str], score_thr: float | None = None,
+                         iou_thr: float | None = None) -> list[Detections]:
+    """``select_detections`` for every image of a batch.
+
+    Args:
+        cls (Tensor[B, N, C]): class logits; boxes (Tensor[B, N, 5]): decoded boxes; per_level: N split by level.
+
+    Returns:
+        one :class:`Detections` per image, boxes regularised to ``angle_version``.
+    """
+    out = []
+    for b in range(cls.shape[0]):
+        bx, sc, lab = select_detections(list(cls[b].split(per_level)), list(boxes[b].float().split(per_level)),
+                                        cfg, score_thr, iou_thr)
+        out.append(Detections(regularize(bx, angle_version), sc, lab, class_names))
+    return out

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from rdet.boxes import regularize
 from rdet.config import LossConfig, ModelConfig
 from rdet.detections import Detections
 from rdet.models import anchors as A
@@ -36,7 +35,7 @@ from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
 from rdet.models.frm import FRM
 from rdet.models.heads import (RetinaHead, Targets, assign_batch, flatten_levels, regression_loss,
-                               select_detections, sigmoid_focal)
+                               detections_per_image, sigmoid_focal)
 
 # Settings the config schema (rdet.config.RefineConfig) does not hold; the values are the published ones.
 # Refine stage i > 0 raises both IoU thresholds by 0.1 per stage (r3det-refine-oc: 0.6/0.5 then 0.7/0.6).
@@ -261,13 +260,9 @@ class R3Det(nn.Module):
     def predict(self, images: Tensor, score_thr: float | None = None, iou_thr: float | None = None) -> list[Detections]:
         """Detections per image from the last stage (boxes regularised to the model's angle version)."""
         cls, reg, rois, per_level = self.flat_outputs(images)
-        out = []
-        for b in range(images.shape[0]):
-            boxes = self.coder.decode(rois[b], reg[b].float())
-            bx, sc, lab = select_detections(list(cls[b].split(per_level)), list(boxes.split(per_level)),
-                                            self.cfg.test, score_thr, iou_thr)
-            out.append(Detections(regularize(bx, self.cfg.coder.angle_version), sc, lab, self.class_names))
-        return out
+        boxes = self.coder.decode(rois, reg.float())
+        return detections_per_image(cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version,
+                                    self.class_names, score_thr, iou_thr)
 
 
 def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:

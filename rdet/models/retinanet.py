@@ -14,7 +14,6 @@ from dataclasses import asdict
 import torch
 from torch import Tensor, nn
 
-from rdet.boxes import regularize
 from rdet.config import ModelConfig
 from rdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from rdet.detections import Detections
@@ -23,7 +22,7 @@ from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
 from rdet.models.heads import (RetinaHead, Targets, assign_batch, distribution_to_deltas, flatten_levels,
-                               regression_loss, select_detections, sigmoid_focal)
+                               regression_loss, detections_per_image, sigmoid_focal)
 
 # ImageNet statistics in RGB order, as the published configs (`data_preprocessor`); one definition, in the
 # transforms that apply them to training images.
@@ -132,10 +131,6 @@ class RotatedRetinaNet(nn.Module):
     def predict(self, images: Tensor, score_thr: float | None = None, iou_thr: float | None = None) -> list[Detections]:
         """Detections per image (boxes regularised to the model's angle version)."""
         cls, reg, anchors, per_level = self.flat_outputs(images)
-        out = []
-        for b in range(images.shape[0]):
-            boxes = self.coder.decode(anchors, self.deltas(reg[b]).float())
-            bx, sc, lab = select_detections(list(cls[b].split(per_level)), list(boxes.split(per_level)),
-                                            self.cfg.test, score_thr, iou_thr)
-            out.append(Detections(regularize(bx, self.cfg.coder.angle_version), sc, lab, self.class_names))
-        return out
+        boxes = self.coder.decode(anchors[None].expand(reg.shape[0], -1, -1), self.deltas(reg).float())
+        return detections_per_image(cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version,
+                                    self.class_names, score_thr, iou_thr)
