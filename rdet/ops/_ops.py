@@ -116,20 +116,28 @@ def _iou_shape(a: Tensor, b: Tensor, aligned: bool) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------------------ custom ops
+def _pairwise_iou(a: Tensor, b: Tensor, names: tuple[str, str], dim: int, mode: str, aligned: bool,
+                  compiled, reference) -> Tensor:
+    """The shared body of the IoU ops: validation, empty inputs, compiled kernel or reference, output dtype."""
+    check_pair(a, b, names, dim, mode, aligned)
+    check_finite(a, names[0])
+    check_finite(b, names[1])
+    out_dtype = _out_dtype(a, b)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return a.new_zeros(_iou_shape(a, b, aligned), dtype=out_dtype)
+    if _use_compiled(a):
+        dt = _reference.compute_dtype(out_dtype) if a.is_cuda else torch.float64
+        out = compiled(a.to(dt).contiguous(), b.to(dt).contiguous(), mode == "iof", aligned)
+    else:
+        out = reference(a, b, mode, aligned)
+    return out.to(out_dtype)
+
+
 @torch.library.custom_op("rdet::box_iou_rotated", mutates_args=())
 def box_iou_rotated_op(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
-    check_pair(boxes1, boxes2, ("boxes1", "boxes2"), 5, mode, aligned)
-    check_finite(boxes1, "boxes1")
-    check_finite(boxes2, "boxes2")
-    out_dtype = _out_dtype(boxes1, boxes2)
-    if boxes1.shape[0] == 0 or boxes2.shape[0] == 0:
-        return boxes1.new_zeros(_iou_shape(boxes1, boxes2, aligned), dtype=out_dtype)
-    if _use_compiled(boxes1):
-        dt = _reference.compute_dtype(out_dtype) if boxes1.is_cuda else torch.float64
-        out = _C.box_iou_rotated(boxes1.to(dt).contiguous(), boxes2.to(dt).contiguous(), mode == "iof", aligned)
-    else:
-        out = _reference.box_iou_rotated(boxes1, boxes2, mode, aligned)
-    return out.to(out_dtype)
+    # lambda: _C is None when the extension is not built, and only the compiled path may touch it
+    return _pairwise_iou(boxes1, boxes2, ("boxes1", "boxes2"), 5, mode, aligned,
+                         lambda *x: _C.box_iou_rotated(*x), _reference.box_iou_rotated)
 
 
 @box_iou_rotated_op.register_fake
@@ -139,18 +147,8 @@ def _(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
 
 @torch.library.custom_op("rdet::poly_iou", mutates_args=())
 def poly_iou_op(polys1: Tensor, polys2: Tensor, mode: str, aligned: bool) -> Tensor:
-    check_pair(polys1, polys2, ("polys1", "polys2"), 8, mode, aligned)
-    check_finite(polys1, "polys1")
-    check_finite(polys2, "polys2")
-    out_dtype = _out_dtype(polys1, polys2)
-    if polys1.shape[0] == 0 or polys2.shape[0] == 0:
-        return polys1.new_zeros(_iou_shape(polys1, polys2, aligned), dtype=out_dtype)
-    if _use_compiled(polys1):
-        dt = _reference.compute_dtype(out_dtype) if polys1.is_cuda else torch.float64
-        out = _C.poly_iou(polys1.to(dt).contiguous(), polys2.to(dt).contiguous(), mode == "iof", aligned)
-    else:
-        out = _reference.poly_iou(polys1, polys2, mode, aligned)
-    return out.to(out_dtype)
+    return _pairwise_iou(polys1, polys2, ("polys1", "polys2"), 8, mode, aligned,
+                         lambda *x: _C.poly_iou(*x), _reference.poly_iou)
 
 
 @poly_iou_op.register_fake
