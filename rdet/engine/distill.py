@@ -30,7 +30,6 @@ every input new, and the cache only costs disk (``rdet distill`` prints the hit 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -43,7 +42,8 @@ from torch import Tensor, nn
 from rdet.config import Config, DistillConfig, load_config, to_dict
 from rdet.engine.checkpoint import read_checkpoint
 from rdet.engine.data import move_batch
-from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
+from rdet.engine.train import (config_from_args, config_parser, fit, resolve_config, seed_everything,
+                               setup_device)
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model, class_names
 from rdet.models.heads import flatten_levels
@@ -339,19 +339,13 @@ def distill(config_or_path=None, *, student=None, teacher=None, teacher_weights=
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rdet distill",
-                                     description="Train a student detector with localization distillation (LD + KD).")
-    parser.add_argument("config", help="student config file with a distill section (configs/ld/...)")
+    parser = config_parser("rdet distill", "Train a student detector with localization distillation (LD + KD).",
+                           "student config file with a distill section (configs/ld/...)")
     parser.add_argument("--teacher", help="teacher config file (default: distill.teacher)")
     parser.add_argument("--teacher-weights", help="teacher checkpoint (default: distill.teacher_weights)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set distill.ld_weight=5 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from work_dir/last.pt")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.sets)
-    if args.print_config:
-        print(json.dumps(to_dict(config), indent=2))
+    config = config_from_args(args)
+    if config is None:
         return 0
     result = distill(config, teacher=args.teacher, teacher_weights=args.teacher_weights, resume=args.resume)
     if result["cache_hits"] or result["cache_misses"]:

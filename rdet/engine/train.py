@@ -262,17 +262,31 @@ def fit(config: Config, model: torch.nn.Module, compute_losses, device: torch.de
 # --------------------------------------------------------------------------- CLI
 
 
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rdet train", description="Train a rotated detector from a config file.")
-    parser.add_argument("config", help="config file (configs/...)")
+def config_parser(prog: str, description: str, what: str) -> argparse.ArgumentParser:
+    """The arguments ``rdet train`` and ``rdet distill`` share: CONFIG, --set, --resume, --print-config."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("config", help=what)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set train.lr=0.01 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from work_dir/last.pt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config | None:
+    """Load the config of parsed ``config_parser`` arguments; ``None`` after ``--print-config`` printed it."""
     config = load_config(args.config, args.sets)
     if args.print_config:
         print(json.dumps(to_dict(config), indent=2))
+        return None
+    return config
+
+
+def cli(argv: list[str]) -> int:
+    args = config_parser("rdet train", "Train a rotated detector from a config file.", "config file (configs/...)"
+                         ).parse_args(argv)
+    config = config_from_args(args)
+    if config is None:
         return 0
     result = train(config, resume=args.resume)
     print(json.dumps(result, indent=2))
