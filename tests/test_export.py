@@ -26,6 +26,7 @@ from export.cli import cli  # noqa: E402
 from export.onnx_export import ExportGraph, export_onnx, read_metadata  # noqa: E402
 from export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack  # noqa: E402
 from export.runtime import Runner  # noqa: E402
+import helpers
 from rdet import ops  # noqa: E402
 from rdet.config import Config  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
@@ -38,14 +39,7 @@ PARAMS = dict(score_threshold=0.5, iou_threshold=0.3, max_det=40, pre_nms_topk=2
 
 
 def tiny_config() -> Config:
-    c = Config()
-    c.model.backbone.depth = 18
-    c.model.neck.out_channels = 32
-    c.model.head.feat_channels = 32
-    c.model.head.stacked_convs = 1
-    c.model.head.num_classes = 3
-    c.data.classes = ("plane", "ship", "car")
-    return c
+    return helpers.tiny_config(("plane", "ship", "car"))
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ gr = pytest.importorskip("gradio")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # serve/ lives beside the package
 
+import helpers
 from rdet.config import Config  # noqa: E402
 from rdet.engine.checkpoint import save_checkpoint  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
@@ -29,16 +30,7 @@ SAMPLE = ROOT / "data" / "samples" / "scenes" / "dota_demo.jpg"
 
 
 def tiny_config() -> Config:
-    c = Config()
-    c.model.backbone.depth = 18
-    c.model.head.num_classes = 2
-    c.model.head.feat_channels = 32
-    c.model.head.stacked_convs = 1
-    c.model.neck.out_channels = 32
-    c.model.test.nms_pre = 200
-    c.model.test.max_per_img = 100
-    c.data.classes = ("plane", "ship")
-    return c
+    return helpers.tiny_config(nms_pre=200, max_per_img=100)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import helpers
 from rdet.config import Config
 from rdet.engine.checkpoint import save_checkpoint
 from rdet.inference import io
@@ -20,16 +21,7 @@ from rdet.models.retinanet import PIXEL_MEAN as MODEL_MEAN, PIXEL_STD as MODEL_S
 
 def tiny_config() -> Config:
     """R-18, a 32-channel FPN/head with one conv, 2 classes: fast on CPU."""
-    c = Config()
-    c.model.backbone.depth = 18
-    c.model.head.num_classes = 2
-    c.model.head.feat_channels = 32
-    c.model.head.stacked_convs = 1
-    c.model.neck.out_channels = 32
-    c.model.test.nms_pre = 200
-    c.model.test.max_per_img = 100
-    c.data.classes = ("plane", "ship")
-    return c
+    return helpers.tiny_config(nms_pre=200, max_per_img=100)
 
 
 @pytest.fixture(scope="module")
