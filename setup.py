@@ -19,8 +19,11 @@ CSRC = os.path.join("rdet", "ops", "csrc")
 
 def _warn(msg: str) -> None:
     bar = "=" * 78
-    print(f"\n{bar}\nWARNING (rdet): {msg}\nrdet.ops will use its pure-PyTorch implementation "
-          f"(correct, slower).\n{bar}\n", file=sys.stderr)
+    print(
+        f"\n{bar}\nWARNING (rdet): {msg}\nrdet.ops will use its pure-PyTorch implementation "
+        f"(correct, slower).\n{bar}\n",
+        file=sys.stderr,
+    )
 
 
 def _extension_setup() -> dict:
@@ -38,13 +41,20 @@ def _extension_setup() -> dict:
     cxx = ["-O3", "-std=c++17"]
     # rpath to torch's libraries so `import rdet._C` works even before `import torch`.
     link = [f"-Wl,-rpath,{os.path.join(os.path.dirname(torch.__file__), 'lib')}"]
-    with_cuda = (torch.version.cuda is not None and os.environ.get("RDET_NO_CUDA") != "1"
-                 and (CUDA_HOME is not None or shutil.which("nvcc") is not None))
+    with_cuda = (
+        torch.version.cuda is not None
+        and os.environ.get("RDET_NO_CUDA") != "1"
+        and (CUDA_HOME is not None or shutil.which("nvcc") is not None)
+    )
     if with_cuda:
         sources += [os.path.join(CSRC, "cuda.cu"), os.path.join(CSRC, "cuda_bindings.cu")]
-        ext = CUDAExtension("rdet._C", sources, define_macros=[("WITH_CUDA", None)],
-                            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17"]},
-                            extra_link_args=link)
+        ext = CUDAExtension(
+            "rdet._C",
+            sources,
+            define_macros=[("WITH_CUDA", None)],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17"]},
+            extra_link_args=link,
+        )
     else:
         ext = CppExtension("rdet._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)
 

@@ -75,8 +75,9 @@ def make_config(args, depth: int, data: Path, work_dir: Path, seed: int, iters: 
 
 
 def score(checkpoint: str, config: Config, device: str) -> tuple[float, float]:
-    model = rdet.load_checkpoint(checkpoint, device=device if device != "auto" else
-                                 ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = rdet.load_checkpoint(
+        checkpoint, device=device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     result = evaluate_model(model, build_loader(config, "val")[0], progress=False)
     return result.map_at(0.5), result.mean_map
 
@@ -105,41 +106,59 @@ def run(args) -> str:
         ckpt = rdet.train(alone, progress=args.progress)["checkpoint"]
         rows.setdefault("alone", []).append(score(ckpt, alone, args.device))
         student = make_config(args, 18, data, work / f"distilled_{seed}", seed, args.student_iters)
-        student.distill = DistillConfig(ld_weight=args.ld_weight, kd_weight=args.kd_weight, temperature=5.0,
-                                        vlr_alpha=0.25, vlr_horizontal=args.horizontal)
-        ckpt = rdet.distill(student, teacher=teacher_cfg, teacher_weights=teacher_ckpt,
-                            progress=args.progress)["checkpoint"]
+        student.distill = DistillConfig(
+            ld_weight=args.ld_weight,
+            kd_weight=args.kd_weight,
+            temperature=5.0,
+            vlr_alpha=0.25,
+            vlr_horizontal=args.horizontal,
+        )
+        ckpt = rdet.distill(student, teacher=teacher_cfg, teacher_weights=teacher_ckpt, progress=args.progress)[
+            "checkpoint"
+        ]
         rows.setdefault("distilled", []).append(score(ckpt, student, args.device))
-        print(f"seed {seed}: alone AP50 {rows['alone'][-1][0]:.4f}, distilled AP50 {rows['distilled'][-1][0]:.4f}",
-              flush=True)
+        print(
+            f"seed {seed}: alone AP50 {rows['alone'][-1][0]:.4f}, distilled AP50 {rows['distilled'][-1][0]:.4f}",
+            flush=True,
+        )
     minutes = (time.time() - t_start) / 60
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_minutes = (usage.ru_utime + usage.ru_stime) / 60
     load = os.getloadavg()[1]  # a shared machine: wall time says little without the load
 
-    names = {"teacher": f"R-34 teacher ({args.teacher_iters} it, seed 0)",
-             "alone": f"R-18 alone ({args.student_iters} it)",
-             "distilled": f"R-18 <- R-34, LD + KD ({args.student_iters} it)"}
+    names = {
+        "teacher": f"R-34 teacher ({args.teacher_iters} it, seed 0)",
+        "alone": f"R-18 alone ({args.student_iters} it)",
+        "distilled": f"R-18 <- R-34, LD + KD ({args.student_iters} it)",
+    }
     lines = ["| model | AP50 (%) | AP50:95 (%) | per seed AP50 |", "|---|---|---|---|"]
     for key in ("teacher", "alone", "distilled"):
         ap50 = [r[0] for r in rows[key]]
         ap = [r[1] for r in rows[key]]
-        lines.append(f"| {names[key]} | {mean_std(ap50)} | {mean_std(ap)} | "
-                     f"{', '.join(f'{100 * v:.1f}' for v in ap50)} |")
+        lines.append(
+            f"| {names[key]} | {mean_std(ap50)} | {mean_std(ap)} | {', '.join(f'{100 * v:.1f}' for v in ap50)} |"
+        )
     table = "\n".join(lines)
-    device = torch.cuda.get_device_name() if args.device != "cpu" and torch.cuda.is_available() else \
-        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+    device = (
+        torch.cuda.get_device_name()
+        if args.device != "cpu" and torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')})"
-    setting = (f"{args.train_images} train / {args.val_images} val synthetic scenes of {args.size} px (4 classes), "
-               f"batch {args.batch_size}, FPN/head width {args.width}, {args.stacked_convs} stacked convs, "
-               f"anchors from {8 * args.octave_base_scale:g} px, reg_max 8, KLD-stable, AdamW lr {args.lr}, flips; "
-               f"LD weight {args.ld_weight}, KD weight {args.kd_weight}, T 5, VLR alpha 0.25 "
-               f"({'axis-aligned' if args.horizontal else 'rotated'} IoU); seeds {list(args.seeds)}; "
-               f"mean +- sample std over seeds")
-    report = (f"{table}\n\n- setting: {setting}\n- device: {device}\n"
-              f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}\n"
-              f"- wall time: {minutes:.1f} min (process CPU time {cpu_minutes:.1f} min; machine load average "
-              f"{load:.1f} over the last 5 min)\n- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    )
+    setting = (
+        f"{args.train_images} train / {args.val_images} val synthetic scenes of {args.size} px (4 classes), "
+        f"batch {args.batch_size}, FPN/head width {args.width}, {args.stacked_convs} stacked convs, "
+        f"anchors from {8 * args.octave_base_scale:g} px, reg_max 8, KLD-stable, AdamW lr {args.lr}, flips; "
+        f"LD weight {args.ld_weight}, KD weight {args.kd_weight}, T 5, VLR alpha 0.25 "
+        f"({'axis-aligned' if args.horizontal else 'rotated'} IoU); seeds {list(args.seeds)}; "
+        f"mean +- sample std over seeds"
+    )
+    report = (
+        f"{table}\n\n- setting: {setting}\n- device: {device}\n"
+        f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}\n"
+        f"- wall time: {minutes:.1f} min (process CPU time {cpu_minutes:.1f} min; machine load average "
+        f"{load:.1f} over the last 5 min)\n- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n"
+    )
     (work / "results.json").write_text(json.dumps({k: v for k, v in rows.items()}, indent=2))
     return report
 

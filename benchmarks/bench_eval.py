@@ -28,12 +28,24 @@ def _rect_polys(cx, cy, w, h, a) -> np.ndarray:
     """Rotated rectangles [N] -> polygons [N, 8] (rdet convention, numpy)."""
     ux, uy = w / 2 * np.cos(a), w / 2 * np.sin(a)
     vx, vy = -h / 2 * np.sin(a), h / 2 * np.cos(a)
-    return np.stack([cx - ux - vx, cy - uy - vy, cx + ux - vx, cy + uy - vy,
-                     cx + ux + vx, cy + uy + vy, cx - ux + vx, cy - uy + vy], 1)
+    return np.stack(
+        [
+            cx - ux - vx,
+            cy - uy - vy,
+            cx + ux - vx,
+            cy + uy - vy,
+            cx + ux + vx,
+            cy + uy + vy,
+            cx - ux + vx,
+            cy - uy + vy,
+        ],
+        1,
+    )
 
 
-def make_scene(num_images: int, num_objects: int, num_classes: int = 15, size: float = 1024.0,
-               seed: int = 0) -> tuple[dict, dict]:
+def make_scene(
+    num_images: int, num_objects: int, num_classes: int = 15, size: float = 1024.0, seed: int = 0
+) -> tuple[dict, dict]:
     """Random ground truth (10 % difficult) and detections: jittered hits, duplicates, confusions, FPs.
 
     Returns:
@@ -47,23 +59,35 @@ def make_scene(num_images: int, num_objects: int, num_classes: int = 15, size: f
         cx, cy = rng.uniform(0, size, m), rng.uniform(0, size, m)
         w, h, a = rng.uniform(10, 60, m), rng.uniform(5, 40, m), rng.uniform(-np.pi / 2, np.pi / 2, m)
         labels = rng.integers(0, num_classes, m)
-        anns[f"img{i:04d}"] = {"polygons": _rect_polys(cx, cy, w, h, a), "labels": labels,
-                               "difficult": rng.random(m) < 0.1}
+        anns[f"img{i:04d}"] = {
+            "polygons": _rect_polys(cx, cy, w, h, a),
+            "labels": labels,
+            "difficult": rng.random(m) < 0.1,
+        }
         hit = rng.random(m) < 0.85
         dup = hit & (rng.random(m) < 0.1)
         idx = np.concatenate([np.nonzero(hit)[0], np.nonzero(dup)[0]])
         k = len(idx)
         jit = lambda s: rng.normal(0, s, k)  # noqa: E731
-        d_poly = _rect_polys(cx[idx] + jit(3), cy[idx] + jit(3), w[idx] * np.exp(jit(0.1)),
-                             h[idx] * np.exp(jit(0.1)), a[idx] + jit(0.1))
+        d_poly = _rect_polys(
+            cx[idx] + jit(3), cy[idx] + jit(3), w[idx] * np.exp(jit(0.1)), h[idx] * np.exp(jit(0.1)), a[idx] + jit(0.1)
+        )
         d_lab = np.where(rng.random(k) < 0.05, rng.integers(0, num_classes, k), labels[idx])
         n_fp = max(num_objects - k, 0)
-        f_poly = _rect_polys(rng.uniform(0, size, n_fp), rng.uniform(0, size, n_fp), rng.uniform(10, 60, n_fp),
-                             rng.uniform(5, 40, n_fp), rng.uniform(-np.pi / 2, np.pi / 2, n_fp))
+        f_poly = _rect_polys(
+            rng.uniform(0, size, n_fp),
+            rng.uniform(0, size, n_fp),
+            rng.uniform(10, 60, n_fp),
+            rng.uniform(5, 40, n_fp),
+            rng.uniform(-np.pi / 2, np.pi / 2, n_fp),
+        )
         # Scores rounded to 3 decimals, as result files usually are: ties do occur.
         scores = np.round(np.concatenate([rng.uniform(0.3, 1.0, k), rng.uniform(0.05, 0.7, n_fp)]), 3)
-        dets[f"img{i:04d}"] = {"polygons": np.concatenate([d_poly, f_poly]), "scores": scores,
-                               "labels": np.concatenate([d_lab, rng.integers(0, num_classes, n_fp)])}
+        dets[f"img{i:04d}"] = {
+            "polygons": np.concatenate([d_poly, f_poly]),
+            "scores": scores,
+            "labels": np.concatenate([d_lab, rng.integers(0, num_classes, n_fp)]),
+        }
     return dets, anns
 
 
@@ -80,8 +104,9 @@ def _naive_voc_ap(rec, prec, use_07_metric):
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def naive_evaluate(detections: dict, annotations: dict, num_classes: int, iou_thr: float = 0.5,
-                   use_07_metric: bool = True) -> np.ndarray:
+def naive_evaluate(
+    detections: dict, annotations: dict, num_classes: int, iou_thr: float = 0.5, use_07_metric: bool = True
+) -> np.ndarray:
     """AP per class (np.ndarray[C], NaN without non-difficult objects), one detection at a time."""
     from shapely.geometry import Polygon
 
@@ -91,8 +116,12 @@ def naive_evaluate(detections: dict, annotations: dict, num_classes: int, iou_th
         for image_id, a in annotations.items():
             m = np.asarray(a["labels"]) == c
             polys, diff = np.asarray(a["polygons"], float)[m], np.asarray(a["difficult"], bool)[m]
-            recs[image_id] = {"bbox": polys, "shape": [Polygon(p.reshape(4, 2)) for p in polys],
-                              "difficult": diff, "det": [False] * len(polys)}
+            recs[image_id] = {
+                "bbox": polys,
+                "shape": [Polygon(p.reshape(4, 2)) for p in polys],
+                "difficult": diff,
+                "det": [False] * len(polys),
+            }
             npos += int((~diff).sum())
         ids, conf, boxes = [], [], []
         for image_id, d in detections.items():
@@ -145,8 +174,10 @@ def _write_task1(dets: dict, out: Path, class_names: list[str]) -> None:
 
 def _write_labels(anns: dict, out: Path, class_names: list[str]) -> None:
     for image_id, a in anns.items():
-        rows = [" ".join(f"{v:.2f}" for v in p) + f" {class_names[int(c)]} {int(d)}"
-                for p, c, d in zip(a["polygons"], a["labels"], a["difficult"])]
+        rows = [
+            " ".join(f"{v:.2f}" for v in p) + f" {class_names[int(c)]} {int(d)}"
+            for p, c, d in zip(a["polygons"], a["labels"], a["difficult"])
+        ]
         (out / f"{image_id}.txt").write_text("imagesource:synthetic\ngsd:1\n" + "\n".join(rows) + "\n")
 
 
@@ -184,20 +215,32 @@ def main(argv: list[str] | None = None) -> int:
     naive = naive_evaluate(dets, anns, len(names), 0.5)
     t_naive = time.perf_counter() - t0
     diff = float(np.nanmax(np.abs(naive - r50.ap[:, 0])))
-    rows = [("rdet `evaluate`, IoU 0.5", t_rdet), ("rdet `evaluate`, IoU 0.50:0.05:0.95 (10 thresholds)", t_coco),
-            ("rdet `evaluate_task1` (parse Task1 + labelTxt files, IoU 0.5)", t_files),
-            ("naive per-detection loop (shapely), IoU 0.5", t_naive)]
+    rows = [
+        ("rdet `evaluate`, IoU 0.5", t_rdet),
+        ("rdet `evaluate`, IoU 0.50:0.05:0.95 (10 thresholds)", t_coco),
+        ("rdet `evaluate_task1` (parse Task1 + labelTxt files, IoU 0.5)", t_files),
+        ("naive per-detection loop (shapely), IoU 0.5", t_naive),
+    ]
     cpu = platform.processor() or platform.machine()
-    text = "\n".join([
-        "## DOTA evaluation speed (`benchmarks/bench_eval.py`)", "",
-        f"- date: {datetime.date.today().isoformat()}; device: CPU ({cpu}, {os.cpu_count()} cores visible, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads), compiled rdet ops: {has_compiled()}",
-        f"- command: `.venv/bin/python benchmarks/bench_eval.py --images {args.images} --objects {args.objects}`",
-        f"- data: {args.images} images x {args.objects} objects ({len(names)} classes, 10 % difficult), "
-        f"{n_det} detections (hits, duplicates, class confusions, random false positives)", "",
-        "| method | time (s) |", "|---|---|", *[f"| {m} | {t:.2f} |" for m, t in rows], "",
-        f"Speed-up at IoU 0.5: **{t_naive / t_rdet:.1f}x**; mAP50 {r50.map[0]:.4f}, AP50:95 {rcoco.mean_map:.4f}; "
-        f"largest per-class AP difference rdet vs loop: {diff:.1e}.", ""])
+    text = "\n".join(
+        [
+            "## DOTA evaluation speed (`benchmarks/bench_eval.py`)",
+            "",
+            f"- date: {datetime.date.today().isoformat()}; device: CPU ({cpu}, {os.cpu_count()} cores visible, "
+            f"torch {torch.__version__} with {torch.get_num_threads()} threads), compiled rdet ops: {has_compiled()}",
+            f"- command: `.venv/bin/python benchmarks/bench_eval.py --images {args.images} --objects {args.objects}`",
+            f"- data: {args.images} images x {args.objects} objects ({len(names)} classes, 10 % difficult), "
+            f"{n_det} detections (hits, duplicates, class confusions, random false positives)",
+            "",
+            "| method | time (s) |",
+            "|---|---|",
+            *[f"| {m} | {t:.2f} |" for m, t in rows],
+            "",
+            f"Speed-up at IoU 0.5: **{t_naive / t_rdet:.1f}x**; mAP50 {r50.map[0]:.4f}, AP50:95 {rcoco.mean_map:.4f}; "
+            f"largest per-class AP difference rdet vs loop: {diff:.1e}.",
+            "",
+        ]
+    )
     print(text)
     if args.out is not None:
         args.out.write_text(text)

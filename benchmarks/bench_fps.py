@@ -103,21 +103,38 @@ class BenchModel:
 MODELS: dict[str, BenchModel] = {
     "retinanet-r18": BenchModel("Rotated RetinaNet R-18", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=18),
     "retinanet-r34": BenchModel("Rotated RetinaNet R-34", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=34),
-    "retinanet-r50": BenchModel("Rotated RetinaNet R-50", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC},
-                                published={"dota": "15.7-16.9", "hrsc": "38.2-39.2"},
-                                published_mem={"dota": "3.38", "hrsc": "1.56"}),
-    "retinanet-r18-ld": BenchModel("Rotated RetinaNet R-18 LD student (distribution head)",
-                                   {"dota": "ld/rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py"}),
-    "retinanet-r18-narrow": BenchModel("Rotated RetinaNet R-18, 64-ch FPN/head", {"dota": RETINA_DOTA,
-                                                                                  "hrsc": RETINA_HRSC},
-                                       depth=18, narrow=True),
-    "r3det-r50": BenchModel("R3Det R-50", {"dota": "r3det/r3det-oc_r50_fpn_1x_dota.py"},
-                            published={"dota": "12.4"}, published_mem={"dota": "3.54"}),
-    "r3det-tiny-r50": BenchModel("R3Det-tiny R-50", {"dota": "r3det/r3det-tiny-oc_r50_fpn_1x_dota.py"},
-                                 published={"dota": "14.0-15.6"}, published_mem={"dota": "3.23-3.44"}),
-    "tiny": BenchModel("tiny (quickstart R-18, 64-ch, 4 classes)",
-                       {"dota": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py",
-                        "hrsc": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py"}),
+    "retinanet-r50": BenchModel(
+        "Rotated RetinaNet R-50",
+        {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC},
+        published={"dota": "15.7-16.9", "hrsc": "38.2-39.2"},
+        published_mem={"dota": "3.38", "hrsc": "1.56"},
+    ),
+    "retinanet-r18-ld": BenchModel(
+        "Rotated RetinaNet R-18 LD student (distribution head)",
+        {"dota": "ld/rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py"},
+    ),
+    "retinanet-r18-narrow": BenchModel(
+        "Rotated RetinaNet R-18, 64-ch FPN/head", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=18, narrow=True
+    ),
+    "r3det-r50": BenchModel(
+        "R3Det R-50",
+        {"dota": "r3det/r3det-oc_r50_fpn_1x_dota.py"},
+        published={"dota": "12.4"},
+        published_mem={"dota": "3.54"},
+    ),
+    "r3det-tiny-r50": BenchModel(
+        "R3Det-tiny R-50",
+        {"dota": "r3det/r3det-tiny-oc_r50_fpn_1x_dota.py"},
+        published={"dota": "14.0-15.6"},
+        published_mem={"dota": "3.23-3.44"},
+    ),
+    "tiny": BenchModel(
+        "tiny (quickstart R-18, 64-ch, 4 classes)",
+        {
+            "dota": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py",
+            "hrsc": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py",
+        },
+    ),
 }
 DEFAULT_MODELS = ("retinanet-r18", "retinanet-r34", "retinanet-r50", "r3det-r50", "r3det-tiny-r50")
 
@@ -179,8 +196,9 @@ def _count(dets) -> int:
     return sum(len(d) for d in dets)
 
 
-def _torch_step(model, x: torch.Tensor, nms: bool, score_thr: float | None,
-                autocast: torch.dtype | None = None, decode=None) -> Callable[[], int]:
+def _torch_step(
+    model, x: torch.Tensor, nms: bool, score_thr: float | None, autocast: torch.dtype | None = None, decode=None
+) -> Callable[[], int]:
     decode = decode or model.decode
     ctx = (lambda: torch.autocast(x.device.type, dtype=autocast)) if autocast else contextlib.nullcontext
 
@@ -208,8 +226,9 @@ class ExportCache:
             except ImportError as e:
                 raise Skip(f"onnx export needs the onnx package ({e})") from e
             path = self.workdir / f"{name}_{size[1]}x{size[0]}_b{batch}.onnx"
-            self.files[key] = export_onnx(copy.deepcopy(model).cpu(), path, nms="none", batch=batch, imgsz=size,
-                                          score_threshold=score_thr)
+            self.files[key] = export_onnx(
+                copy.deepcopy(model).cpu(), path, nms="none", batch=batch, imgsz=size, score_threshold=score_thr
+            )
         return self.files[key]
 
     def engine(self, name: str, onnx_path: Path, fp16: bool) -> Path:
@@ -217,13 +236,22 @@ class ExportCache:
         if key not in self.files:
             from export.trt_build import build_engine
 
-            self.files[key] = build_engine(onnx_path, onnx_path.with_suffix(".fp16.engine" if fp16 else ".engine"),
-                                           fp16=fp16)
+            self.files[key] = build_engine(
+                onnx_path, onnx_path.with_suffix(".fp16.engine" if fp16 else ".engine"), fp16=fp16
+            )
         return self.files[key]
 
 
-def make_step(backend: str, name: str, model, images: torch.Tensor, raw: np.ndarray, nms: bool,
-              score_thr: float | None, exports: ExportCache) -> Callable[[], int]:
+def make_step(
+    backend: str,
+    name: str,
+    model,
+    images: torch.Tensor,
+    raw: np.ndarray,
+    nms: bool,
+    score_thr: float | None,
+    exports: ExportCache,
+) -> Callable[[], int]:
     """One synchronizable iteration of ``backend``: returns the number of detections (0 without NMS).
 
     Args:
@@ -287,8 +315,9 @@ def _runner_step(runner, raw: np.ndarray, nms: bool) -> Callable[[], int]:
     return step
 
 
-def time_step(step: Callable[[], int], iters: int, warmup: int, device: torch.device
-              ) -> tuple[list[float], list[float], int]:
+def time_step(
+    step: Callable[[], int], iters: int, warmup: int, device: torch.device
+) -> tuple[list[float], list[float], int]:
     """Run ``warmup`` then ``iters`` synchronized iterations.
 
     Returns:
@@ -324,8 +353,12 @@ def cpu_name() -> str:
 def environment(device: torch.device) -> dict[str, str]:
     """Device, date, commit, versions and load: the header of every table."""
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     if device.type == "cuda":
@@ -335,8 +368,13 @@ def environment(device: torch.device) -> dict[str, str]:
     dev += f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
     dev += " (set after torch was imported: not in effect)" if _OMP_LATE else ""
     load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    return {"device": dev, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit, "torch": torch.__version__, "load average (1/5/15 min)": load}
+    return {
+        "device": dev,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "torch": torch.__version__,
+        "load average (1/5/15 min)": load,
+    }
 
 
 @dataclass
@@ -361,8 +399,23 @@ class Row:
         return 1000.0 * self.batch / self.median_ms
 
 
-COLUMNS = ["model", "input", "batch", "backend", "NMS", "iters", "median ms", "p90 ms", "CPU ms", "images/s",
-           PUBLISHED_HEADER, "GFLOP/img", "limit img/s", "% of limit", "dets/img"]
+COLUMNS = [
+    "model",
+    "input",
+    "batch",
+    "backend",
+    "NMS",
+    "iters",
+    "median ms",
+    "p90 ms",
+    "CPU ms",
+    "images/s",
+    PUBLISHED_HEADER,
+    "GFLOP/img",
+    "limit img/s",
+    "% of limit",
+    "dets/img",
+]
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -370,9 +423,11 @@ def markdown_table(rows: list[Row]) -> str:
     for r in rows:
         limit = f"{r.limit:.3g} ({r.precision})" if r.limit else "n/a"
         frac = f"{100 * r.images_per_s / r.limit:.1f}" if r.limit else "n/a"
-        lines.append(f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
-                     f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.cpu_ms:.0f} | {r.images_per_s:.3g} | {r.published or '-'} | "
-                     f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |")
+        lines.append(
+            f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
+            f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.cpu_ms:.0f} | {r.images_per_s:.3g} | {r.published or '-'} | "
+            f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |"
+        )
     return "\n".join(lines)
 
 
@@ -406,8 +461,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
             for batch in args.batch:
                 gen = torch.Generator().manual_seed(0)
                 raw_t = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=gen)
-                images = ((raw_t.float() - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
-                          / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)).to(device)
+                images = (
+                    (raw_t.float() - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
+                    / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
+                ).to(device)
                 raw = raw_t.numpy()
                 for backend in args.backends:
                     for nms in nms_modes:
@@ -427,27 +484,58 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
                             continue
                         limit, precision = peaks.for_backend(backend, device)
                         precision = "bf16" if backend == "bf16" else precision
-                        row = Row(spec.label, shown, batch, backend, nms, args.iters, float(np.median(times)),
-                                  float(np.percentile(times, 90)), float(np.median(cpu_times)), dets / batch, gflop,
-                                  spec.published.get(key, "") if text == key else "",
-                                  limit / (gflop * 1e9) if limit else None, precision)
+                        row = Row(
+                            spec.label,
+                            shown,
+                            batch,
+                            backend,
+                            nms,
+                            args.iters,
+                            float(np.median(times)),
+                            float(np.percentile(times, 90)),
+                            float(np.median(cpu_times)),
+                            dets / batch,
+                            gflop,
+                            spec.published.get(key, "") if text == key else "",
+                            limit / (gflop * 1e9) if limit else None,
+                            precision,
+                        )
                         rows.append(row)
-                        print(f"  {what}: median {row.median_ms:.1f} ms, p90 {row.p90_ms:.1f} ms "
-                              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                        print(
+                            f"  {what}: median {row.median_ms:.1f} ms, p90 {row.p90_ms:.1f} ms "
+                            f"({time.perf_counter() - t0:.0f} s)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return rows, skipped, failed
 
 
-def report(rows: list[Row], skipped: list[str], failed: list[str], env: dict[str, str], peaks: Peaks,
-           args: argparse.Namespace, command: str) -> str:
+def report(
+    rows: list[Row],
+    skipped: list[str],
+    failed: list[str],
+    env: dict[str, str],
+    peaks: Peaks,
+    args: argparse.Namespace,
+    command: str,
+) -> str:
     lines = [f"- {k}: {v}" for k, v in env.items()]
     lines.append("- peak FLOP/s (physical limit): " + peaks.describe())
-    lines.append(f"- iterations: {args.warmup} warm-up (compile/cudagraphs: >= {COMPILE_WARMUP}) + {args.iters} timed"
-                 + (f" (FEWER than {MIN_ITERS}: --allow-few-iters)" if args.iters < MIN_ITERS else ""))
-    lines.append(f"- NMS load: {args.nms_load}" + (" (score_thr 0: nms_pre candidates per level, random weights)"
-                                                    if args.nms_load == "cap" else " (config score_thr)"))
+    lines.append(
+        f"- iterations: {args.warmup} warm-up (compile/cudagraphs: >= {COMPILE_WARMUP}) + {args.iters} timed"
+        + (f" (FEWER than {MIN_ITERS}: --allow-few-iters)" if args.iters < MIN_ITERS else "")
+    )
+    lines.append(
+        f"- NMS load: {args.nms_load}"
+        + (
+            " (score_thr 0: nms_pre candidates per level, random weights)"
+            if args.nms_load == "cap"
+            else " (config score_thr)"
+        )
+    )
     lines.append("- load average at the end (1/5/15 min): " + " / ".join(f"{v:.2f}" for v in os.getloadavg()))
     lines.append(f"- command: `{command}`")
     out = "\n".join(lines) + "\n\n" + markdown_table(rows) + "\n"
@@ -459,15 +547,31 @@ def report(rows: list[Row], skipped: list[str], failed: list[str], env: dict[str
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="rdet bench", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS), metavar="MODEL",
-                    help=f"{', '.join(sorted(MODELS))} (default: {' '.join(DEFAULT_MODELS)})")
-    ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"],
-                    help="dota (1024x1024), hrsc (800x512) or WIDTHxHEIGHT (with the DOTA config)")
+    ap = argparse.ArgumentParser(
+        prog="rdet bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"{', '.join(sorted(MODELS))} (default: {' '.join(DEFAULT_MODELS)})",
+    )
+    ap.add_argument(
+        "--inputs",
+        nargs="+",
+        default=["dota", "hrsc"],
+        help="dota (1024x1024), hrsc (800x512) or WIDTHxHEIGHT (with the DOTA config)",
+    )
     ap.add_argument("--batch", nargs="+", type=int, default=None, help="batch sizes (default: 1 16 on CUDA, 1 on CPU)")
-    ap.add_argument("--backends", nargs="+", default=None, help=f"{', '.join(BACKENDS)} or 'all' "
-                    "(default: eager channels_last fp16 bf16 cudagraphs onnx trt-fp16 on CUDA; eager onnx on CPU)")
+    ap.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help=f"{', '.join(BACKENDS)} or 'all' "
+        "(default: eager channels_last fp16 bf16 cudagraphs onnx trt-fp16 on CUDA; eager onnx on CPU)",
+    )
     ap.add_argument("--nms", choices=("both", "yes", "no"), default="both")
     ap.add_argument("--nms-load", choices=("cap", "config"), default="cap")
     ap.add_argument("--iters", type=int, default=MIN_ITERS)
@@ -478,8 +582,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the device, overrides the table")
     ap.add_argument("--workdir", default=None, help="where ONNX files / engines go (default: a temporary folder)")
     ap.add_argument("--out", default=None, help="also write the markdown report here")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: tiny model, 128x128, batch 1 and 2, eager/channels_last/onnx, 3 iterations")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny model, 128x128, batch 1 and 2, eager/channels_last/onnx, 3 iterations",
+    )
     args = ap.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -487,11 +594,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.models, args.inputs, args.batch = ["tiny"], ["128x128"], args.batch or [1, 2]
         args.backends = args.backends or ["eager", "channels_last", "onnx"]
-        args.iters, args.warmup, args.allow_few_iters = min(args.iters, 3), 1 if args.warmup is None else args.warmup, True
+        args.iters, args.warmup, args.allow_few_iters = (
+            min(args.iters, 3),
+            1 if args.warmup is None else args.warmup,
+            True,
+        )
     args.batch = args.batch or ([1, 16] if cuda else [1])
     if args.backends is None:
-        args.backends = (["eager", "channels_last", "fp16", "bf16", "cudagraphs", "onnx", "trt-fp16"] if cuda
-                         else ["eager", "onnx"])
+        args.backends = (
+            ["eager", "channels_last", "fp16", "bf16", "cudagraphs", "onnx", "trt-fp16"] if cuda else ["eager", "onnx"]
+        )
     elif args.backends == ["all"]:
         args.backends = list(BACKENDS)
     unknown = [b for b in args.backends if b not in BACKENDS]

@@ -85,11 +85,12 @@ def shapely_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> torch.
         if not alive[i]:
             continue
         keep.append(i)
-        rest = order[r + 1:]
+        rest = order[r + 1 :]
         rest = rest[alive[rest]]
         b = bounds[rest]
-        near = rest[(b[:, 0] < bounds[i, 2]) & (b[:, 2] > bounds[i, 0]) & (b[:, 1] < bounds[i, 3])
-                    & (b[:, 3] > bounds[i, 1])]
+        near = rest[
+            (b[:, 0] < bounds[i, 2]) & (b[:, 2] > bounds[i, 0]) & (b[:, 1] < bounds[i, 3]) & (b[:, 3] > bounds[i, 1])
+        ]
         if len(near):
             inter = shapely.area(shapely.intersection(polys[i], polys[near]))
             iou = inter / (areas[i] + areas[near] - inter)
@@ -144,12 +145,15 @@ def cpu_model() -> str:
 def run(sizes: list[int], repeats: int) -> str:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    lines = [f"Device: {cpu_model()}, 1 thread (torch.set_num_threads(1)); torch {torch.__version__}, "
-             f"shapely {shapely.__version__}, OpenCV {cv2.__version__}; compiled rdet._C: {has_compiled()}; "
-             f"NMS IoU threshold {IOU_THR}.", "",
-             "| N | kept (exact) | rdet compiled | rdet pure-torch | shapely | OpenCV | shapely / compiled "
-             "| compiled = exact | pure-torch = exact | OpenCV = exact (kept) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Device: {cpu_model()}, 1 thread (torch.set_num_threads(1)); torch {torch.__version__}, "
+        f"shapely {shapely.__version__}, OpenCV {cv2.__version__}; compiled rdet._C: {has_compiled()}; "
+        f"NMS IoU threshold {IOU_THR}.",
+        "",
+        "| N | kept (exact) | rdet compiled | rdet pure-torch | shapely | OpenCV | shapely / compiled "
+        "| compiled = exact | pure-torch = exact | OpenCV = exact (kept) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     warm = dota_like(50)
     nms_rotated(*warm, IOU_THR)  # first call imports torch._dynamo machinery (~1 s), not our cost
     for n in sizes:
@@ -166,8 +170,10 @@ def run(sizes: list[int], repeats: int) -> str:
             t_p, k_p = median_time(lambda: nms_rotated(boxes, scores, IOU_THR), 1 if n > 5000 else repeats)
         t_o, k_o = median_time(lambda: opencv_nms(boxes, scores, IOU_THR), repeats)
         o_ok = set(k_o.tolist()) == ref_set
-        lines.append(f"| {n} | {len(ref)} | {tc_s} | {_fmt(t_p)} | {_fmt(t_ref)} | {_fmt(t_o)} | {ratio} | {c_ok} "
-                     f"| {torch.equal(k_p, ref)} | {o_ok} ({len(k_o)}) |")
+        lines.append(
+            f"| {n} | {len(ref)} | {tc_s} | {_fmt(t_p)} | {_fmt(t_ref)} | {_fmt(t_o)} | {ratio} | {c_ok} "
+            f"| {torch.equal(k_p, ref)} | {o_ok} ({len(k_o)}) |"
+        )
     # IoU matrix, 1k x 1k.
     b1, _ = dota_like(1000, seed=1)
     b2, _ = dota_like(1000, seed=2)

@@ -31,7 +31,10 @@ def main() -> int:
     out = Path(args.out)
     counts = prepare_data(out / "data")
     config = load_config(CONFIG, [f"train.max_iters={args.iters}", f"train.milestones=({int(args.iters * 0.8)},)"])
-    config.data.train_images, config.data.train_labels = str(out / "data/train/images"), str(out / "data/train/labelTxt")
+    config.data.train_images, config.data.train_labels = (
+        str(out / "data/train/images"),
+        str(out / "data/train/labelTxt"),
+    )
     config.data.val_images, config.data.val_labels = str(out / "data/val/images"), str(out / "data/val/labelTxt")
     config.train.work_dir = str(out / "train")
     t0 = time.perf_counter()
@@ -39,8 +42,11 @@ def main() -> int:
     train_s = time.perf_counter() - t0
     model = rdet.load_checkpoint(result["checkpoint"])
     metric = evaluate_model(model, build_loader(config, "val")[0], iou_thrs="coco", progress=False)
-    print(f"\n{counts['train']} training tiles, {counts['val']} held-out tiles; {args.iters} iterations in {train_s:.0f} s "
-          f"on {platform.processor() or platform.machine()}")
+    print(
+        f"\n{counts['train']} training tiles, {counts['val']} held-out tiles; "
+        f"{args.iters} iterations in {train_s:.0f} s "
+        f"on {platform.processor() or platform.machine()}"
+    )
     print(f"held-out mAP50 {100 * metric.map_at(0.5):.2f}  mAP50:95 {100 * metric.mean_map:.2f}")
     print(metric.table())
     (out / "metrics.json").write_text(json.dumps(metric.to_dict(), indent=2))

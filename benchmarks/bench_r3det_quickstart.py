@@ -106,16 +106,20 @@ def main(argv: list[str] | None = None) -> int:
             train_s = time.perf_counter() - start
             model = rdet.load_checkpoint(res["checkpoint"], device=device)
             result = evaluate_model(model, build_loader(config, "val")[0], progress=False)
-        print(f"R3Det quickstart ({CONFIG.name}): {res['iterations']} iterations x batch {t.batch_size} on "
-              f"{device} in {train_s:.0f} s; {args.val_images} val scenes")
+        print(
+            f"R3Det quickstart ({CONFIG.name}): {res['iterations']} iterations x batch {t.batch_size} on "
+            f"{device} in {train_s:.0f} s; {args.val_images} val scenes"
+        )
         print(f"AP50 {result.map_at(0.5):.4f}  AP50:95 {result.mean_map:.4f}")
         print(result.table())
 
     if args.speed:
         r3 = time_decode(R3DET_R50, args.speed, device, args.speed_reps)
         rn = time_decode(RETINANET_R50, args.speed, device, args.speed_reps)
-        print(f"decode at {args.speed} px on {device}: R3Det R-50 {1 / r3:.2f} img/s, Rotated RetinaNet R-50 "
-              f"{1 / rn:.2f} img/s, R3Det/RetinaNet time ratio {r3 / rn:.2f}")
+        print(
+            f"decode at {args.speed} px on {device}: R3Det R-50 {1 / r3:.2f} img/s, Rotated RetinaNet R-50 "
+            f"{1 / rn:.2f} img/s, R3Det/RetinaNet time ratio {r3 / rn:.2f}"
+        )
     return 0
 
 

@@ -39,8 +39,9 @@ from benchmarks.bench_fps import DEFAULT_MODELS, MODELS, bench_config, environme
 GIB = 1024**3
 
 
-def random_targets(batch: int, size: tuple[int, int], num_classes: int, angle_version: str, objects: int = 20,
-                   seed: int = 0) -> list[dict]:
+def random_targets(
+    batch: int, size: tuple[int, int], num_classes: int, angle_version: str, objects: int = 20, seed: int = 0
+) -> list[dict]:
     """``batch`` target dicts ``{'boxes': [objects, 5], 'labels': [objects]}``: boxes 16-128 px inside the image."""
     from rdet.boxes import regularize
 
@@ -77,8 +78,10 @@ def measure(name: str, text: str, batch: int, iters: int, warmup: int, device: s
     g = torch.Generator().manual_seed(0)
     raw = torch.randint(0, 256, (batch, 3, *size), generator=g).float()
     images = ((raw - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)) / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)).to(dev)
-    targets = [{k: v.to(dev) for k, v in tg.items()}
-               for tg in random_targets(batch, size, config.model.head.num_classes, config.model.coder.angle_version)]
+    targets = [
+        {k: v.to(dev) for k, v in tg.items()}
+        for tg in random_targets(batch, size, config.model.head.num_classes, config.model.coder.angle_version)
+    ]
 
     def step() -> float:
         with torch.autocast(dev.type, dtype=torch.float16, enabled=amp and dev.type == "cuda"):
@@ -113,10 +116,16 @@ def measure(name: str, text: str, batch: int, iters: int, warmup: int, device: s
     if not math.isfinite(loss):
         raise ValueError(f"{name}: training loss is {loss} (the benchmark measures a broken step)")
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    out = {"model": MODELS[name].label, "input": f"{size[1]}x{size[0]}", "batch": batch,
-           "precision": "amp fp16" if amp and dev.type == "cuda" else "fp32", "iters": iters,
-           "median_s": float(np.median(times)), "p90_s": float(np.percentile(times, 90)),
-           "published_mem": MODELS[name].published_mem.get(key, "") if text == key else ""}
+    out = {
+        "model": MODELS[name].label,
+        "input": f"{size[1]}x{size[0]}",
+        "batch": batch,
+        "precision": "amp fp16" if amp and dev.type == "cuda" else "fp32",
+        "iters": iters,
+        "median_s": float(np.median(times)),
+        "p90_s": float(np.percentile(times, 90)),
+        "published_mem": MODELS[name].published_mem.get(key, "") if text == key else "",
+    }
     if dev.type == "cuda":
         out["mem_gib"], out["mem_kind"] = torch.cuda.max_memory_allocated(dev) / GIB, "max_memory_allocated"
     else:
@@ -125,21 +134,31 @@ def measure(name: str, text: str, batch: int, iters: int, warmup: int, device: s
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| model | input | batch | precision | iters | median s/iter | p90 s/iter | images/s | peak memory GiB "
-             "| memory measured as | published Mem (GB), 2080 Ti, batch 2, 1024 px |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        "| model | input | batch | precision | iters | median s/iter | p90 s/iter | images/s | peak memory GiB "
+        "| memory measured as | published Mem (GB), 2080 Ti, batch 2, 1024 px |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for r in results:
-        lines.append(f"| {r['model']} | {r['input']} | {r['batch']} | {r['precision']} | {r['iters']} | "
-                     f"{r['median_s']:.2f} | {r['p90_s']:.2f} | {r['batch'] / r['median_s']:.3g} | {r['mem_gib']:.2f} | "
-                     f"{r['mem_kind']} | {r['published_mem'] or '-'} |")
+        lines.append(
+            f"| {r['model']} | {r['input']} | {r['batch']} | {r['precision']} | {r['iters']} | "
+            f"{r['median_s']:.2f} | {r['p90_s']:.2f} | {r['batch'] / r['median_s']:.3g} | {r['mem_gib']:.2f} | "
+            f"{r['mem_kind']} | {r['published_mem'] or '-'} |"
+        )
     return "\n".join(lines)
 
 
 def cli(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="bench_train.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=sorted(MODELS), metavar="MODEL",
-                    help=f"{', '.join(sorted(MODELS))}")
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"{', '.join(sorted(MODELS))}",
+    )
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"], help="dota, hrsc or WIDTHxHEIGHT")
     ap.add_argument("--batch", nargs="+", type=int, default=[2])
     ap.add_argument("--iters", type=int, default=20)
@@ -166,11 +185,21 @@ def cli(argv: list[str] | None = None) -> int:
     for name in args.models:
         for text in args.inputs:
             for batch in args.batch:
-                spec = {"name": name, "text": text, "batch": batch, "iters": args.iters, "warmup": args.warmup,
-                        "device": device, "amp": args.amp}
+                spec = {
+                    "name": name,
+                    "text": text,
+                    "batch": batch,
+                    "iters": args.iters,
+                    "warmup": args.warmup,
+                    "device": device,
+                    "amp": args.amp,
+                }
                 t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
-                                      capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+                    capture_output=True,
+                    text=True,
+                )
                 last = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
                 if proc.returncode != 0 or not last:
                     problems.append(f"{name} {text} b{batch}: failed: {proc.stderr.strip()[-500:]}")
@@ -180,8 +209,12 @@ def cli(argv: list[str] | None = None) -> int:
                     problems.append(res["skipped"])
                     continue
                 results.append(res)
-                print(f"  {name} {text} b{batch}: {res['median_s']:.2f} s/iter, {res['mem_gib']:.2f} GiB "
-                      f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                print(
+                    f"  {name} {text} b{batch}: {res['median_s']:.2f} s/iter, {res['mem_gib']:.2f} GiB "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     head = "\n".join(f"- {k}: {v}" for k, v in env.items())
     head += f"\n- iterations: {args.warmup} warm-up + {args.iters} timed, SGD, 20 random boxes per image"
     head += f"\n- command: `.venv/bin/python benchmarks/bench_train.py {' '.join(argv)}`"

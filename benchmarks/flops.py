@@ -35,14 +35,14 @@ from torch import nn
 GPU_PEAKS: list[tuple[str, dict[str, float]]] = [
     ("H100 PCIe", {"fp16": 756.0, "tf32": 378.0, "fp32": 51.2}),
     ("H100 NVL", {"fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
-    ("H100", {"fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),     # SXM5 ("NVIDIA H100 80GB HBM3")
+    ("H100", {"fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),  # SXM5 ("NVIDIA H100 80GB HBM3")
     ("H200", {"fp16": 989.0, "tf32": 494.0, "fp32": 67.0}),
     ("A100", {"fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
     ("L40S", {"fp16": 362.0, "tf32": 183.0, "fp32": 91.6}),
     ("L4", {"fp16": 121.0, "tf32": 60.0, "fp32": 30.3}),
     ("A10", {"fp16": 125.0, "tf32": 62.5, "fp32": 31.2}),
     ("RTX 4090", {"fp16": 165.2, "tf32": 82.6, "fp32": 82.6}),
-    ("RTX 2080 Ti", {"fp16": 53.8, "fp32": 13.4}),              # Turing: no tf32
+    ("RTX 2080 Ti", {"fp16": 53.8, "fp32": 13.4}),  # Turing: no tf32
     ("T4", {"fp16": 65.0, "fp32": 8.1}),
     ("V100", {"fp16": 125.0, "fp32": 15.7}),
 ]
@@ -67,12 +67,20 @@ class FlopCount:
         return self.total / 1e9
 
 
-def conv2d_flops(batch: int, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                 out_size: tuple[int, int], groups: int = 1) -> int:
+def conv2d_flops(
+    batch: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: tuple[int, int],
+    out_size: tuple[int, int],
+    groups: int = 1,
+) -> int:
     """FLOPs of a 2-D convolution: ``2 * B * C_out * H_out * W_out * (C_in / groups) * k_h * k_w`` (no bias)."""
     if in_channels % groups:
         raise ValueError(f"in_channels {in_channels} is not divisible by groups {groups}")
-    return 2 * batch * out_channels * out_size[0] * out_size[1] * (in_channels // groups) * kernel_size[0] * kernel_size[1]
+    return (
+        2 * batch * out_channels * out_size[0] * out_size[1] * (in_channels // groups) * kernel_size[0] * kernel_size[1]
+    )
 
 
 def linear_flops(rows: int, in_features: int, out_features: int) -> int:
@@ -159,8 +167,9 @@ def gpu_peak(name: str, precision: str) -> float | None:
     return None
 
 
-def measured_matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None,
-                         repeats: int = 5) -> float:
+def measured_matmul_peak(
+    device: str = "cpu", dtype: torch.dtype = torch.float32, n: int | None = None, repeats: int = 5
+) -> float:
     """The best FLOP/s of ``repeats`` square ``n x n`` matmuls: the device's practical peak (same process).
 
     ``n`` defaults to 2048 on CPU (0.2 s per product on 2 cores) and 8192 on CUDA.
@@ -189,7 +198,7 @@ class Peaks:
 
     flops: dict[str, float] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
-    measure_each: bool = False          # CPU: measure after every row (a shared machine's load changes by minutes)
+    measure_each: bool = False  # CPU: measure after every row (a shared machine's load changes by minutes)
     seen: dict[str, list[float]] = field(default_factory=dict)
 
     def for_backend(self, backend: str, device: torch.device) -> tuple[float | None, str]:
@@ -208,9 +217,14 @@ class Peaks:
 
     def describe(self) -> str:
         if self.measure_each:
-            return "; ".join(f"{k} {min(v) / 1e12:.3g}-{max(v) / 1e12:.3g} TFLOP/s (best of 3 2048^3 "
-                             f"{'bf16' if k == 'fp16' else 'fp32'} matmuls, measured after each row)"
-                             for k, v in self.seen.items()) or "n/a"
+            return (
+                "; ".join(
+                    f"{k} {min(v) / 1e12:.3g}-{max(v) / 1e12:.3g} TFLOP/s (best of 3 2048^3 "
+                    f"{'bf16' if k == 'fp16' else 'fp32'} matmuls, measured after each row)"
+                    for k, v in self.seen.items()
+                )
+                or "n/a"
+            )
         return "; ".join(f"{k} {v / 1e12:.3g} TFLOP/s ({self.source[k]})" for k, v in self.flops.items())
 
 
@@ -239,8 +253,11 @@ def device_peaks(device: torch.device, override_tflops: float | None) -> Peaks:
 # ------------------------------------------------------------------------------------------ CLI
 def cli(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="flops.py", description="FLOPs per image of the benchmark models (meta device)")
-    ap.add_argument("--models", nargs="+", default=["retinanet-r18", "retinanet-r34", "retinanet-r50", "r3det-r50",
-                                                     "r3det-tiny-r50"])
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=["retinanet-r18", "retinanet-r34", "retinanet-r50", "r3det-r50", "r3det-tiny-r50"],
+    )
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"], help="dota (1024x1024), hrsc (512x800) or HxW")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -260,8 +277,10 @@ def cli(argv: list[str] | None = None) -> int:
             hooks, torch_count = model_flops(config, size), model_flops(config, size, method="torch")
             parts = hooks.by_module
             heads = sum(v for k, v in parts.items() if k not in ("backbone", "neck"))
-            print(f"| {name} | {size[1]}x{size[0]} | {hooks.gflop:.1f} | {torch_count.gflop:.1f} | "
-                  f"{parts.get('backbone', 0) / 1e9:.1f} | {parts.get('neck', 0) / 1e9:.1f} | {heads / 1e9:.1f} |")
+            print(
+                f"| {name} | {size[1]}x{size[0]} | {hooks.gflop:.1f} | {torch_count.gflop:.1f} | "
+                f"{parts.get('backbone', 0) / 1e9:.1f} | {parts.get('neck', 0) / 1e9:.1f} | {heads / 1e9:.1f} |"
+            )
     return 0
 
 

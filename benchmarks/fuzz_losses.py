@@ -43,8 +43,8 @@ def fuzz_pairs(n: int, generator: torch.Generator, device: str = "cpu") -> tuple
         kind = torch.randint(0, 4, (n, 1), generator=g)
         centre = (torch.rand(n, 2, generator=g) - 0.5) * torch.where(kind == 3, 2e7, 2e3)
         wh = 10 ** (torch.rand(n, 2, generator=g) * 17 - 9)
-        wh = torch.where(kind == 1, torch.stack([wh[:, 0], wh[:, 0] * 1e-3], 1), wh)       # 1000:1
-        wh = torch.where(torch.rand(n, 2, generator=g) < 0.02, torch.zeros_like(wh), wh)    # zero sides
+        wh = torch.where(kind == 1, torch.stack([wh[:, 0], wh[:, 0] * 1e-3], 1), wh)  # 1000:1
+        wh = torch.where(torch.rand(n, 2, generator=g) < 0.02, torch.zeros_like(wh), wh)  # zero sides
         angle = (torch.rand(n, generator=g) - 0.5) * 4 * math.pi
         angle = torch.where(torch.rand(n, generator=g) < 0.1, math.pi / 2 * torch.sign(angle), angle)
         return torch.cat([centre, wh, angle[:, None]], 1)
@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     g = torch.Generator().manual_seed(args.seed)
-    modes = [("fp32", torch.float32, False), ("bf16 autocast", torch.float32, True),
-             ("bf16 inputs", torch.bfloat16, False)]
+    modes = [
+        ("fp32", torch.float32, False),
+        ("bf16 autocast", torch.float32, True),
+        ("bf16 inputs", torch.bfloat16, False),
+    ]
     failures = 0
     start = time.perf_counter()
     done = 0
@@ -82,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                 if bad.any():
                     failures += int(bad.sum())
                     idx = torch.nonzero(bad)[:3, 0]
-                    print(f"FAIL {name} [{mode}]: {int(bad.sum())} pairs, e.g. pred={pred[idx].tolist()} "
-                          f"target={target[idx].tolist()}", file=sys.stderr)
+                    print(
+                        f"FAIL {name} [{mode}]: {int(bad.sum())} pairs, e.g. pred={pred[idx].tolist()} "
+                        f"target={target[idx].tolist()}",
+                        file=sys.stderr,
+                    )
         done += n
-        print(f"{done:>9d} pairs x {len(FLAVOURS)} flavours x {len(modes)} modes, "
-              f"{time.perf_counter() - start:.1f} s, failures {failures}")
+        print(
+            f"{done:>9d} pairs x {len(FLAVOURS)} flavours x {len(modes)} modes, "
+            f"{time.perf_counter() - start:.1f} s, failures {failures}"
+        )
     print("OK: all losses and gradients finite" if failures == 0 else f"FAILED: {failures} non-finite pairs")
     return 0 if failures == 0 else 1
 

@@ -9,14 +9,18 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rdet export",
-                                description="Export an rdet checkpoint to ONNX or a TensorRT engine.")
+    p = argparse.ArgumentParser(
+        prog="rdet export", description="Export an rdet checkpoint to ONNX or a TensorRT engine."
+    )
     p.add_argument("checkpoint", help="rdet checkpoint (.pth) holding weights and config")
     p.add_argument("--format", choices=("onnx", "trt"), default="onnx")
     p.add_argument("--output", required=True, help="output .onnx (format onnx) or .engine/.plan (format trt)")
-    p.add_argument("--nms", choices=("none", "plugin", "onnx"), default="onnx",
-                   help="none: raw boxes+scores; plugin: one rdet::RotatedNMS node; onnx: NMS from standard ops "
-                        "(default)")
+    p.add_argument(
+        "--nms",
+        choices=("none", "plugin", "onnx"),
+        default="onnx",
+        help="none: raw boxes+scores; plugin: one rdet::RotatedNMS node; onnx: NMS from standard ops (default)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
     g.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
@@ -56,21 +60,42 @@ def cli(argv: list[str]) -> int:
         print(f"rdet export: --output must end with .onnx for --format onnx, got {output}", file=sys.stderr)
         return 2
     if args.format == "trt" and output.suffix not in ENGINE_SUFFIXES:
-        print(f"rdet export: --output must end with one of {ENGINE_SUFFIXES} for --format trt, got {output}",
-              file=sys.stderr)
+        print(
+            f"rdet export: --output must end with one of {ENGINE_SUFFIXES} for --format trt, got {output}",
+            file=sys.stderr,
+        )
         return 2
     onnx_path = output if args.format == "onnx" else output.with_suffix(".onnx")
     try:
-        export_onnx(args.checkpoint, onnx_path, nms=args.nms, batch=args.batch, dynamic_batch=args.dynamic_batch,
-                    imgsz=imgsz, input_dtype=args.input_dtype, opset=args.opset, score_threshold=args.score_thr,
-                    iou_threshold=args.iou_thr, max_det=args.max_det, pre_nms_topk=args.pre_nms_topk,
-                    class_agnostic=args.class_agnostic)
+        export_onnx(
+            args.checkpoint,
+            onnx_path,
+            nms=args.nms,
+            batch=args.batch,
+            dynamic_batch=args.dynamic_batch,
+            imgsz=imgsz,
+            input_dtype=args.input_dtype,
+            opset=args.opset,
+            score_threshold=args.score_thr,
+            iou_threshold=args.iou_thr,
+            max_det=args.max_det,
+            pre_nms_topk=args.pre_nms_topk,
+            class_agnostic=args.class_agnostic,
+        )
         print(f"wrote {onnx_path}")
         if args.format == "trt":
             from export.trt_build import build_engine
 
-            build_engine(onnx_path, output, plugin_lib=args.plugin_lib, fp16=args.fp16, min_batch=args.min_batch,
-                         opt_batch=args.opt_batch, max_batch=args.max_batch, workspace_gib=args.workspace_gib)
+            build_engine(
+                onnx_path,
+                output,
+                plugin_lib=args.plugin_lib,
+                fp16=args.fp16,
+                min_batch=args.min_batch,
+                opt_batch=args.opt_batch,
+                max_batch=args.max_batch,
+                workspace_gib=args.workspace_gib,
+            )
             print(f"wrote {output}")
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"rdet export: {e}", file=sys.stderr)

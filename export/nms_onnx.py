@@ -25,7 +25,7 @@ from torch import Tensor
 
 from export.rotated_nms_op import NMSParams, check_inputs
 
-CAPACITY = 12          # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
+CAPACITY = 12  # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
 _PLACEHOLDER = "rdet_export::GreedyKeep"
 
 
@@ -42,9 +42,9 @@ def _clip(poly: Tensor, axis: int, sign: float, limit: Tensor) -> Tensor:
         vertex adds no area), all slots equal (area 0) when nothing is left.
     """
     p_cnt, v = poly.shape[0], poly.shape[1]
-    q = poly                                        # edge ends
-    p = torch.roll(poly, 1, dims=1)                 # edge starts
-    dq = limit[:, None] - sign * q[..., axis]       # >= 0: inside
+    q = poly  # edge ends
+    p = torch.roll(poly, 1, dims=1)  # edge starts
+    dq = limit[:, None] - sign * q[..., axis]  # >= 0: inside
     dp = limit[:, None] - sign * p[..., axis]
     q_in = dq >= 0
     # A strict sign change: a vertex on the line is emitted once, as a vertex, not again as a crossing.
@@ -54,11 +54,11 @@ def _clip(poly: Tensor, axis: int, sign: float, limit: Tensor) -> Tensor:
     # A repeated vertex (zero-length edge) would be emitted twice: keep only its first copy.
     same = (q == p).all(-1)
     emit_q = q_in & ~same
-    cand = torch.stack([inter, q], 2).reshape(p_cnt, 2 * v, 2)       # per edge: crossing, then end
+    cand = torch.stack([inter, q], 2).reshape(p_cnt, 2 * v, 2)  # per edge: crossing, then end
     valid = torch.stack([cross, emit_q], 2).reshape(p_cnt, 2 * v)
     # Compact valid slots to the front: slot = rank among valid ones; the rest go to distinct dump slots.
     rank = torch.cumsum(valid.to(torch.int64), 1) - 1
-    count = rank[:, -1:] + 1                                          # [P, 1]
+    count = rank[:, -1:] + 1  # [P, 1]
     dump = CAPACITY + torch.arange(2 * v, device=poly.device)
     dest = torch.where(valid & (rank < CAPACITY), rank, dump[None])
     out = poly.new_zeros(p_cnt, CAPACITY + 2 * v, 2)
@@ -80,13 +80,13 @@ def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
     cx2, cy2, w2, h2, a2 = b2.unbind(-1)
     c1, s1, c2, s2 = torch.cos(a1), torch.sin(a1), torch.cos(a2), torch.sin(a2)
     dx, dy = cx2 - cx1, cy2 - cy1
-    x0, y0 = dx * c1 + dy * s1, -dx * s1 + dy * c1            # box 2's centre in box 1's frame
-    cr, sr = c2 * c1 + s2 * s1, s2 * c1 - c2 * s1             # cos/sin(a2 - a1)
+    x0, y0 = dx * c1 + dy * s1, -dx * s1 + dy * c1  # box 2's centre in box 1's frame
+    cr, sr = c2 * c1 + s2 * s1, s2 * c1 - c2 * s1  # cos/sin(a2 - a1)
     hw2, hh2 = w2 * 0.5, h2 * 0.5
     ux, uy, vx, vy = hw2 * cr, hw2 * sr, -hh2 * sr, hh2 * cr
     xs = torch.stack([x0 - ux - vx, x0 + ux - vx, x0 + ux + vx, x0 - ux + vx], 1)
     ys = torch.stack([y0 - uy - vy, y0 + uy - vy, y0 + uy + vy, y0 - uy + vy], 1)
-    poly = torch.stack([xs, ys], -1)                          # [P, 4, 2], positive orientation
+    poly = torch.stack([xs, ys], -1)  # [P, 4, 2], positive orientation
     hw1, hh1 = w1 * 0.5, h1 * 0.5
     for axis, sign, limit in ((0, 1.0, hw1), (0, -1.0, hw1), (1, 1.0, hh1), (1, -1.0, hh1)):
         poly = _clip(poly, axis, sign, limit)
@@ -115,8 +115,9 @@ def aabb_overlap(b1: Tensor, b2: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------- NMS
-def suppression_matrix(boxes: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float,
-                       class_agnostic: bool) -> Tensor:
+def suppression_matrix(
+    boxes: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float, class_agnostic: bool
+) -> Tensor:
     """``S[b, i, j]``: candidate ``i`` suppresses ``j`` if kept (``i < j``, IoU > threshold).
 
     Args:
@@ -133,9 +134,9 @@ def suppression_matrix(boxes: Tensor, labels: Tensor, valid: Tensor, iou_thresho
         pair = pair & (labels[:, :, None] == labels[:, None, :])
     # IoU only where it can be > 0 (NonZero keeps the clipping work proportional to real overlaps).
     cand = (pair & aabb_overlap(boxes[:, :, None], boxes[:, None, :])).reshape(-1)
-    lin = torch.nonzero(cand)[:, 0]                            # (b * K + i) * K + j
+    lin = torch.nonzero(cand)[:, 0]  # (b * K + i) * K + j
     flat = boxes.reshape(-1, 5)
-    first = torch.div(lin, k, rounding_mode="floor")           # b * K + i
+    first = torch.div(lin, k, rounding_mode="floor")  # b * K + i
     second = torch.div(lin, k * k, rounding_mode="floor") * k + lin % k
     iou = box_iou_pairs(flat[first], flat[second])
     full = torch.zeros_like(cand, dtype=boxes.dtype).scatter(0, lin, iou).reshape(pair.shape)
@@ -194,7 +195,7 @@ def rotated_nms_onnx(boxes: Tensor, scores: Tensor, params: NMSParams) -> tuple[
     num = sel.to(torch.int32).sum(1, keepdim=True).to(torch.int32)
     # Survivors go to slot `rank`; all others to distinct slots past max_det, cut off below.
     dest = torch.where(sel, rank, m + torch.arange(k, device=boxes.device)[None])
-    pad = boxes.new_zeros(1, m, 1).expand(boxes.shape[0], -1, -1)    # [B, m, 1]
+    pad = boxes.new_zeros(1, m, 1).expand(boxes.shape[0], -1, -1)  # [B, m, 1]
     out_b = torch.cat([pad.expand(-1, -1, 5), torch.zeros_like(bx)], 1)
     out_b = out_b.scatter(1, dest[..., None].expand(-1, -1, 5), bx)[:, :m]
     out_s = torch.cat([pad[..., 0].to(scores.dtype), torch.zeros_like(top_s)], 1).scatter(1, dest, top_s)[:, :m]
@@ -237,31 +238,57 @@ def expand_greedy_keep(model) -> int:
             continue
         sup, valid = node.input
         p = f"{node.name or 'greedy_keep'}_{replaced}"
-        nm = {s: f"{p}_{s}" for s in ("i", "cond", "keep_in", "cond_out", "keep_out", "row", "ki", "axes", "kix",
-                                       "sup", "nsup", "shape", "k", "trip", "true")}
+        nm = {
+            s: f"{p}_{s}"
+            for s in (
+                "i",
+                "cond",
+                "keep_in",
+                "cond_out",
+                "keep_out",
+                "row",
+                "ki",
+                "axes",
+                "kix",
+                "sup",
+                "nsup",
+                "shape",
+                "k",
+                "trip",
+                "true",
+            )
+        }
         body = helper.make_graph(
-            [helper.make_node("Gather", [sup, nm["i"]], [nm["row"]], axis=1),        # [B, K]
-             helper.make_node("Gather", [nm["keep_in"], nm["i"]], [nm["ki"]], axis=1),  # [B]
-             helper.make_node("Constant", [], [nm["axes"]],
-                              value=helper.make_tensor(nm["axes"], TensorProto.INT64, [1], [1])),
-             helper.make_node("Unsqueeze", [nm["ki"], nm["axes"]], [nm["kix"]]),      # [B, 1]
-             helper.make_node("And", [nm["row"], nm["kix"]], [nm["sup"]]),
-             helper.make_node("Not", [nm["sup"]], [nm["nsup"]]),
-             helper.make_node("And", [nm["keep_in"], nm["nsup"]], [nm["keep_out"]]),
-             helper.make_node("Identity", [nm["cond"]], [nm["cond_out"]])],
+            [
+                helper.make_node("Gather", [sup, nm["i"]], [nm["row"]], axis=1),  # [B, K]
+                helper.make_node("Gather", [nm["keep_in"], nm["i"]], [nm["ki"]], axis=1),  # [B]
+                helper.make_node(
+                    "Constant", [], [nm["axes"]], value=helper.make_tensor(nm["axes"], TensorProto.INT64, [1], [1])
+                ),
+                helper.make_node("Unsqueeze", [nm["ki"], nm["axes"]], [nm["kix"]]),  # [B, 1]
+                helper.make_node("And", [nm["row"], nm["kix"]], [nm["sup"]]),
+                helper.make_node("Not", [nm["sup"]], [nm["nsup"]]),
+                helper.make_node("And", [nm["keep_in"], nm["nsup"]], [nm["keep_out"]]),
+                helper.make_node("Identity", [nm["cond"]], [nm["cond_out"]]),
+            ],
             f"{p}_body",
-            [helper.make_tensor_value_info(nm["i"], TensorProto.INT64, []),
-             helper.make_tensor_value_info(nm["cond"], TensorProto.BOOL, []),
-             helper.make_tensor_value_info(nm["keep_in"], TensorProto.BOOL, None)],
-            [helper.make_tensor_value_info(nm["cond_out"], TensorProto.BOOL, []),
-             helper.make_tensor_value_info(nm["keep_out"], TensorProto.BOOL, None)])
+            [
+                helper.make_tensor_value_info(nm["i"], TensorProto.INT64, []),
+                helper.make_tensor_value_info(nm["cond"], TensorProto.BOOL, []),
+                helper.make_tensor_value_info(nm["keep_in"], TensorProto.BOOL, None),
+            ],
+            [
+                helper.make_tensor_value_info(nm["cond_out"], TensorProto.BOOL, []),
+                helper.make_tensor_value_info(nm["keep_out"], TensorProto.BOOL, None),
+            ],
+        )
         new = [
-            helper.make_node("Shape", [valid], [nm["shape"]], start=1, end=2),          # [K]
-            helper.make_node("Squeeze", [nm["shape"]], [nm["trip"]]),                   # K (trip count)
-            helper.make_node("Constant", [], [nm["true"]], value=helper.make_tensor(nm["true"], TensorProto.BOOL,
-                                                                                     [], [True])),
-            helper.make_node("Loop", [nm["trip"], nm["true"], valid], [node.output[0]], name=f"{p}_loop",
-                             body=body),
+            helper.make_node("Shape", [valid], [nm["shape"]], start=1, end=2),  # [K]
+            helper.make_node("Squeeze", [nm["shape"]], [nm["trip"]]),  # K (trip count)
+            helper.make_node(
+                "Constant", [], [nm["true"]], value=helper.make_tensor(nm["true"], TensorProto.BOOL, [], [True])
+            ),
+            helper.make_node("Loop", [nm["trip"], nm["true"], valid], [node.output[0]], name=f"{p}_loop", body=body),
         ]
         graph.node.remove(node)
         for off, n in enumerate(new):

@@ -74,13 +74,16 @@ def _load_model(model_or_checkpoint) -> nn.Module:
         except (ValueError, TypeError, KeyError, FileNotFoundError) as e:
             raise ValueError(f"cannot export {path}: {e}") from e
     else:
-        raise ValueError(f"model_or_checkpoint must be an nn.Module or a checkpoint path, "
-                         f"got {type(model_or_checkpoint).__name__}")
+        raise ValueError(
+            f"model_or_checkpoint must be an nn.Module or a checkpoint path, got {type(model_or_checkpoint).__name__}"
+        )
     missing = [a for a in ("decode", "class_names", "cfg") if not hasattr(model, a)]
     if missing:
-        raise ValueError(f"unsupported model {type(model).__name__}: export needs a detector with "
-                         f"decode(images) -> (boxes, scores), class_names and cfg (rdet RotatedRetinaNet or R3Det); "
-                         f"missing {missing}")
+        raise ValueError(
+            f"unsupported model {type(model).__name__}: export needs a detector with "
+            f"decode(images) -> (boxes, scores), class_names and cfg (rdet RotatedRetinaNet or R3Det); "
+            f"missing {missing}"
+        )
     return model
 
 
@@ -89,27 +92,42 @@ def _image_size(imgsz) -> tuple[int, int]:
     if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
         raise ValueError(f"imgsz must be a positive int or (height, width), got {imgsz!r}")
     if size[0] % STRIDE or size[1] % STRIDE:
-        raise ValueError(f"imgsz {size[0]}x{size[1]} is not divisible by the model stride {STRIDE} "
-                         f"(use e.g. {STRIDE * max(1, round(size[0] / STRIDE))})")
+        raise ValueError(
+            f"imgsz {size[0]}x{size[1]} is not divisible by the model stride {STRIDE} "
+            f"(use e.g. {STRIDE * max(1, round(size[0] / STRIDE))})"
+        )
     return size
 
 
-def default_params(model: nn.Module, *, score_threshold=None, iou_threshold=None, max_det=None,
-                   pre_nms_topk=None, class_agnostic=False) -> NMSParams:
+def default_params(
+    model: nn.Module, *, score_threshold=None, iou_threshold=None, max_det=None, pre_nms_topk=None, class_agnostic=False
+) -> NMSParams:
     """NMS thresholds: the given ones, else the model config's ``test`` section."""
     t = model.cfg.test
-    return NMSParams(iou_threshold=t.iou_thr if iou_threshold is None else iou_threshold,
-                     score_threshold=t.score_thr if score_threshold is None else score_threshold,
-                     max_det=t.max_per_img if max_det is None else max_det,
-                     pre_nms_topk=t.nms_pre if pre_nms_topk is None else pre_nms_topk,
-                     class_agnostic=class_agnostic)
+    return NMSParams(
+        iou_threshold=t.iou_thr if iou_threshold is None else iou_threshold,
+        score_threshold=t.score_thr if score_threshold is None else score_threshold,
+        max_det=t.max_per_img if max_det is None else max_det,
+        pre_nms_topk=t.nms_pre if pre_nms_topk is None else pre_nms_topk,
+        class_agnostic=class_agnostic,
+    )
 
 
-def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "onnx", batch: int = 1,
-                dynamic_batch: bool = False, imgsz: int | tuple[int, int] = 1024, input_dtype: str = "uint8",
-                opset: int = MIN_OPSET, score_threshold: float | None = None, iou_threshold: float | None = None,
-                max_det: int | None = None, pre_nms_topk: int | None = None,
-                class_agnostic: bool = False) -> Path:
+def export_onnx(
+    model_or_checkpoint,
+    output: str | Path,
+    nms: str = "onnx",
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    imgsz: int | tuple[int, int] = 1024,
+    input_dtype: str = "uint8",
+    opset: int = MIN_OPSET,
+    score_threshold: float | None = None,
+    iou_threshold: float | None = None,
+    max_det: int | None = None,
+    pre_nms_topk: int | None = None,
+    class_agnostic: bool = False,
+) -> Path:
     """Export a detector (or an rdet checkpoint) to an ONNX file.
 
     Args:
@@ -141,20 +159,46 @@ def export_onnx(model_or_checkpoint, output: str | Path, nms: str = "onnx", batc
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     h, w = _image_size(imgsz)
     model = _load_model(model_or_checkpoint)
-    params = default_params(model, score_threshold=score_threshold, iou_threshold=iou_threshold,
-                            max_det=max_det, pre_nms_topk=pre_nms_topk, class_agnostic=class_agnostic)
+    params = default_params(
+        model,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        max_det=max_det,
+        pre_nms_topk=pre_nms_topk,
+        class_agnostic=class_agnostic,
+    )
     # Export on CPU in eval mode, then give the caller's model back as it was.
     was_training = model.training
     device = next(model.parameters()).device
     try:
-        return _export(ExportGraph(model, nms, params).eval().cpu(), model, output, nms, params, batch,
-                       dynamic_batch, (h, w), input_dtype, opset)
+        return _export(
+            ExportGraph(model, nms, params).eval().cpu(),
+            model,
+            output,
+            nms,
+            params,
+            batch,
+            dynamic_batch,
+            (h, w),
+            input_dtype,
+            opset,
+        )
     finally:
         model.train(was_training).to(device)
 
 
-def _export(graph: ExportGraph, model: nn.Module, output: str | Path, nms: str, params: NMSParams, batch: int,
-            dynamic_batch: bool, size: tuple[int, int], input_dtype: str, opset: int) -> Path:
+def _export(
+    graph: ExportGraph,
+    model: nn.Module,
+    output: str | Path,
+    nms: str,
+    params: NMSParams,
+    batch: int,
+    dynamic_batch: bool,
+    size: tuple[int, int],
+    input_dtype: str,
+    opset: int,
+) -> Path:
     import onnx
 
     h, w = size
@@ -170,9 +214,18 @@ def _export(graph: ExportGraph, model: nn.Module, output: str | Path, nms: str, 
         # works and supports register_custom_op_symbolic, which the plugin node needs.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(graph, (example,), buf, dynamo=False, opset_version=opset, input_names=["images"],
-                          output_names=out_names, dynamic_axes=dynamic_axes,
-                          custom_opsets={"rdet": 1} if nms == "plugin" else None, do_constant_folding=True)
+        torch.onnx.export(
+            graph,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=out_names,
+            dynamic_axes=dynamic_axes,
+            custom_opsets={"rdet": 1} if nms == "plugin" else None,
+            do_constant_folding=True,
+        )
         example_out = graph(example)
     proto = onnx.load_from_string(buf.getvalue())
     if nms == "onnx":
@@ -199,8 +252,9 @@ def _set_output_shapes(proto, shapes: list[list[int]], dynamic_batch: bool) -> N
                 d.dim_value = size
 
 
-def _set_metadata(proto, model: nn.Module, nms: str, params: NMSParams, size: tuple[int, int], dtype: str,
-                  batch: int | None):
+def _set_metadata(
+    proto, model: nn.Module, nms: str, params: NMSParams, size: tuple[int, int], dtype: str, batch: int | None
+):
     meta = {
         "rdet_version": rdet.__version__,
         "class_names": json.dumps(list(model.class_names)),
@@ -224,8 +278,11 @@ def read_metadata(path_or_proto) -> dict:
     """The ``metadata_props`` of an exported file, JSON values decoded."""
     import onnx
 
-    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else onnx.load(str(path_or_proto),
-                                                                                       load_external_data=False)
+    proto = (
+        path_or_proto
+        if isinstance(path_or_proto, onnx.ModelProto)
+        else onnx.load(str(path_or_proto), load_external_data=False)
+    )
     meta = {p.key: p.value for p in proto.metadata_props}
     for k in ("class_names", "input_size", "outputs", "nms_params", "batch"):
         if k in meta:

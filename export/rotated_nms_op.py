@@ -32,7 +32,7 @@ from rdet import ops
 
 FIELDS_PATH = Path(__file__).parent / "plugins" / "rotated_nms" / "plugin_fields.json"
 PLUGIN_SPEC: dict = json.loads(FIELDS_PATH.read_text())
-OUTPUT_NAMES = tuple(PLUGIN_SPEC["outputs"])   # num_dets, det_boxes, det_scores, det_classes
+OUTPUT_NAMES = tuple(PLUGIN_SPEC["outputs"])  # num_dets, det_boxes, det_scores, det_classes
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,13 @@ class NMSParams:
 
     def attributes(self) -> dict:
         """The node's plugin-field attributes by name (ints for bools, as the plugin reads kINT32)."""
-        values = {"iou_threshold": float(self.iou_threshold), "score_threshold": float(self.score_threshold),
-                  "max_det": int(self.max_det), "pre_nms_topk": int(self.pre_nms_topk),
-                  "class_agnostic": int(self.class_agnostic)}
+        values = {
+            "iou_threshold": float(self.iou_threshold),
+            "score_threshold": float(self.score_threshold),
+            "max_det": int(self.max_det),
+            "pre_nms_topk": int(self.pre_nms_topk),
+            "class_agnostic": int(self.class_agnostic),
+        }
         names = [f["name"] for f in PLUGIN_SPEC["fields"]]
         if sorted(values) != sorted(names):  # plugin_fields.json and this class must agree
             raise RuntimeError(f"{FIELDS_PATH} lists fields {names}, NMSParams has {sorted(values)}")
@@ -105,8 +109,9 @@ def nms_one_image(boxes: Tensor, scores: Tensor, p: NMSParams) -> tuple[Tensor, 
     return bx[keep], sc[keep], lab[keep]
 
 
-def pack(results: list[tuple[Tensor, Tensor, Tensor]], max_det: int, box_dtype: torch.dtype,
-         score_dtype: torch.dtype, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def pack(
+    results: list[tuple[Tensor, Tensor, Tensor]], max_det: int, box_dtype: torch.dtype, score_dtype: torch.dtype, device
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-image ``(boxes [K_i, 5], scores [K_i], classes [K_i])`` -> the 4 padded fixed-shape outputs."""
     b = len(results)
     num = torch.zeros(b, 1, dtype=torch.int32, device=device)
@@ -121,9 +126,15 @@ def pack(results: list[tuple[Tensor, Tensor, Tensor]], max_det: int, box_dtype: 
 
 
 @torch.library.custom_op("rdet::rotated_nms_batched", mutates_args=())
-def rotated_nms_batched_op(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                           max_det: int, pre_nms_topk: int, class_agnostic: bool
-                           ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def rotated_nms_batched_op(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    score_threshold: float,
+    max_det: int,
+    pre_nms_topk: int,
+    class_agnostic: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     check_inputs(boxes, scores)
     p = NMSParams(float(iou_threshold), float(score_threshold), int(max_det), int(pre_nms_topk), bool(class_agnostic))
     results = [nms_one_image(boxes[i], scores[i], p) for i in range(boxes.shape[0])]
@@ -133,12 +144,17 @@ def rotated_nms_batched_op(boxes: Tensor, scores: Tensor, iou_threshold: float, 
 @rotated_nms_batched_op.register_fake
 def _(boxes, scores, iou_threshold, score_threshold, max_det, pre_nms_topk, class_agnostic):
     b = boxes.shape[0]
-    return (boxes.new_empty((b, 1), dtype=torch.int32), boxes.new_empty((b, max_det, 5)),
-            scores.new_empty((b, max_det)), boxes.new_empty((b, max_det), dtype=torch.int32))
+    return (
+        boxes.new_empty((b, 1), dtype=torch.int32),
+        boxes.new_empty((b, max_det, 5)),
+        scores.new_empty((b, max_det)),
+        boxes.new_empty((b, max_det), dtype=torch.int32),
+    )
 
 
-def rotated_nms_batched(boxes: Tensor, scores: Tensor, params: NMSParams = NMSParams()
-                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def rotated_nms_batched(
+    boxes: Tensor, scores: Tensor, params: NMSParams = NMSParams()
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Batched rotated NMS with fixed-shape outputs (semantics in the module docstring).
 
     Args:
@@ -151,9 +167,15 @@ def rotated_nms_batched(boxes: Tensor, scores: Tensor, params: NMSParams = NMSPa
         det_classes (Tensor[B, max_det] int32); padding 0 / -1 beyond ``num_dets``.
     """
     check_inputs(boxes, scores)
-    return torch.ops.rdet.rotated_nms_batched(boxes, scores, float(params.iou_threshold),
-                                              float(params.score_threshold), int(params.max_det),
-                                              int(params.pre_nms_topk), bool(params.class_agnostic))
+    return torch.ops.rdet.rotated_nms_batched(
+        boxes,
+        scores,
+        float(params.iou_threshold),
+        float(params.score_threshold),
+        int(params.max_det),
+        int(params.pre_nms_topk),
+        bool(params.class_agnostic),
+    )
 
 
 def unpack(num_dets, det_boxes, det_scores, det_classes) -> list[dict]:

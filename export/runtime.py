@@ -37,8 +37,9 @@ def to_nchw(images, size: tuple[int, int], dtype: str) -> np.ndarray:
     if arr.shape[1] != 3 and arr.shape[3] == 3:
         arr = arr.transpose(0, 3, 1, 2)
     if arr.shape[1] != 3 or tuple(arr.shape[2:]) != tuple(size):
-        raise ValueError(f"images must be RGB of size {size[0]}x{size[1]} (the exported input size), got shape "
-                         f"{list(arr.shape)}")
+        raise ValueError(
+            f"images must be RGB of size {size[0]}x{size[1]} (the exported input size), got shape {list(arr.shape)}"
+        )
     if dtype == "uint8" and arr.dtype != np.uint8:
         if arr.min() < 0 or arr.max() > 255:
             raise ValueError("images for a uint8 graph must hold values in 0-255")
@@ -68,14 +69,23 @@ def _register_pyop() -> None:
     kinds = {"float": PyCustomOpDef.dt_float, "int": PyCustomOpDef.dt_int64, "string": PyCustomOpDef.dt_string}
     attrs = {f["name"]: kinds[f["type"]] for f in PLUGIN_SPEC["fields"] + PLUGIN_SPEC["parser_attributes"]}
 
-    @onnx_op(op_type=PLUGIN_SPEC["op_type"], inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float],
-             outputs=[PyCustomOpDef.dt_int32, PyCustomOpDef.dt_float, PyCustomOpDef.dt_float, PyCustomOpDef.dt_int32],
-             attrs=attrs)
+    @onnx_op(
+        op_type=PLUGIN_SPEC["op_type"],
+        inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float],
+        outputs=[PyCustomOpDef.dt_int32, PyCustomOpDef.dt_float, PyCustomOpDef.dt_float, PyCustomOpDef.dt_int32],
+        attrs=attrs,
+    )
     def rotated_nms(boxes, scores, **kw):
-        p = NMSParams(float(kw["iou_threshold"]), float(kw["score_threshold"]), int(kw["max_det"]),
-                      int(kw["pre_nms_topk"]), bool(int(kw["class_agnostic"])))
-        out = rotated_nms_batched(torch.from_numpy(np.ascontiguousarray(boxes)),
-                                  torch.from_numpy(np.ascontiguousarray(scores)), p)
+        p = NMSParams(
+            float(kw["iou_threshold"]),
+            float(kw["score_threshold"]),
+            int(kw["max_det"]),
+            int(kw["pre_nms_topk"]),
+            bool(int(kw["class_agnostic"])),
+        )
+        out = rotated_nms_batched(
+            torch.from_numpy(np.ascontiguousarray(boxes)), torch.from_numpy(np.ascontiguousarray(scores)), p
+        )
         return tuple(o.numpy() for o in out)
 
     _PYOP_REGISTERED = True
@@ -122,8 +132,10 @@ class OrtBackend:
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
             if "CUDAExecutionProvider" not in available:
-                raise ValueError(f"device={device!r} but this onnxruntime has no CUDAExecutionProvider "
-                                 f"(available: {available}; install onnxruntime-gpu)")
+                raise ValueError(
+                    f"device={device!r} but this onnxruntime has no CUDAExecutionProvider "
+                    f"(available: {available}; install onnxruntime-gpu)"
+                )
             idx = int(device.split(":")[1]) if ":" in device else 0
             providers = [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
         else:
@@ -144,8 +156,9 @@ def import_tensorrt():
     try:
         import tensorrt
     except ImportError as e:
-        raise RuntimeError("TensorRT is not installed: `pip install tensorrt` (TensorRT >= 10, a CUDA GPU "
-                           f"and driver needed) ({e})") from e
+        raise RuntimeError(
+            f"TensorRT is not installed: `pip install tensorrt` (TensorRT >= 10, a CUDA GPU and driver needed) ({e})"
+        ) from e
     return tensorrt
 
 
@@ -201,9 +214,11 @@ class TensorRTBackend:
             self.engine = None
             self.logger.errors.append(str(e))
         if self.engine is None:
-            raise RuntimeError(f"{path}: TensorRT {trt.__version__} could not deserialize the engine (built for "
-                               f"another GPU or TensorRT version, or the plugin library is not loaded): "
-                               f"{'; '.join(self.logger.errors) or 'no message'}")
+            raise RuntimeError(
+                f"{path}: TensorRT {trt.__version__} could not deserialize the engine (built for "
+                f"another GPU or TensorRT version, or the plugin library is not loaded): "
+                f"{'; '.join(self.logger.errors) or 'no message'}"
+            )
         self.context = self.engine.create_execution_context()
         self.path, self.trt = path, trt
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -214,8 +229,14 @@ class TensorRTBackend:
 
     def _torch_dtype(self, name: str) -> torch.dtype:
         t = self.trt.DataType
-        table = {t.FLOAT: torch.float32, t.HALF: torch.float16, t.INT32: torch.int32, t.INT64: torch.int64,
-                 t.UINT8: torch.uint8, t.BOOL: torch.bool}
+        table = {
+            t.FLOAT: torch.float32,
+            t.HALF: torch.float16,
+            t.INT32: torch.int32,
+            t.INT64: torch.int64,
+            t.UINT8: torch.uint8,
+            t.BOOL: torch.bool,
+        }
         return table[self.engine.get_tensor_dtype(name)]
 
     def __call__(self, batch: np.ndarray) -> list:
@@ -225,8 +246,9 @@ class TensorRTBackend:
         self.context.set_tensor_address(self.inputs[0], x.data_ptr())
         outs = []
         for name in self.outputs:
-            out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self._torch_dtype(name),
-                              device=self.device)
+            out = torch.empty(
+                tuple(self.context.get_tensor_shape(name)), dtype=self._torch_dtype(name), device=self.device
+            )
             self.context.set_tensor_address(name, out.data_ptr())
             outs.append(out)
         stream = torch.cuda.current_stream(self.device)
@@ -251,8 +273,9 @@ class Runner:
         meta: the export metadata (``class_names``, ``input_size``, ``nms``, ``nms_params``, ...).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", plugin_lib: str | Path | None = None,
-                 batch_size: int | None = None):
+    def __init__(
+        self, path: str | Path, device: str = "cpu", plugin_lib: str | Path | None = None, batch_size: int | None = None
+    ):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"exported model not found: {path}")
@@ -267,7 +290,7 @@ class Runner:
         self.input_size = tuple(self.meta["input_size"])
         self.class_names = list(self.meta["class_names"])
         self.fixed_batch = self.meta.get("batch")  # None when dynamic
-        profile = self.meta.get("batch_profile")    # engines of dynamic graphs: (min, opt, max)
+        profile = self.meta.get("batch_profile")  # engines of dynamic graphs: (min, opt, max)
         self.batch_size = batch_size or self.fixed_batch or (profile[2] if profile else None)
 
     def run(self, images) -> list[dict]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from export.runtime import import_tensorrt, load_plugin_library, make_logger
 
 
-def _batch_profile(meta: dict, min_batch: int | None, opt_batch: int | None, max_batch: int | None
-                   ) -> tuple[int, int, int] | None:
+def _batch_profile(
+    meta: dict, min_batch: int | None, opt_batch: int | None, max_batch: int | None
+) -> tuple[int, int, int] | None:
     """``(min, opt, max)`` for a dynamic-batch graph; None for a fixed batch (after checking the arguments)."""
     fixed = meta.get("batch")
     given = [b for b in (min_batch, opt_batch, max_batch) if b is not None]
@@ -23,8 +24,10 @@ def _batch_profile(meta: dict, min_batch: int | None, opt_batch: int | None, max
         raise ValueError(f"min/opt/max batch must be ints >= 1, got {min_batch}, {opt_batch}, {max_batch}")
     if fixed is not None:
         if any(b != fixed for b in given):
-            raise ValueError(f"the ONNX graph has a fixed batch {fixed}; export with dynamic_batch=True for a "
-                             f"batch profile (got min/opt/max {min_batch}/{opt_batch}/{max_batch})")
+            raise ValueError(
+                f"the ONNX graph has a fixed batch {fixed}; export with dynamic_batch=True for a "
+                f"batch profile (got min/opt/max {min_batch}/{opt_batch}/{max_batch})"
+            )
         return None
     lo = min_batch or 1
     hi = max_batch or max(lo, opt_batch or 1)
@@ -34,9 +37,16 @@ def _batch_profile(meta: dict, min_batch: int | None, opt_batch: int | None, max
     return lo, opt, hi
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, plugin_lib: str | Path | None = None,
-                 fp16: bool = False, min_batch: int | None = None, opt_batch: int | None = None,
-                 max_batch: int | None = None, workspace_gib: float = 4.0) -> Path:
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    plugin_lib: str | Path | None = None,
+    fp16: bool = False,
+    min_batch: int | None = None,
+    opt_batch: int | None = None,
+    max_batch: int | None = None,
+    workspace_gib: float = 4.0,
+) -> Path:
     """Build and save a TensorRT engine.
 
     Args:
@@ -67,8 +77,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, plugin_lib: str
     if "nms" not in meta:
         raise ValueError(f"{onnx_path}: has no rdet metadata (was it written by export_onnx?)")
     if meta["nms"] == "plugin" and plugin_lib is None:
-        raise ValueError(f"{onnx_path} ends in the rdet::RotatedNMS plugin node: pass plugin_lib (build "
-                         f"export/plugins/rotated_nms with CMake), or export with nms='onnx'")
+        raise ValueError(
+            f"{onnx_path} ends in the rdet::RotatedNMS plugin node: pass plugin_lib (build "
+            f"export/plugins/rotated_nms with CMake), or export with nms='onnx'"
+        )
     profile_batch = _batch_profile(meta, min_batch, opt_batch, max_batch)
 
     trt = import_tensorrt()
@@ -79,14 +91,18 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, plugin_lib: str
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise RuntimeError(f"{onnx_path}: TensorRT {trt.__version__} could not parse the ONNX file: "
-                           f"{'; '.join(errors + logger.errors)}")
+        raise RuntimeError(
+            f"{onnx_path}: TensorRT {trt.__version__} could not parse the ONNX file: "
+            f"{'; '.join(errors + logger.errors)}"
+        )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if fp16:
         if not hasattr(trt.BuilderFlag, "FP16"):
-            raise ValueError(f"TensorRT {trt.__version__} builds strongly typed networks only, so fp16 needs an fp16 "
-                             f"ONNX graph, which rdet does not export yet: build without fp16")
+            raise ValueError(
+                f"TensorRT {trt.__version__} builds strongly typed networks only, so fp16 needs an fp16 "
+                f"ONNX graph, which rdet does not export yet: build without fp16"
+            )
         config.set_flag(trt.BuilderFlag.FP16)
     if profile_batch is not None:
         profile = builder.create_optimization_profile()
@@ -97,12 +113,19 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, plugin_lib: str
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"{onnx_path}: TensorRT {trt.__version__} failed to build an engine: "
-                           f"{'; '.join(logger.errors) or 'no message'}")
+        raise RuntimeError(
+            f"{onnx_path}: TensorRT {trt.__version__} failed to build an engine: "
+            f"{'; '.join(logger.errors) or 'no message'}"
+        )
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(bytes(serialized))
-    sidecar = dict(meta, tensorrt_version=trt.__version__, fp16=bool(fp16), source_onnx=str(onnx_path),
-                   plugin_lib=str(Path(plugin_lib).resolve()) if plugin_lib else None,
-                   batch_profile=list(profile_batch) if profile_batch else None)
+    sidecar = dict(
+        meta,
+        tensorrt_version=trt.__version__,
+        fp16=bool(fp16),
+        source_onnx=str(onnx_path),
+        plugin_lib=str(Path(plugin_lib).resolve()) if plugin_lib else None,
+        batch_profile=list(profile_batch) if profile_batch else None,
+    )
     engine_path.with_name(engine_path.name + ".json").write_text(json.dumps(sidecar, indent=2))
     return engine_path

@@ -110,8 +110,18 @@ def obb2poly(boxes: Tensor) -> Tensor:
     ux, uy = w / 2 * cos, w / 2 * sin
     vx, vy = -h / 2 * sin, h / 2 * cos
     return torch.stack(
-        [cx - ux - vx, cy - uy - vy, cx + ux - vx, cy + uy - vy,
-         cx + ux + vx, cy + uy + vy, cx - ux + vx, cy - uy + vy], dim=-1)
+        [
+            cx - ux - vx,
+            cy - uy - vy,
+            cx + ux - vx,
+            cy + uy - vy,
+            cx + ux + vx,
+            cy + uy + vy,
+            cx - ux + vx,
+            cy - uy + vy,
+        ],
+        dim=-1,
+    )
 
 
 def poly2obb(polys: Tensor, version: str = "le90") -> Tensor:

@@ -27,31 +27,32 @@ from rdet.boxes import check_version
 
 @dataclass(slots=True)
 class BackboneConfig:
-    depth: int = 50                     # 18, 34 or 50 (ResNet, torchvision parameter names)
-    frozen_stages: int = 1              # stem + layer1 frozen, as the published configs
-    norm_eval: bool = True              # BatchNorm in eval mode during training
-    weights: str | None = None          # local torchvision/ImageNet checkpoint (never downloaded)
+    depth: int = 50  # 18, 34 or 50 (ResNet, torchvision parameter names)
+    frozen_stages: int = 1  # stem + layer1 frozen, as the published configs
+    norm_eval: bool = True  # BatchNorm in eval mode during training
+    weights: str | None = None  # local torchvision/ImageNet checkpoint (never downloaded)
 
 
 @dataclass(slots=True)
 class NeckConfig:
     out_channels: int = 256
-    start_level: int = 1                # FPN starts at C3
-    num_outs: int = 5                   # P3-P7
-    add_extra_convs: str = "on_input"   # P6 from C5, as mmdet's FPN(add_extra_convs='on_input')
+    start_level: int = 1  # FPN starts at C3
+    num_outs: int = 5  # P3-P7
+    add_extra_convs: str = "on_input"  # P6 from C5, as mmdet's FPN(add_extra_convs='on_input')
 
 
 @dataclass(slots=True)
 class AnchorConfig:
     octave_base_scale: float = 4.0
     scales_per_octave: int = 3
-    ratios: tuple[float, ...] = (1.0, 0.5, 2.0)    # order matters: it fixes the channel layout of weights
+    ratios: tuple[float, ...] = (1.0, 0.5, 2.0)  # order matters: it fixes the channel layout of weights
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)
 
 
 @dataclass(slots=True)
 class CoderConfig:
     """DeltaXYWHT coder (MMRotate 1.x ``DeltaXYWHTRBBoxCoder``)."""
+
     angle_version: str = "le90"
     edge_swap: bool = True
     proj_xy: bool = True
@@ -64,15 +65,16 @@ class CoderConfig:
 @dataclass(slots=True)
 class LossConfig:
     """A regression loss. ``type``: 'l1', 'smooth_l1', 'kld' or 'gwd' (see ``rdet.losses`` for the math)."""
+
     type: str = "l1"
     loss_weight: float = 1.0
-    beta: float = 1.0                   # smooth_l1 only
-    fun: str = "log1p"                  # kld/gwd post-processing: 'log1p', 'sqrt' or 'none'
+    beta: float = 1.0  # smooth_l1 only
+    fun: str = "log1p"  # kld/gwd post-processing: 'log1p', 'sqrt' or 'none'
     tau: float = 1.0
     alpha: float = 1.0
-    sqrt: bool = True                   # MMRotate GDLoss's `sqrt` (stable kld only; ignored when not stable)
-    normalize: bool = True              # gwd only (stable only)
-    stable: bool = False                # False: GDLoss_v1 (KLD paper); True: GDLoss ("kld-stable")
+    sqrt: bool = True  # MMRotate GDLoss's `sqrt` (stable kld only; ignored when not stable)
+    normalize: bool = True  # gwd only (stable only)
+    stable: bool = False  # False: GDLoss_v1 (KLD paper); True: GDLoss ("kld-stable")
 
 
 @dataclass(slots=True)
@@ -87,14 +89,14 @@ class HeadConfig:
     num_classes: int = 15
     stacked_convs: int = 4
     feat_channels: int = 256
-    assign_iou: str = "rotated"         # 'rotated' (rbox-*) or 'horizontal' (hbox-*)
+    assign_iou: str = "rotated"  # 'rotated' (rbox-*) or 'horizontal' (hbox-*)
     pos_iou_thr: float = 0.5
     neg_iou_thr: float = 0.4
     min_pos_iou: float = 0.0
-    reg_decoded_bbox: bool = False      # True when the loss compares decoded boxes (Gaussian losses)
-    reg_max: int = 0                    # > 0: general-distribution regression head (reg_max + 1 bins)
-    reg_range: tuple[float, float] = (-2.0, 2.0)     # bin range for x, y, w, h deltas (Rotated-LD)
-    angle_range: tuple[float, float] = (-5.0, 2.0)   # bin range for the angle delta (Rotated-LD)
+    reg_decoded_bbox: bool = False  # True when the loss compares decoded boxes (Gaussian losses)
+    reg_max: int = 0  # > 0: general-distribution regression head (reg_max + 1 bins)
+    reg_range: tuple[float, float] = (-2.0, 2.0)  # bin range for x, y, w, h deltas (Rotated-LD)
+    angle_range: tuple[float, float] = (-5.0, 2.0)  # bin range for the angle delta (Rotated-LD)
     loss_cls: FocalConfig = field(default_factory=FocalConfig)
     loss_bbox: LossConfig = field(default_factory=LossConfig)
 
@@ -102,6 +104,7 @@ class HeadConfig:
 @dataclass(slots=True)
 class RefineConfig:
     """R3Det refinement stages (only for ``model.type == 'r3det'``)."""
+
     num_stages: int = 1
     stage_loss_weights: tuple[float, ...] = (1.0,)
     stacked_convs: int = 2
@@ -125,7 +128,7 @@ class TestConfig:
 
 @dataclass(slots=True)
 class ModelConfig:
-    type: str = "rotated_retinanet"     # 'rotated_retinanet' or 'r3det'
+    type: str = "rotated_retinanet"  # 'rotated_retinanet' or 'r3det'
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -137,55 +140,55 @@ class ModelConfig:
 
 @dataclass(slots=True)
 class DataConfig:
-    train_images: str = ""              # folder of images (relative paths resolve against the config file)
-    train_labels: str = ""              # folder of labels
+    train_images: str = ""  # folder of images (relative paths resolve against the config file)
+    train_labels: str = ""  # folder of labels
     val_images: str = ""
     val_labels: str = ""
-    format: str = "dota"                # label format, see rdet.data.read_labels
-    classes: tuple[str, ...] = ()       # class names; empty: the named list `class_list`
-    class_list: str = "dota1.0"         # see rdet.data.classes.get_classes
-    img_size: tuple[int, int] = (1024, 1024)   # (height, width) after resize
+    format: str = "dota"  # label format, see rdet.data.read_labels
+    classes: tuple[str, ...] = ()  # class names; empty: the named list `class_list`
+    class_list: str = "dota1.0"  # see rdet.data.classes.get_classes
+    img_size: tuple[int, int] = (1024, 1024)  # (height, width) after resize
     flip: tuple[float, float, float] = (0.25, 0.25, 0.25)  # horizontal, vertical, diagonal
-    rotate_prob: float = 0.0            # random rotation ("rr" configs)
-    rotate_range: float = 180.0         # degrees
+    rotate_prob: float = 0.0  # random rotation ("rr" configs)
+    rotate_range: float = 180.0  # degrees
     filter_empty: bool = False
 
 
 @dataclass(slots=True)
 class TrainConfig:
     epochs: int = 12
-    max_iters: int = 0                  # > 0: stop after this many iterations (quickstart / tests)
-    batch_size: int = 2                 # per process
+    max_iters: int = 0  # > 0: stop after this many iterations (quickstart / tests)
+    batch_size: int = 2  # per process
     workers: int = 2
-    optimizer: str = "sgd"              # 'sgd' or 'adamw'
+    optimizer: str = "sgd"  # 'sgd' or 'adamw'
     lr: float = 0.0025
     momentum: float = 0.9
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_iters: int = 500
     warmup_ratio: float = 1 / 3
-    milestones: tuple[int, ...] = (8, 11)   # epochs (or iterations when max_iters > 0)
+    milestones: tuple[int, ...] = (8, 11)  # epochs (or iterations when max_iters > 0)
     gamma: float = 0.1
     grad_clip: float | None = 35.0
-    amp: bool = True                    # mixed precision on CUDA (ignored on CPU)
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     seed: int = 0
     deterministic: bool = False
-    eval_interval: int = 1              # epochs between evaluations (0: never)
+    eval_interval: int = 1  # epochs between evaluations (0: never)
     log_interval: int = 10
     work_dir: str = "work_dirs/run"
-    device: str = "auto"                # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    device: str = "auto"  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
 
 
 @dataclass(slots=True)
 class DistillConfig:
-    teacher: str = ""                   # teacher config path
-    teacher_weights: str = ""           # teacher checkpoint path
-    ld_weight: float = 10.0             # Rotated-LD: loss_ld weight 10, T 5
-    kd_weight: float = 20.0             # Rotated-LD: loss_kd weight 20, T 5 (set per config)
+    teacher: str = ""  # teacher config path
+    teacher_weights: str = ""  # teacher checkpoint path
+    ld_weight: float = 10.0  # Rotated-LD: loss_ld weight 10, T 5
+    kd_weight: float = 20.0  # Rotated-LD: loss_kd weight 20, T 5 (set per config)
     temperature: float = 5.0
-    vlr_alpha: float = 0.25             # Rotated-LD's alpha
-    vlr_horizontal: bool = False        # True reproduces Rotated-LD's horizontal-IoU region
-    cache_dir: str = ""                 # non-empty: cache teacher outputs there
+    vlr_alpha: float = 0.25  # Rotated-LD's alpha
+    vlr_horizontal: bool = False  # True reproduces Rotated-LD's horizontal-IoU region
+    cache_dir: str = ""  # non-empty: cache teacher outputs there
 
 
 @dataclass(slots=True)
@@ -195,8 +198,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig | None = None
-    source: str = ""                    # the config file it was loaded from
-    reference: str = ""                 # the published config it reproduces
+    source: str = ""  # the config file it was loaded from
+    reference: str = ""  # the published config it reproduces
 
 
 # --------------------------------------------------------------------------- validation
@@ -244,8 +247,10 @@ def validate(config: Config) -> Config:
         if m.refine.frm_points not in (1, 5):
             _fail("model.refine.frm_points", f"must be 1 or 5, got {m.refine.frm_points}")
         if m.refine.num_stages < 1 or len(m.refine.stage_loss_weights) != m.refine.num_stages:
-            _fail("model.refine.stage_loss_weights",
-                  f"{len(m.refine.stage_loss_weights)} weights for {m.refine.num_stages} refine stages")
+            _fail(
+                "model.refine.stage_loss_weights",
+                f"{len(m.refine.stage_loss_weights)} weights for {m.refine.num_stages} refine stages",
+            )
     if t.optimizer not in ("sgd", "adamw"):
         _fail("train.optimizer", f"{t.optimizer!r} is not one of 'sgd', 'adamw'")
     if t.lr <= 0:

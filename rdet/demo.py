@@ -37,8 +37,10 @@ def prepare_data(out: Path) -> dict:
     val_cfg = SplitConfig(patch_size=TILE, gap=0)  # no overlap: each held-out object is counted once
     dota8 = SAMPLES / "dota8"
     names8 = read_class_names(str(dota8 / "dota8.yaml"))
-    sources = [(SAMPLES / "dota/images" / f"{s}.png", read_labels(SAMPLES / "dota/labelTxt" / f"{s}.txt",
-                                                                  classes="dota1.0")) for s in ("P0706", "P1888")]
+    sources = [
+        (SAMPLES / "dota/images" / f"{s}.png", read_labels(SAMPLES / "dota/labelTxt" / f"{s}.txt", classes="dota1.0"))
+        for s in ("P0706", "P1888")
+    ]
     for label in sorted((dota8 / "labels/train").glob("*.txt")):
         image = dota8 / "images/train" / f"{label.stem}.jpg"
         ann = remap_classes(read_labels(label, format="yolo-obb", classes=names8, image_path=image), list(DOTA1_0))
@@ -52,8 +54,9 @@ def prepare_data(out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rdet.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rdet.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default=str(ROOT / "demo_out"), help="output folder (default: demo_out/)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     parser.add_argument("--retrain", action="store_true", help="train even if demo_out/model.pt exists")
@@ -74,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      {counts['train']} training tiles, {counts['val']} held-out tiles (DOTA8 P0861)")
 
     config = load_config(CONFIG)
-    config.data.train_images, config.data.train_labels = str(out / "data/train/images"), str(out / "data/train/labelTxt")
+    config.data.train_images, config.data.train_labels = (
+        str(out / "data/train/images"),
+        str(out / "data/train/labelTxt"),
+    )
     config.data.val_images, config.data.val_labels = str(out / "data/val/images"), str(out / "data/val/labelTxt")
     config.train.work_dir = str(out / "train")
     if args.iters is not None:
@@ -91,9 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     print("[3/5] official DOTA metric (VOC07 AP, polygon IoU) on the held-out tiles")
     metric = evaluate_model(model, build_loader(config, "val")[0], iou_thrs="coco", progress=False)
     present = [c for c, n in enumerate(metric.num_gt) if n > 0]
-    print("\n".join(line for line in metric.table().splitlines()
-                    if not line.startswith("| ") or any(f"| {metric.class_names[c]} |" in line for c in present)
-                    or "class" in line or "mAP" in line))
+    print(
+        "\n".join(
+            line
+            for line in metric.table().splitlines()
+            if not line.startswith("| ")
+            or any(f"| {metric.class_names[c]} |" in line for c in present)
+            or "class" in line
+            or "mAP" in line
+        )
+    )
     metric.to_json(out / "metrics.json")
 
     print("[4/5] exporting to ONNX (exact rotated NMS in standard ONNX ops)")
@@ -107,17 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     with open_scene(SCENE) as scene:
         files = write_outputs(dets, scene, out, SCENE.stem)
     counts_by_class = dets.counts()
-    summary = {"checkpoint": str(checkpoint), "onnx": str(onnx_path),
-               "held_out_mAP50": metric.map_at(0.5), "held_out_mAP50_95": metric.mean_map,
-               "scene": str(SCENE), "detections": len(dets), "per_class": counts_by_class,
-               "timing": dets.info.summary() if dets.info else "", "outputs": {k: str(v) for k, v in files.items()},
-               "total_s": round(time.perf_counter() - t0, 1)}
+    summary = {
+        "checkpoint": str(checkpoint),
+        "onnx": str(onnx_path),
+        "held_out_mAP50": metric.map_at(0.5),
+        "held_out_mAP50_95": metric.mean_map,
+        "scene": str(SCENE),
+        "detections": len(dets),
+        "per_class": counts_by_class,
+        "timing": dets.info.summary() if dets.info else "",
+        "outputs": {k: str(v) for k, v in files.items()},
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n" + "=" * 72)
     print(f"rdet demo done in {summary['total_s']} s")
     print(f"  model:        {checkpoint}  (ONNX: {onnx_path})")
-    print(f"  held-out AP:  mAP50 {100 * metric.map_at(0.5):.1f}  mAP50:95 {100 * metric.mean_map:.1f}"
-          f"  (DOTA8 P0861 tiles; trained from scratch on a CPU)")
+    print(
+        f"  held-out AP:  mAP50 {100 * metric.map_at(0.5):.1f}  mAP50:95 {100 * metric.mean_map:.1f}"
+        f"  (DOTA8 P0861 tiles; trained from scratch on a CPU)"
+    )
     print(f"  scene:        {len(dets)} detections {counts_by_class}")
     print(f"  timing:       {summary['timing']}")
     for kind, path in files.items():

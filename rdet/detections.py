@@ -33,17 +33,21 @@ class Detections:
         """Tensor[N, 8]: corners of each box."""
         return obb2poly(self.boxes)
 
-    def to(self, device) -> "Detections":
+    def to(self, device) -> Detections:
         return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.class_names)
 
-    def select(self, keep: Tensor) -> "Detections":
+    def select(self, keep: Tensor) -> Detections:
         """A subset (``keep``: index or bool mask)."""
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep], self.class_names)
 
     @staticmethod
-    def empty(class_names: list[str] | None = None, device=None) -> "Detections":
-        return Detections(torch.zeros(0, 5, device=device), torch.zeros(0, device=device),
-                          torch.zeros(0, dtype=torch.long, device=device), list(class_names or []))
+    def empty(class_names: list[str] | None = None, device=None) -> Detections:
+        return Detections(
+            torch.zeros(0, 5, device=device),
+            torch.zeros(0, device=device),
+            torch.zeros(0, dtype=torch.long, device=device),
+            list(class_names or []),
+        )
 
     def counts(self) -> dict[str, int]:
         """Number of detections per class name (classes without detections omitted)."""

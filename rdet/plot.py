@@ -15,8 +15,18 @@ import cv2
 import numpy as np
 
 # Tableau-10 colours, BGR
-PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-           (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23))
+PALETTE = (
+    (180, 119, 31),
+    (14, 127, 255),
+    (44, 160, 44),
+    (40, 39, 214),
+    (189, 103, 148),
+    (75, 86, 140),
+    (194, 119, 227),
+    (127, 127, 127),
+    (34, 189, 188),
+    (207, 190, 23),
+)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _INK, _GRID, _WHITE = (30, 30, 30), (225, 225, 225), (255, 255, 255)
 LEGEND_POSITIONS = ("upper right", "upper left", "lower right", "lower left", "none")
@@ -60,8 +70,7 @@ def _check_series(series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         if xs.shape != ys.shape:
             raise ValueError(f"series[{label!r}] has {xs.size} x values but {ys.size} y values")
         if logy and np.any(ys[np.isfinite(ys)] <= 0):
-            raise ValueError(f"series[{label!r}] has values <= 0, which a log y axis cannot show "
-                             f"(use logy=False)")
+            raise ValueError(f"series[{label!r}] has values <= 0, which a log y axis cannot show (use logy=False)")
         out[str(label)] = (xs, np.log10(ys) if logy else ys)
     return out
 
@@ -78,8 +87,15 @@ def _limits(values: list[np.ndarray], given: tuple[float, float] | None, name: s
     return float(finite.min()), float(finite.max())
 
 
-def _text(img: np.ndarray, s: str, org: tuple[int, int], scale: float = 0.45, anchor: str = "left",
-          color=_INK, thickness: int = 1) -> None:
+def _text(
+    img: np.ndarray,
+    s: str,
+    org: tuple[int, int],
+    scale: float = 0.45,
+    anchor: str = "left",
+    color=_INK,
+    thickness: int = 1,
+) -> None:
     (w, h), _ = cv2.getTextSize(s, _FONT, scale, thickness)
     x, y = org
     if anchor == "center":
@@ -89,10 +105,18 @@ def _text(img: np.ndarray, s: str, org: tuple[int, int], scale: float = 0.45, an
     cv2.putText(img, s, (int(x), int(y + h // 2)), _FONT, scale, color, thickness, cv2.LINE_AA)
 
 
-def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
-                     xlabel: str = "", ylabel: str = "", logy: bool = False, size: tuple[int, int] = (800, 500),
-                     xlim: tuple[float, float] | None = None,
-                     ylim: tuple[float, float] | None = None, legend: str = "upper right") -> np.ndarray:
+def render_line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    logy: bool = False,
+    size: tuple[int, int] = (800, 500),
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    legend: str = "upper right",
+) -> np.ndarray:
     """Draw a line plot and return it.
 
     Args:
@@ -116,13 +140,12 @@ def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]
     xs_all = [x for x, _ in data.values()]
     ys_all = [y for _, y in data.values()]
     x_lo, x_hi = _limits(xs_all, xlim, "xlim")
-    y_lo, y_hi = _limits(ys_all, None if ylim is None else tuple(math.log10(v) for v in ylim) if logy else ylim,
-                         "ylim")
+    y_lo, y_hi = _limits(ys_all, None if ylim is None else tuple(math.log10(v) for v in ylim) if logy else ylim, "ylim")
     if logy:
         y_ticks = [float(t) for t in range(math.floor(y_lo), math.ceil(y_hi) + 1)]
         if len(y_ticks) < 2:
             y_ticks = [y_ticks[0], y_ticks[0] + 1]
-        if len(y_ticks) > 10:       # at most ~10 decade labels
+        if len(y_ticks) > 10:  # at most ~10 decade labels
             stride = math.ceil(len(y_ticks) / 10)
             y_ticks = y_ticks[::stride]
     else:
@@ -160,7 +183,7 @@ def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]
 
     # lines, drawn on a canvas of the plot area so that they are clipped to it
     canvas = np.full((ph + 1, pw + 1, 3), 255, np.uint8)
-    canvas[:] = img[top:top + ph + 1, left:left + pw + 1]
+    canvas[:] = img[top : top + ph + 1, left : left + pw + 1]
     for i, (xs, ys) in enumerate(data.values()):
         color = PALETTE[i % len(PALETTE)]
         ok = np.isfinite(xs) & np.isfinite(ys)
@@ -173,7 +196,7 @@ def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]
             elif run.size > 1:
                 poly = (pts[run] * 16).round().astype(np.int32).reshape(-1, 1, 2)
                 cv2.polylines(canvas, [poly], False, color, 2, cv2.LINE_AA, shift=4)
-    img[top:top + ph + 1, left:left + pw + 1] = canvas
+    img[top : top + ph + 1, left : left + pw + 1] = canvas
     cv2.rectangle(img, (left, top), (left + pw, top + ph), _INK, 1)
 
     # texts
@@ -189,7 +212,7 @@ def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]
         sh, sw = strip.shape[:2]
         y0 = max(0, top + ph // 2 - sh // 2)
         sh = min(sh, height - y0)
-        img[y0:y0 + sh, 4:4 + sw] = strip[:sh]
+        img[y0 : y0 + sh, 4 : 4 + sw] = strip[:sh]
 
     if legend == "none":
         return img
@@ -209,18 +232,28 @@ def render_line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]
     return img
 
 
-def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *,
-              title: str = "", xlabel: str = "", ylabel: str = "", logy: bool = False,
-              size: tuple[int, int] = (800, 500), xlim: tuple[float, float] | None = None,
-              ylim: tuple[float, float] | None = None, legend: str = "upper right") -> None:
+def line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    logy: bool = False,
+    size: tuple[int, int] = (800, 500),
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    legend: str = "upper right",
+) -> None:
     """Draw a line plot (see :func:`render_line_plot`) and write it to ``path`` (PNG; folders are created)."""
-    img = render_line_plot(series, title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, size=size,
-                           xlim=xlim, ylim=ylim, legend=legend)
+    img = render_line_plot(
+        series, title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, size=size, xlim=xlim, ylim=ylim, legend=legend
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         ok = cv2.imwrite(str(path), img)
-    except cv2.error as exc:        # e.g. an extension OpenCV has no writer for
+    except cv2.error as exc:  # e.g. an extension OpenCV has no writer for
         raise OSError(f"could not write {path}: {exc}") from exc
     if not ok:
         raise OSError(f"could not write {path} (OpenCV imwrite returned False)")

@@ -16,15 +16,19 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_fps import PUBLISHED_HEADER, bench_config, parse_args, parse_input  # noqa: E402
-from benchmarks.bench_fps import MODELS  # noqa: E402
+from benchmarks.bench_fps import (  # noqa: E402
+    MODELS,  # noqa: E402
+    PUBLISHED_HEADER,
+    bench_config,
+    parse_args,
+    parse_input,
+)
 from benchmarks.flops import conv2d_flops, count_flops, gpu_peak, linear_flops, model_flops  # noqa: E402
 
 
 def _run(*args: str, timeout: int = 120) -> str:
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -104,15 +108,43 @@ def test_bench_fps_quick_end_to_end():
 
 # ------------------------------------------------------------------------------------------ train + tiled
 def test_bench_train_tiny():
-    out = _run("benchmarks/bench_train.py", "--models", "tiny", "--inputs", "64x64", "--batch", "2",
-               "--iters", "1", "--warmup", "0", "--device", "cpu")
+    out = _run(
+        "benchmarks/bench_train.py",
+        "--models",
+        "tiny",
+        "--inputs",
+        "64x64",
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+    )
     row = next(line for line in out.splitlines() if line.startswith("| tiny"))
     assert "| 64x64 | 2 | fp32 | 1 |" in row and "peak RSS" in row
 
 
 def test_bench_tiled_tiny(tmp_path):
-    out = _run("benchmarks/bench_tiled.py", "--model", "tiny", "--scale-down", "20", "--tile", "256",
-               "--overlap", "64", "--batch", "4", "--device", "cpu", "--workdir", str(tmp_path))
+    out = _run(
+        "benchmarks/bench_tiled.py",
+        "--model",
+        "tiny",
+        "--scale-down",
+        "20",
+        "--tile",
+        "256",
+        "--overlap",
+        "64",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--workdir",
+        str(tmp_path),
+    )
     # a 500 x 500 scene in 256-px windows with stride 192: starts 0, 192, 244 -> 3 x 3 windows
     assert "| 500x500 | 9 | 256/64 | 4 |" in out
     assert "SCALED DOWN 20x" in out

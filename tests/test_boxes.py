@@ -21,14 +21,21 @@ def test_axis_aligned_poly_order_is_clockwise_on_screen():
     assert poly.tolist() == [[3.0, 4.0], [7.0, 4.0], [7.0, 6.0], [3.0, 6.0]]
 
 
-@pytest.mark.parametrize("version,lo,hi,longer", [("oc", -PI / 2, 0.0, False), ("le90", -PI / 2, PI / 2, True),
-                                                   ("le135", -PI / 4, 3 * PI / 4, True)])
+@pytest.mark.parametrize(
+    "version,lo,hi,longer",
+    [("oc", -PI / 2, 0.0, False), ("le90", -PI / 2, PI / 2, True), ("le135", -PI / 4, 3 * PI / 4, True)],
+)
 def test_regularize_ranges_and_same_rectangle(version, lo, hi, longer):
     g = torch.Generator().manual_seed(0)
     n = 2000
-    boxes = torch.cat([torch.rand(n, 2, generator=g, dtype=torch.float64) * 100,
-                       torch.rand(n, 2, generator=g, dtype=torch.float64) * 50 + 1,
-                       (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 8 * PI], 1)
+    boxes = torch.cat(
+        [
+            torch.rand(n, 2, generator=g, dtype=torch.float64) * 100,
+            torch.rand(n, 2, generator=g, dtype=torch.float64) * 50 + 1,
+            (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 8 * PI,
+        ],
+        1,
+    )
     reg = B.regularize(boxes, version)
     assert (reg[:, 4] >= lo - 1e-12).all() and (reg[:, 4] < hi + 1e-12).all()
     if longer:
@@ -44,13 +51,19 @@ def test_regularize_known_values():
     # Horizontal 4x2 box: le90 keeps it; oc rewrites it to (2, 4, -pi/2) since oc's range is [-pi/2, 0).
     box = torch.tensor([0.0, 0.0, 4.0, 2.0, 0.0], dtype=torch.float64)
     assert B.regularize(box, "le90").tolist() == [0.0, 0.0, 4.0, 2.0, 0.0]
-    torch.testing.assert_close(B.regularize(box, "oc"), torch.tensor([0.0, 0.0, 2.0, 4.0, -PI / 2], dtype=torch.float64))
+    torch.testing.assert_close(
+        B.regularize(box, "oc"), torch.tensor([0.0, 0.0, 2.0, 4.0, -PI / 2], dtype=torch.float64)
+    )
     # A tall box at angle 0 in le90 becomes wide at -pi/2 (pi/2 wraps into the half-open range).
     tall = torch.tensor([0.0, 0.0, 2.0, 4.0, 0.0], dtype=torch.float64)
-    torch.testing.assert_close(B.regularize(tall, "le90"), torch.tensor([0.0, 0.0, 4.0, 2.0, -PI / 2], dtype=torch.float64))
+    torch.testing.assert_close(
+        B.regularize(tall, "le90"), torch.tensor([0.0, 0.0, 4.0, 2.0, -PI / 2], dtype=torch.float64)
+    )
     # le135 keeps angles in [-pi/4, 3pi/4): a wide box at -pi/2 is the same box at +pi/2.
     b = torch.tensor([0.0, 0.0, 4.0, 2.0, -PI / 2], dtype=torch.float64)
-    torch.testing.assert_close(B.regularize(b, "le135"), torch.tensor([0.0, 0.0, 4.0, 2.0, PI / 2], dtype=torch.float64))
+    torch.testing.assert_close(
+        B.regularize(b, "le135"), torch.tensor([0.0, 0.0, 4.0, 2.0, PI / 2], dtype=torch.float64)
+    )
 
 
 def test_unknown_version_lists_valid():
@@ -62,9 +75,14 @@ def test_unknown_version_lists_valid():
 def test_round_trip_obb_poly_obb(version):
     g = torch.Generator().manual_seed(1)
     n = 3000
-    boxes = torch.cat([torch.rand(n, 2, generator=g, dtype=torch.float64) * 1000,
-                       torch.rand(n, 2, generator=g, dtype=torch.float64) * 300 + 0.5,
-                       (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 4 * PI], 1)
+    boxes = torch.cat(
+        [
+            torch.rand(n, 2, generator=g, dtype=torch.float64) * 1000,
+            torch.rand(n, 2, generator=g, dtype=torch.float64) * 300 + 0.5,
+            (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 4 * PI,
+        ],
+        1,
+    )
     reg = B.regularize(boxes, version)
     back = B.poly2obb(B.obb2poly(reg), version)
     # Squares (w == h) have two valid descriptions only in their tie rule; random data has none.

@@ -28,7 +28,9 @@ def test_train_print_config_resolves_overrides(capsys):
 
 
 def test_import_rdet_imports_no_heavy_optional_modules():
-    code = ("import sys, rdet, rdet.boxes, rdet.ops, rdet.data, rdet.models, rdet.engine.train\n"
-            "bad = [m for m in ('gradio', 'onnx', 'onnxruntime', 'tensorrt') if m in sys.modules]\n"
-            "assert not bad, bad")
+    code = (
+        "import sys, rdet, rdet.boxes, rdet.ops, rdet.data, rdet.models, rdet.engine.train\n"
+        "bad = [m for m in ('gradio', 'onnx', 'onnxruntime', 'tensorrt') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -19,55 +19,113 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 ALL_FILES = sorted(CONFIGS.rglob("*.py"))
 # The Rotated RetinaNet rows of the KLD table (configs/ld and configs/r3det have tests of their own).
-PUBLISHED = [p for p in ALL_FILES if p.relative_to(CONFIGS).parts[0] in ("kld", "rotated_retinanet")
-             and not p.name.startswith("r3det")]
+PUBLISHED = [
+    p
+    for p in ALL_FILES
+    if p.relative_to(CONFIGS).parts[0] in ("kld", "rotated_retinanet") and not p.name.startswith("r3det")
+]
 FAST = ["model.backbone.depth=18", "model.backbone.weights=None"]
 
 # ------------------------------------------------------------------ expected values (dotted field -> value)
 COMMON = {
     "model.type": "rotated_retinanet",
-    "model.backbone.depth": 50, "model.backbone.frozen_stages": 1, "model.backbone.norm_eval": True,
-    "model.neck.out_channels": 256, "model.neck.start_level": 1, "model.neck.num_outs": 5,
+    "model.backbone.depth": 50,
+    "model.backbone.frozen_stages": 1,
+    "model.backbone.norm_eval": True,
+    "model.neck.out_channels": 256,
+    "model.neck.start_level": 1,
+    "model.neck.num_outs": 5,
     "model.neck.add_extra_convs": "on_input",
-    "model.anchors.octave_base_scale": 4.0, "model.anchors.scales_per_octave": 3,
-    "model.anchors.ratios": (1.0, 0.5, 2.0), "model.anchors.strides": (8, 16, 32, 64, 128),
-    "model.coder.norm_factor": None, "model.coder.means": (0.0,) * 5, "model.coder.stds": (1.0,) * 5,
-    "model.head.stacked_convs": 4, "model.head.feat_channels": 256, "model.head.pos_iou_thr": 0.5,
-    "model.head.neg_iou_thr": 0.4, "model.head.min_pos_iou": 0.0, "model.head.reg_max": 0,
-    "model.head.loss_cls.gamma": 2.0, "model.head.loss_cls.alpha": 0.25, "model.head.loss_cls.loss_weight": 1.0,
-    "model.test.nms_pre": 2000, "model.test.score_thr": 0.05, "model.test.iou_thr": 0.1,
+    "model.anchors.octave_base_scale": 4.0,
+    "model.anchors.scales_per_octave": 3,
+    "model.anchors.ratios": (1.0, 0.5, 2.0),
+    "model.anchors.strides": (8, 16, 32, 64, 128),
+    "model.coder.norm_factor": None,
+    "model.coder.means": (0.0,) * 5,
+    "model.coder.stds": (1.0,) * 5,
+    "model.head.stacked_convs": 4,
+    "model.head.feat_channels": 256,
+    "model.head.pos_iou_thr": 0.5,
+    "model.head.neg_iou_thr": 0.4,
+    "model.head.min_pos_iou": 0.0,
+    "model.head.reg_max": 0,
+    "model.head.loss_cls.gamma": 2.0,
+    "model.head.loss_cls.alpha": 0.25,
+    "model.head.loss_cls.loss_weight": 1.0,
+    "model.test.nms_pre": 2000,
+    "model.test.score_thr": 0.05,
+    "model.test.iou_thr": 0.1,
     "model.test.max_per_img": 2000,
-    "data.flip": (0.25, 0.25, 0.25), "data.filter_empty": True,
-    "train.batch_size": 2, "train.workers": 2, "train.max_iters": 0,
-    "train.optimizer": "sgd", "train.lr": 0.0025, "train.momentum": 0.9, "train.weight_decay": 0.0001,
-    "train.warmup_iters": 500, "train.warmup_ratio": 1 / 3, "train.gamma": 0.1, "train.grad_clip": 35.0,
-    "train.amp": False, "train.eval_interval": 1, "train.log_interval": 50,
+    "data.flip": (0.25, 0.25, 0.25),
+    "data.filter_empty": True,
+    "train.batch_size": 2,
+    "train.workers": 2,
+    "train.max_iters": 0,
+    "train.optimizer": "sgd",
+    "train.lr": 0.0025,
+    "train.momentum": 0.9,
+    "train.weight_decay": 0.0001,
+    "train.warmup_iters": 500,
+    "train.warmup_ratio": 1 / 3,
+    "train.gamma": 0.1,
+    "train.grad_clip": 35.0,
+    "train.amp": False,
+    "train.eval_interval": 1,
+    "train.log_interval": 50,
 }
 DOTA = {
-    "model.head.num_classes": 15, "data.format": "dota", "data.class_list": "dota1.0", "data.classes": (),
-    "data.img_size": (1024, 1024), "data.rotate_prob": 0.0,
-    "train.epochs": 12, "train.milestones": (8, 11),
+    "model.head.num_classes": 15,
+    "data.format": "dota",
+    "data.class_list": "dota1.0",
+    "data.classes": (),
+    "data.img_size": (1024, 1024),
+    "data.rotate_prob": 0.0,
+    "train.epochs": 12,
+    "train.milestones": (8, 11),
 }
 HRSC = {
-    "model.head.num_classes": 1, "data.format": "hrsc", "data.classes": ("ship",),
-    "data.img_size": (512, 800),          # (height, width) for mmdet.Resize(scale=(800, 512), keep_ratio=True)
-    "data.rotate_prob": 0.5, "data.rotate_range": 180.0,
-    "train.epochs": 72, "train.milestones": (48, 66),
+    "model.head.num_classes": 1,
+    "data.format": "hrsc",
+    "data.classes": ("ship",),
+    "data.img_size": (512, 800),  # (height, width) for mmdet.Resize(scale=(800, 512), keep_ratio=True)
+    "data.rotate_prob": 0.5,
+    "data.rotate_range": 180.0,
+    "train.epochs": 72,
+    "train.milestones": (48, 66),
 }
-LE90 = {"model.coder.angle_version": "le90", "model.coder.edge_swap": True, "model.coder.proj_xy": True,
-        "model.head.assign_iou": "rotated"}
-OC_DOTA = {"model.coder.angle_version": "oc", "model.coder.edge_swap": False, "model.coder.proj_xy": False,
-           "model.head.assign_iou": "horizontal", "data.flip": (0.5, 0.0, 0.0)}
-OC_HRSC = {"model.coder.angle_version": "oc", "model.coder.edge_swap": True, "model.coder.proj_xy": True,
-           "model.head.assign_iou": "horizontal"}
+LE90 = {
+    "model.coder.angle_version": "le90",
+    "model.coder.edge_swap": True,
+    "model.coder.proj_xy": True,
+    "model.head.assign_iou": "rotated",
+}
+OC_DOTA = {
+    "model.coder.angle_version": "oc",
+    "model.coder.edge_swap": False,
+    "model.coder.proj_xy": False,
+    "model.head.assign_iou": "horizontal",
+    "data.flip": (0.5, 0.0, 0.0),
+}
+OC_HRSC = {
+    "model.coder.angle_version": "oc",
+    "model.coder.edge_swap": True,
+    "model.coder.proj_xy": True,
+    "model.head.assign_iou": "horizontal",
+}
 L1 = {"model.head.loss_bbox.type": "l1", "model.head.loss_bbox.loss_weight": 1.0, "model.head.reg_decoded_bbox": False}
 
 
 def kld(stable: bool, weight: float) -> dict:
-    return {"model.head.reg_decoded_bbox": True, "model.head.loss_bbox.type": "kld",
-            "model.head.loss_bbox.stable": stable, "model.head.loss_bbox.fun": "log1p",
-            "model.head.loss_bbox.tau": 1.0, "model.head.loss_bbox.alpha": 1.0,
-            "model.head.loss_bbox.sqrt": False, "model.head.loss_bbox.loss_weight": weight}
+    return {
+        "model.head.reg_decoded_bbox": True,
+        "model.head.loss_bbox.type": "kld",
+        "model.head.loss_bbox.stable": stable,
+        "model.head.loss_bbox.fun": "log1p",
+        "model.head.loss_bbox.tau": 1.0,
+        "model.head.loss_bbox.alpha": 1.0,
+        "model.head.loss_bbox.sqrt": False,
+        "model.head.loss_bbox.loss_weight": weight,
+    }
 
 
 ADAMW = {"train.optimizer": "adamw", "train.lr": 0.0001, "train.betas": (0.9, 0.999), "train.weight_decay": 0.05}
@@ -81,8 +139,7 @@ EXPECTED = {
     "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_1x_dota.py": {**DOTA, **OC_DOTA, **kld(True, 5.5)},
     "kld/rotated-retinanet-rbox-le90_r50_fpn_kld_1x_dota.py": {**DOTA, **LE90, **kld(False, 1.0)},
     "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py": {**DOTA, **LE90, **kld(True, 5.5)},
-    "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota.py":
-        {**DOTA, **LE90, **kld(True, 5.5), **ADAMW},
+    "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota.py": {**DOTA, **LE90, **kld(True, 5.5), **ADAMW},
     # the le90 HRSC kld-stable config uses loss_weight=1.0, the others 5.5
     "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_rr-6x_hrsc.py": {**HRSC, **LE90, **kld(True, 1.0)},
     "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_rr-6x_hrsc.py": {**HRSC, **OC_HRSC, **kld(True, 5.5)},
@@ -136,7 +193,7 @@ def test_forward_shapes_of_a_published_config():
         cls, reg = model(torch.zeros(1, 3, 64, 96))
     # P3..P7 of a 64x96 image (strides 8..128, extra levels by stride-2 convs): 8x12, 4x6, 2x3, 1x2, 1x1
     sizes = [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
-    assert [tuple(x.shape) for x in cls] == [(1, 9 * 1, h, w) for h, w in sizes]   # one class: ship
+    assert [tuple(x.shape) for x in cls] == [(1, 9 * 1, h, w) for h, w in sizes]  # one class: ship
     assert [tuple(x.shape) for x in reg] == [(1, 9 * 5, h, w) for h, w in sizes]
 
 
@@ -165,8 +222,10 @@ def test_data_paths_resolve_against_the_config_file(name):
         assert (d.val_images, d.val_labels) == (str(val / "images"), str(val / "annfiles"))
     else:  # ImageSets/trainval.txt and ImageSets/test.txt of HRSC2016 as folders
         hrsc = ROOT / "data" / "hrsc"
-        for split, images, labels in (("trainval", d.train_images, d.train_labels),
-                                      ("test", d.val_images, d.val_labels)):
+        for split, images, labels in (
+            ("trainval", d.train_images, d.train_labels),
+            ("test", d.val_images, d.val_labels),
+        ):
             assert (images, labels) == (str(hrsc / split / "AllImages"), str(hrsc / split / "Annotations"))
 
 
@@ -204,14 +263,16 @@ def test_override_typo_names_the_closest_key():
     with pytest.raises(ValueError, match=r"unknown config key 'train\.lrr' \(did you mean 'lr'\?\)"):
         apply_override(config, "train.lrr=0.01")
     with pytest.raises(ValueError, match=r"'model\.head\.loss_bbx' \(did you mean 'loss_bbox'\?\)"):
-        rdet.load_config(CONFIGS / "kld/rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota.py",
-                         ["model.head.loss_bbx.tau=2"])
+        rdet.load_config(
+            CONFIGS / "kld/rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota.py", ["model.head.loss_bbx.tau=2"]
+        )
 
 
 def test_override_value_of_the_wrong_type_is_an_error():
     with pytest.raises(ValueError, match="train.epochs: expected int"):
-        rdet.load_config(CONFIGS / "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py",
-                         ["train.epochs=twelve"])
+        rdet.load_config(
+            CONFIGS / "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py", ["train.epochs=twelve"]
+        )
 
 
 def _typo_config(tmp_path: Path) -> Path:

@@ -80,8 +80,9 @@ int main() {
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 def test_cuda_sources_compile_with_nvcc(tmp_path):
     out = tmp_path / "cuda.o"
-    proc = subprocess.run(["nvcc", "-c", "-std=c++17", str(CSRC / "cuda.cu"), "-o", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["nvcc", "-c", "-std=c++17", str(CSRC / "cuda.cu"), "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0
 
@@ -95,8 +96,12 @@ def harness(tmp_path_factory):
     (d / "cuda_runtime.h").write_text("#pragma once\ntypedef int cudaError_t;\ntypedef void* cudaStream_t;\n")
     (d / "harness.cpp").write_text(HARNESS)
     exe = d / "harness"
-    proc = subprocess.run([cxx, "-std=c++17", "-O1", f"-I{d}", f"-I{CSRC}", str(d / "harness.cpp"), "-o", str(exe)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [cxx, "-std=c++17", "-O1", f"-I{d}", f"-I{CSRC}", str(d / "harness.cpp"), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return exe
 
@@ -111,8 +116,10 @@ def _clustered(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     centres = torch.rand(max(1, n // 6), 2, dtype=torch.float64, generator=g) * 300
     boxes = torch.empty(n, 5, dtype=torch.float64)
-    boxes[:, :2] = centres[torch.randint(0, centres.shape[0], (n,), generator=g)] + torch.randn(
-        n, 2, dtype=torch.float64, generator=g) * 4
+    boxes[:, :2] = (
+        centres[torch.randint(0, centres.shape[0], (n,), generator=g)]
+        + torch.randn(n, 2, dtype=torch.float64, generator=g) * 4
+    )
     boxes[:, 2:4] = torch.rand(n, 2, dtype=torch.float64, generator=g) * 40 + 2
     boxes[:, 4] = (torch.rand(n, dtype=torch.float64, generator=g) - 0.5) * math.pi
     return boxes, torch.rand(n, dtype=torch.float64, generator=g)

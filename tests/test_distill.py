@@ -51,8 +51,9 @@ def test_ld_temperature_scaling_known_answer(T):
     if T == 1.0:
         assert got.item() == pytest.approx(0.3270302, rel=1e-6)
     # class_reduction='sum' is twice the mean over 2 bins
-    assert ld_loss(student, teacher, torch.tensor([True]), T=T, class_reduction="sum").item() == \
-        pytest.approx(2 * expected, rel=1e-9)
+    assert ld_loss(student, teacher, torch.tensor([True]), T=T, class_reduction="sum").item() == pytest.approx(
+        2 * expected, rel=1e-9
+    )
 
 
 def test_weights_and_per_level_normalisation_known_answer():
@@ -116,8 +117,9 @@ def test_vlr_rotated_versus_horizontal():
     # 0.5, 1/3, 1/11. Candidates are all three either way: mean + std = 0.51379, alpha 0.5 -> threshold 0.2569.
     anchors = _boxes([[0, 0, 10, 10, 0], [7.5, 0, 10, 10, 0], [0, 7.5, 10, 10, 0]])
     gt = _boxes([[0, 0, 20, 10, math.pi / 2]])
-    torch.testing.assert_close(vlr_weights(anchors, gt, 0.5, topk=3), torch.tensor([0.5, 0.0, 1 / 3]),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        vlr_weights(anchors, gt, 0.5, topk=3), torch.tensor([0.5, 0.0, 1 / 3]), atol=1e-5, rtol=1e-5
+    )
     torch.testing.assert_close(vlr_weights(anchors, gt, 0.5, horizontal=True, topk=3), torch.tensor([0.5, 1 / 3, 0.0]))
 
 
@@ -217,7 +219,7 @@ def test_online_and_cached_teacher_give_the_same_loss(tiny_data, teacher_ckpt, t
     keys = Teacher.keys(images, batch["targets"])
     online = distill_losses(student, images, targets, Teacher(teacher_model), cfg.distill)
     cached = Teacher(teacher_model, tmp_path / "cache", "f" * 64)
-    first = distill_losses(student, images, targets, cached, cfg.distill, keys)   # misses: computed and stored
+    first = distill_losses(student, images, targets, cached, cfg.distill, keys)  # misses: computed and stored
     second = distill_losses(student, images, targets, cached, cfg.distill, keys)  # hits: read from disk
     assert (cached.misses, cached.hits) == (2, 2)
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
@@ -279,10 +281,18 @@ def test_quickstart_and_published_configs():
         check_compatible(student, teacher)
         d = student.distill
         assert (d.ld_weight, d.kd_weight, d.temperature, d.vlr_alpha, d.vlr_horizontal) == (ld, kd, 5.0, 0.25, True)
-        assert (student.model.head.reg_max, student.model.head.reg_range, student.model.head.angle_range) == \
-            (8, (-2.0, 2.0), (-5.0, 2.0))
-        assert (student.model.backbone.depth, student.train.epochs, teacher.model.backbone.depth,
-                teacher.train.epochs, teacher.train.milestones) == (18, 12, 34, 24, (16, 22))
+        assert (student.model.head.reg_max, student.model.head.reg_range, student.model.head.angle_range) == (
+            8,
+            (-2.0, 2.0),
+            (-5.0, 2.0),
+        )
+        assert (
+            student.model.backbone.depth,
+            student.train.epochs,
+            teacher.model.backbone.depth,
+            teacher.train.epochs,
+            teacher.train.milestones,
+        ) == (18, 12, 34, 24, (16, 22))
         assert student.model.head.loss_bbox.type == name and student.model.coder.angle_version == "oc"
     assert cli([str(ROOT / "configs/quickstart/ld_r18_r34_synthetic.py"), "--print-config"]) == 0
 

@@ -124,8 +124,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank, world, port, root, work_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     cfg = tiny_config(root, work_dir)
     cfg.train.device = "cpu"

@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from rdet.eval import (COCO_IOU_THRS, evaluate, evaluate_task1, load_detections_json, load_task1,
-                       rotated_ld_printed_ap, run_model, save_detections_json, voc_ap)
+from rdet.eval import (
+    COCO_IOU_THRS,
+    evaluate,
+    evaluate_task1,
+    load_detections_json,
+    load_task1,
+    rotated_ld_printed_ap,
+    run_model,
+    save_detections_json,
+    voc_ap,
+)
 from rdet.eval.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,16 +188,19 @@ def test_rotated_ld_printed_ap_running_sum():
     r = evaluate({"a": det([A], [0.9], [0])}, anns, "coco")  # class 0: AP 1, class 1: AP 0 -> mAP_t = 1/2
     # two classes: m_t = m_{t-1} / 2 + 1/2 = 1 - 2^-t -> mean = 1 - (1 - 2^-10) / 10
     assert r.mean_map == pytest.approx(0.5)
-    assert rotated_ld_printed_ap(r) == pytest.approx(1 - (1 - 2 ** -10) / 10)
+    assert rotated_ld_printed_ap(r) == pytest.approx(1 - (1 - 2**-10) / 10)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"a": det([A], [float("nan")], [0])}, "NaN"),
-    ({"zz": det([A], [0.9], [0])}, "unknown image id"),
-    ({"a": det([A], [0.9], [5])}, r"labels must lie in \[0, 1\)"),
-    ({"a": det([A], [0.9, 0.8], [0])}, "expected 1 scores"),
-    ({"a": {"polygons": [A[:6]], "scores": [0.9], "labels": [0]}}, r"shape \[N, 8\]"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"a": det([A], [float("nan")], [0])}, "NaN"),
+        ({"zz": det([A], [0.9], [0])}, "unknown image id"),
+        ({"a": det([A], [0.9], [5])}, r"labels must lie in \[0, 1\)"),
+        ({"a": det([A], [0.9, 0.8], [0])}, "expected 1 scores"),
+        ({"a": {"polygons": [A[:6]], "scores": [0.9], "labels": [0]}}, r"shape \[N, 8\]"),
+    ],
+)
 def test_bad_in_memory_input(bad, match):
     with pytest.raises(ValueError, match=match):
         evaluate(bad, {"a": gt([A], [0])}, class_names=["x"])
@@ -212,13 +224,19 @@ def _line(image_id, score, poly):
 def dota_dirs(tmp_path):
     labels, results = tmp_path / "labelTxt", tmp_path / "results"
     labels.mkdir(), results.mkdir()
-    (labels / "P1.txt").write_text("imagesource:GoogleEarth\ngsd:0.1\n"
-                                   + " ".join(map(str, A)) + " plane 0\n"
-                                   + " ".join(map(str, B)) + " plane 1\n"
-                                   + " ".join(map(str, C)) + " ship 0\n")
+    (labels / "P1.txt").write_text(
+        "imagesource:GoogleEarth\ngsd:0.1\n"
+        + " ".join(map(str, A))
+        + " plane 0\n"
+        + " ".join(map(str, B))
+        + " plane 1\n"
+        + " ".join(map(str, C))
+        + " ship 0\n"
+    )
     (labels / "P2.txt").write_text(" ".join(map(str, A)) + " ship\n")  # no header, no difficult flag
-    (results / "Task1_plane.txt").write_text("\n".join([_line("P1", 0.9, A), _line("P1", 0.8, B),
-                                                        _line("P2", 0.7, A)]) + "\n")
+    (results / "Task1_plane.txt").write_text(
+        "\n".join([_line("P1", 0.9, A), _line("P1", 0.8, B), _line("P2", 0.7, A)]) + "\n"
+    )
     (results / "Task1_ship.txt").write_text("\n".join([_line("P1", 0.6, C), _line("P2", 0.95, FAR)]) + "\n")
     return results, labels
 
@@ -250,12 +268,15 @@ def test_task1_missing_class_file_ap_zero_and_unknown_class(dota_dirs):
         evaluate_task1(results, labels)
 
 
-@pytest.mark.parametrize("line, match", [
-    ("P1 0.5 1 2 3 4 5 6 7", r"Task1_plane\.txt:2: expected 10 fields"),
-    ("P9 0.5 " + " ".join(map(str, A)), r"Task1_plane\.txt:2: unknown image id 'P9'"),
-    ("P1 nan " + " ".join(map(str, A)), r"Task1_plane\.txt:2: NaN or infinite"),
-    ("P1 high " + " ".join(map(str, A)), r"Task1_plane\.txt:2: non-numeric"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("P1 0.5 1 2 3 4 5 6 7", r"Task1_plane\.txt:2: expected 10 fields"),
+        ("P9 0.5 " + " ".join(map(str, A)), r"Task1_plane\.txt:2: unknown image id 'P9'"),
+        ("P1 nan " + " ".join(map(str, A)), r"Task1_plane\.txt:2: NaN or infinite"),
+        ("P1 high " + " ".join(map(str, A)), r"Task1_plane\.txt:2: non-numeric"),
+    ],
+)
 def test_task1_bad_lines_name_file_and_line(dota_dirs, line, match):
     results, labels = dota_dirs
     (results / "Task1_plane.txt").write_text(_line("P1", 0.9, A) + "\n" + line + "\n")
@@ -274,8 +295,7 @@ def test_labeltxt_bad_line_names_file_and_line(dota_dirs):
 def test_cli_on_task1_files(dota_dirs, tmp_path, capsys):
     results, labels = dota_dirs
     out_json = tmp_path / "eval.json"
-    assert cli(["--results", str(results), "--labels", str(labels), "--iou-thrs", "coco",
-                "--json", str(out_json)]) == 0
+    assert cli(["--results", str(results), "--labels", str(labels), "--iou-thrs", "coco", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "| plane | 1 | 3 |" in printed and "AP50:95" in printed
     data = json.loads(out_json.read_text())
@@ -321,8 +341,12 @@ class _FakeDetector(torch.nn.Module):
 
 
 def test_run_model_and_detections_json_round_trip(tmp_path):
-    target = lambda k: {"image_id": f"i{k}", "polygons": torch.tensor([A, B], dtype=torch.float32),  # noqa: E731
-                        "labels": torch.tensor([0, 1]), "difficult": torch.tensor([False, False])}
+    target = lambda k: {
+        "image_id": f"i{k}",
+        "polygons": torch.tensor([A, B], dtype=torch.float32),  # noqa: E731
+        "labels": torch.tensor([0, 1]),
+        "difficult": torch.tensor([False, False]),
+    }
     batches = [{"images": torch.zeros(2, 3, 8, 8), "targets": [target(0), target(1)]}]
     dets, anns, names = run_model(_FakeDetector(), batches, progress=False)
     # class x, scores .9 .9 .8 .8 -> TP TP FP FP: AP 1; class y: 2 objects, no detections: AP 0

@@ -21,12 +21,13 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+import helpers
+
 from export import nms_onnx  # noqa: E402
 from export.cli import cli  # noqa: E402
 from export.onnx_export import ExportGraph, export_onnx, read_metadata  # noqa: E402
 from export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack  # noqa: E402
 from export.runtime import Runner  # noqa: E402
-import helpers
 from rdet import ops  # noqa: E402
 from rdet.config import Config  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
@@ -73,8 +74,9 @@ def exported(model, tmp_path_factory):
 
     def get(mode: str) -> Path:
         if mode not in cache:
-            cache[mode] = export_onnx(model, folder / f"tiny_{mode}.onnx", nms=mode, dynamic_batch=True,
-                                      imgsz=SIZE, **PARAMS)
+            cache[mode] = export_onnx(
+                model, folder / f"tiny_{mode}.onnx", nms=mode, dynamic_batch=True, imgsz=SIZE, **PARAMS
+            )
         return cache[mode]
 
     return get
@@ -105,8 +107,12 @@ def test_graph_is_valid_and_documented(exported, model, mode):
         n = sum(s * s for s in (16, 8, 4, 2, 1)) * 9  # P3-P7 locations x 9 anchors
         assert outs == {"boxes": ["batch", n, 5], "scores": ["batch", n, 3]}
     else:
-        assert outs == {"num_dets": ["batch", 1], "det_boxes": ["batch", 40, 5], "det_scores": ["batch", 40],
-                        "det_classes": ["batch", 40]}
+        assert outs == {
+            "num_dets": ["batch", 1],
+            "det_boxes": ["batch", 40, 5],
+            "det_scores": ["batch", 40],
+            "det_classes": ["batch", 40],
+        }
     domains = {(n.domain, n.op_type) for n in proto.graph.node if n.domain not in ("", "ai.onnx")}
     if mode == "plugin":
         assert domains == {("rdet", "RotatedNMS")}
@@ -119,8 +125,11 @@ def test_graph_is_valid_and_documented(exported, model, mode):
 def test_plugin_node_attributes_match_creator_fields(exported):
     """The node's attributes are the creator's PluginFields (names and types) plus the parser's lookup keys."""
     node = next(n for n in onnx.load(str(exported("plugin"))).graph.node if n.domain == "rdet")
-    onnx_types = {onnx.AttributeProto.FLOAT: "float", onnx.AttributeProto.INT: "int",
-                  onnx.AttributeProto.STRING: "string"}
+    onnx_types = {
+        onnx.AttributeProto.FLOAT: "float",
+        onnx.AttributeProto.INT: "int",
+        onnx.AttributeProto.STRING: "string",
+    }
     attrs = {a.name: onnx_types[a.type] for a in node.attribute}
     spec = {f["name"]: f["type"] for f in PLUGIN_SPEC["fields"] + PLUGIN_SPEC["parser_attributes"]}
     assert attrs == spec
@@ -137,8 +146,11 @@ def test_plugin_node_attributes_match_creator_fields(exported):
     declared = re.findall(r'\{"(\w+)",\s*PluginFieldType::(k\w+)\}', block)
     trt_type = {"float": "kFLOAT32", "int": "kINT32", "string": "kCHAR"}
     assert declared == [(f["name"], trt_type[f["type"]]) for f in PLUGIN_SPEC["fields"]]
-    for const, key in (("kPluginName", "plugin_name"), ("kPluginVersion", "plugin_version"),
-                       ("kPluginNamespace", "plugin_namespace")):
+    for const, key in (
+        ("kPluginName", "plugin_name"),
+        ("kPluginVersion", "plugin_version"),
+        ("kPluginNamespace", "plugin_namespace"),
+    ):
         assert re.search(rf'{const}\[\] = "{re.escape(PLUGIN_SPEC[key])}";', src), const
 
 
@@ -146,13 +158,13 @@ def test_plugin_node_attributes_match_creator_fields(exported):
 @pytest.mark.parametrize("mode", ["none", "plugin", "onnx"])
 def test_onnxruntime_equals_pytorch_batch_1_and_4(exported, reference, images, mode):
     runner = Runner(exported(mode))
-    batch = runner.run(images)                              # batch 4, different images
-    single = [runner.run(images[i])[0] for i in range(4)]   # batch 1 each
+    batch = runner.run(images)  # batch 4, different images
+    single = [runner.run(images[i])[0] for i in range(4)]  # batch 1 each
     assert len(batch) == 4
     for i in range(4):
         assert 5 <= len(reference[i]["labels"]) <= PARAMS["max_det"]
         assert_same_detections(batch[i], reference[i])
-        for k in ("boxes", "scores", "labels"):             # no cross-talk between images of a batch
+        for k in ("boxes", "scores", "labels"):  # no cross-talk between images of a batch
             np.testing.assert_array_equal(batch[i][k], single[i][k])
     assert all(not np.array_equal(reference[0]["scores"], r["scores"]) for r in reference[1:])  # distinct images
 
@@ -161,7 +173,8 @@ def test_none_mode_raw_outputs_equal_decode(exported, model, images):
     sess = ort.InferenceSession(str(exported("none")), providers=["CPUExecutionProvider"])
     boxes, scores = sess.run(None, {"images": images})
     x = (torch.from_numpy(images).float() - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / torch.tensor(
-        [58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        [58.395, 57.12, 57.375]
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         want_b, want_s = model.decode(x)
     np.testing.assert_allclose(boxes, want_b.numpy(), rtol=0, atol=1e-3)
@@ -179,26 +192,59 @@ def test_nms_actually_suppresses(model, images, reference):
 
 # ---------------------------------------------------------------- the standard-op NMS, unit level
 def test_box_iou_pairs_known_answers():
-    b1 = torch.tensor([[10, 10, 8, 4, 0.3], [10, 10, 8, 4, 0.0], [0, 0, 2, 2, 0], [0, 0, 10, 10, 0],
-                       [0, 0, 0, 4, 0.2], [0, 0, 4, 4, 0], [0, 0, 4, 2, math.pi / 2], [1e4, 1e4, 4, 4, 0]])
-    b2 = torch.tensor([[10, 10, 8, 4, 0.3], [10, 10, 8, 4, math.pi / 2], [2, 0, 2, 2, 0], [1, 1, 2, 2, 0.5],
-                       [0, 0, 3, 4, 0.2], [100, 100, 4, 4, 0], [0, 0, 2, 4, 0], [1e4 + 2, 1e4, 4, 4, 0]])
+    b1 = torch.tensor(
+        [
+            [10, 10, 8, 4, 0.3],
+            [10, 10, 8, 4, 0.0],
+            [0, 0, 2, 2, 0],
+            [0, 0, 10, 10, 0],
+            [0, 0, 0, 4, 0.2],
+            [0, 0, 4, 4, 0],
+            [0, 0, 4, 2, math.pi / 2],
+            [1e4, 1e4, 4, 4, 0],
+        ]
+    )
+    b2 = torch.tensor(
+        [
+            [10, 10, 8, 4, 0.3],
+            [10, 10, 8, 4, math.pi / 2],
+            [2, 0, 2, 2, 0],
+            [1, 1, 2, 2, 0.5],
+            [0, 0, 3, 4, 0.2],
+            [100, 100, 4, 4, 0],
+            [0, 0, 2, 4, 0],
+            [1e4 + 2, 1e4, 4, 4, 0],
+        ]
+    )
     # identical; cross of 8x4 boxes: 16 / (32 + 32 - 16); touching squares; 2x2 inside 10x10: 4 / 100;
     # zero-area box; far apart; the same box in two angle conventions; half overlap: 8 / (16 + 16 - 8)
     want = torch.tensor([1.0, 1 / 3, 0.0, 0.04, 0.0, 0.0, 1.0, 1 / 3])
     got = nms_onnx.box_iou_pairs(b1, b2)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    torch.testing.assert_close(got.double(), ops.box_iou_rotated(b1.double(), b2.double(), aligned=True),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        got.double(), ops.box_iou_rotated(b1.double(), b2.double(), aligned=True), atol=1e-5, rtol=0
+    )
 
 
 def test_box_iou_pairs_matches_rdet_ops_random():
     g = torch.Generator().manual_seed(3)
     n = 3000
-    b1 = torch.cat([torch.rand(n, 2, generator=g) * 50 + 500, torch.rand(n, 2, generator=g) * 30 + 1,
-                    (torch.rand(n, 1, generator=g) - 0.5) * 4], 1)
-    b2 = torch.cat([b1[:, :2] + torch.randn(n, 2, generator=g) * 8, torch.rand(n, 2, generator=g) * 30 + 1,
-                    (torch.rand(n, 1, generator=g) - 0.5) * 4], 1)
+    b1 = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 50 + 500,
+            torch.rand(n, 2, generator=g) * 30 + 1,
+            (torch.rand(n, 1, generator=g) - 0.5) * 4,
+        ],
+        1,
+    )
+    b2 = torch.cat(
+        [
+            b1[:, :2] + torch.randn(n, 2, generator=g) * 8,
+            torch.rand(n, 2, generator=g) * 30 + 1,
+            (torch.rand(n, 1, generator=g) - 0.5) * 4,
+        ],
+        1,
+    )
     got = nms_onnx.box_iou_pairs(b1, b2).double()
     want = ops.box_iou_rotated(b1.double(), b2.double(), aligned=True)
     assert (want > 0.05).sum() > 500
@@ -209,19 +255,24 @@ def adversarial_nms_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random boxes ``[3, 150, 5]`` with exact duplicates, and scores ``[3, 150, 3]`` with exact ties."""
     g = torch.Generator().manual_seed(seed)
     b, n, c = 3, 150, 3
-    boxes = torch.cat([torch.rand(b, n, 2, generator=g) * 80, torch.rand(b, n, 2, generator=g) * 20 + 2,
-                       (torch.rand(b, n, 1, generator=g) - 0.5) * 3], -1)
-    boxes[:, 10:20] = boxes[:, :10]                                   # exact duplicates
+    boxes = torch.cat(
+        [
+            torch.rand(b, n, 2, generator=g) * 80,
+            torch.rand(b, n, 2, generator=g) * 20 + 2,
+            (torch.rand(b, n, 1, generator=g) - 0.5) * 3,
+        ],
+        -1,
+    )
+    boxes[:, 10:20] = boxes[:, :10]  # exact duplicates
     scores = torch.rand(b, n, c, generator=g)
-    scores[:, 30:40] = scores[:, 40:50]                               # exact score ties
+    scores[:, 30:40] = scores[:, 40:50]  # exact score ties
     return boxes, scores
 
 
 @pytest.mark.parametrize(("class_agnostic", "iou"), [(False, 0.2), (True, 0.0), (False, -0.5)])
 def test_standard_op_nms_equals_rdet_ops_keep_sets(class_agnostic, iou):
     boxes, scores = adversarial_nms_inputs(int(iou * 10) + 7 * class_agnostic)
-    p = NMSParams(iou_threshold=iou, score_threshold=0.2, max_det=300, pre_nms_topk=300,
-                  class_agnostic=class_agnostic)
+    p = NMSParams(iou_threshold=iou, score_threshold=0.2, max_det=300, pre_nms_topk=300, class_agnostic=class_agnostic)
     want = rotated_nms_batched(boxes, scores, p)
     got = nms_onnx.rotated_nms_onnx(boxes, scores, p)
     for w, x in zip(want, got):
@@ -230,7 +281,7 @@ def test_standard_op_nms_equals_rdet_ops_keep_sets(class_agnostic, iou):
     n = want[0][:, 0]
     assert (n >= 1).all() and (n < 300).all()  # never truncated by max_det: the whole keep-set is compared
     if iou < 0:
-        assert n.tolist() == [3, 3, 3]         # IoU >= 0 > threshold: one survivor per class
+        assert n.tolist() == [3, 3, 3]  # IoU >= 0 > threshold: one survivor per class
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
@@ -245,9 +296,16 @@ def test_standard_op_nms_graph_in_onnxruntime(tmp_path):
     nms_onnx.register_onnx_symbolic(17)
     boxes, scores = adversarial_nms_inputs(11)
     path = tmp_path / "nms.onnx"
-    torch.onnx.export(NMS(), (boxes[:1], scores[:1]), str(path), dynamo=False, opset_version=17,
-                      input_names=["boxes", "scores"], output_names=["n", "b", "s", "c"],
-                      dynamic_axes={k: {0: "batch"} for k in ("boxes", "scores", "n", "b", "s", "c")})
+    torch.onnx.export(
+        NMS(),
+        (boxes[:1], scores[:1]),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["boxes", "scores"],
+        output_names=["n", "b", "s", "c"],
+        dynamic_axes={k: {0: "batch"} for k in ("boxes", "scores", "n", "b", "s", "c")},
+    )
     proto = onnx.load(str(path))
     assert nms_onnx.expand_greedy_keep(proto) == 1
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -260,6 +318,7 @@ def test_standard_op_nms_graph_in_onnxruntime(tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_greedy_loop_runs_in_onnxruntime(tmp_path):
     """The Loop that replaces ``rdet_export::greedy_keep`` after export equals the eager loop."""
+
     class Keep(torch.nn.Module):
         def forward(self, sup, valid):
             return torch.ops.rdet_export.greedy_keep(sup, valid)
@@ -270,8 +329,15 @@ def test_greedy_loop_runs_in_onnxruntime(tmp_path):
     valid = torch.rand(2, k, generator=g) > 0.2
     nms_onnx.register_onnx_symbolic(17)
     path = tmp_path / "keep.onnx"
-    torch.onnx.export(Keep(), (sup, valid), str(path), dynamo=False, opset_version=17,
-                      input_names=["sup", "valid"], output_names=["keep"])
+    torch.onnx.export(
+        Keep(),
+        (sup, valid),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["sup", "valid"],
+        output_names=["keep"],
+    )
     proto = onnx.load(str(path))
     assert nms_onnx.expand_greedy_keep(proto) == 1
     onnx.checker.check_model(proto, full_check=True)
@@ -308,9 +374,29 @@ def test_cli_export_fixed_batch_float_input(model, images, reference, tmp_path):
 
     ckpt = save_checkpoint(tmp_path / "tiny.pth", model, tiny_config())
     out = tmp_path / "tiny_fixed.onnx"
-    args = [str(ckpt), "--format", "onnx", "--output", str(out), "--nms", "onnx", "--batch", "2", "--imgsz",
-            str(SIZE), "--input-dtype", "float32", "--score-thr", "0.5", "--iou-thr", "0.3", "--max-det", "40",
-            "--pre-nms-topk", "200"]
+    args = [
+        str(ckpt),
+        "--format",
+        "onnx",
+        "--output",
+        str(out),
+        "--nms",
+        "onnx",
+        "--batch",
+        "2",
+        "--imgsz",
+        str(SIZE),
+        "--input-dtype",
+        "float32",
+        "--score-thr",
+        "0.5",
+        "--iou-thr",
+        "0.3",
+        "--max-det",
+        "40",
+        "--pre-nms-topk",
+        "200",
+    ]
     assert cli(args) == 0
     proto = onnx.load(str(out))
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [2, 3, SIZE, SIZE]
@@ -383,12 +469,22 @@ def _cuda_include() -> Path | None:
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
 def test_plugin_cuda_sources_compile(tmp_path):
     """Compile-only: the plugin's kernels over rdet's shared CUDA core (no GPU needed)."""
-    r = subprocess.run(["nvcc", "-c", "-std=c++17", f"-I{CSRC}", str(PLUGIN_DIR / "RotatedNMSKernels.cu"),
-                        "-o", str(tmp_path / "kernels.o")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            "nvcc",
+            "-c",
+            "-std=c++17",
+            f"-I{CSRC}",
+            str(PLUGIN_DIR / "RotatedNMSKernels.cu"),
+            "-o",
+            str(tmp_path / "kernels.o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "kernels.o").stat().st_size > 0
-
-
 
 
 @pytest.mark.skipif(_tensorrt_include() is None, reason="TensorRT headers not found (set TensorRT_ROOT)")
@@ -397,9 +493,24 @@ def test_plugin_adapter_against_tensorrt_headers(tmp_path):
     """Compile the IPluginV3 adapter against TensorRT's headers and exercise its creator on the CPU."""
     cuda_inc = _cuda_include()
     cuda_lib = cuda_inc.parent / "lib64"
-    cmd = ["g++", "-std=c++17", "-Wall", "-Wno-deprecated-declarations", "-isystem", str(_tensorrt_include()),
-           "-isystem", str(cuda_inc), f"-I{PLUGIN_DIR}", f"-I{CSRC}", str(PLUGIN_DIR / "RotatedNMSPlugin.cpp"),
-           str(PLUGIN_DIR / "creator_check.cpp"), f"-L{cuda_lib}", "-lcudart", "-o", str(tmp_path / "harness")]
+    cmd = [
+        "g++",
+        "-std=c++17",
+        "-Wall",
+        "-Wno-deprecated-declarations",
+        "-isystem",
+        str(_tensorrt_include()),
+        "-isystem",
+        str(cuda_inc),
+        f"-I{PLUGIN_DIR}",
+        f"-I{CSRC}",
+        str(PLUGIN_DIR / "RotatedNMSPlugin.cpp"),
+        str(PLUGIN_DIR / "creator_check.cpp"),
+        f"-L{cuda_lib}",
+        "-lcudart",
+        "-o",
+        str(tmp_path / "harness"),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     env = dict(os.environ, LD_LIBRARY_PATH=f"{cuda_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}")
@@ -445,8 +556,10 @@ def test_tensorrt_engine_equals_pytorch(exported, reference, images, tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available(),
-                    reason="needs onnxruntime-gpu and a CUDA GPU")
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available(),
+    reason="needs onnxruntime-gpu and a CUDA GPU",
+)
 @pytest.mark.parametrize("mode", ["plugin", "onnx"])
 def test_onnxruntime_cuda_provider(exported, reference, images, mode):
     got = Runner(exported(mode), device="cuda").run(images)

@@ -16,8 +16,10 @@ KEYS_UTM33 = (1, 1, 0, 2, 1025, 0, 1, 1, 3072, 0, 1, 32633)  # PixelIsArea, EPSG
 
 
 def sample_dets() -> Detections:
-    boxes = torch.tensor([[10.0, 20.0, 8.0, 4.0, 0.0], [50.5, 40.25, 30.0, 10.0, 0.4], [80.0, 30.0, 12.0, 6.0, -1.0]],
-                         dtype=torch.float64)
+    boxes = torch.tensor(
+        [[10.0, 20.0, 8.0, 4.0, 0.0], [50.5, 40.25, 30.0, 10.0, 0.4], [80.0, 30.0, 12.0, 6.0, -1.0]],
+        dtype=torch.float64,
+    )
     scores = torch.tensor([0.9, 0.75, 0.5], dtype=torch.float64)
     return Detections(boxes, scores, torch.tensor([1, 0, 1]), ["plane", "ship"])
 
@@ -71,9 +73,16 @@ def test_georef_from_tags_known_answers():
 
 def write_geotiff(path, img, **kwargs):
     tifffile = pytest.importorskip("tifffile")
-    tifffile.imwrite(path, img, extratags=[(33550, "d", 3, (0.5, 0.5, 0.0), True),
-                                           (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
-                                           (34735, "H", len(KEYS_UTM33), KEYS_UTM33, True)], **kwargs)
+    tifffile.imwrite(
+        path,
+        img,
+        extratags=[
+            (33550, "d", 3, (0.5, 0.5, 0.0), True),
+            (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
+            (34735, "H", len(KEYS_UTM33), KEYS_UTM33, True),
+        ],
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("layout", [{"tile": (64, 64), "compression": "zlib"}, {"rowsperstrip": 16}])
@@ -95,8 +104,9 @@ def test_geotiff_window_reads(tmp_path, layout):
 
 def test_tiff_gray_and_16bit(tmp_path):
     tifffile = pytest.importorskip("tifffile")
-    tifffile.imwrite(tmp_path / "gray.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8),
-                     tile=(32, 32))
+    tifffile.imwrite(
+        tmp_path / "gray.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8), tile=(32, 32)
+    )
     scene = io.open_scene(tmp_path / "gray.tif")
     assert scene.read(0, 1, 2, 1).tolist() == [[[64, 64, 64], [65, 65, 65]]] and scene.georef is None
     tifffile.imwrite(tmp_path / "deep.tif", np.zeros((8, 8), np.uint16))

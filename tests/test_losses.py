@@ -8,10 +8,28 @@ import math
 import pytest
 import torch
 
-from rdet.losses import (PUBLISHED_LOSS_SETTINGS, REGRESSION_LOSSES, DistributionFocalLoss, FocalLoss, GWDLoss,
-                         KDLoss, KLDLoss, SmoothL1Loss, build_regression_loss, distribution_expectation,
-                         distribution_focal_loss, focal_loss, gwd_loss, kfiou_loss, kld_loss,
-                         knowledge_distillation_kl_div, smooth_l1, to_bin_units, weight_reduce, xywha_to_gaussian)
+from rdet.losses import (
+    PUBLISHED_LOSS_SETTINGS,
+    REGRESSION_LOSSES,
+    DistributionFocalLoss,
+    FocalLoss,
+    GWDLoss,
+    KDLoss,
+    KLDLoss,
+    SmoothL1Loss,
+    build_regression_loss,
+    distribution_expectation,
+    distribution_focal_loss,
+    focal_loss,
+    gwd_loss,
+    kfiou_loss,
+    kld_loss,
+    knowledge_distillation_kl_div,
+    smooth_l1,
+    to_bin_units,
+    weight_reduce,
+    xywha_to_gaussian,
+)
 
 F64 = torch.float64
 
@@ -39,44 +57,52 @@ def _mm_gaussian(b):
     return b[:, :2], rot @ torch.diag_embed(wh * 0.5) ** 2 @ rot.transpose(1, 2)
 
 
-def _mm_post(d, fun, tau):                       # GDLoss postprocess (after PR #206)
+def _mm_post(d, fun, tau):  # GDLoss postprocess (after PR #206)
     d = torch.log1p(d) if fun == "log1p" else torch.sqrt(d.clamp(1e-7)) if fun == "sqrt" else d
     return 1 - 1 / (tau + d) if tau >= 1 else d
 
 
-def _mm_kld_v1(p, t, fun, tau):                  # gaussian_dist_loss_v1.kld_loss
+def _mm_kld_v1(p, t, fun, tau):  # gaussian_dist_loss_v1.kld_loss
     mp, sp = _mm_gaussian(p)
     mt, st = _mm_gaussian(t)
     dl = (mp - mt).unsqueeze(-1)
     sti = torch.linalg.inv(st)
-    dis = ((dl.transpose(1, 2) @ sti @ dl).reshape(-1) + (sti @ sp).diagonal(dim1=1, dim2=2).sum(-1)
-           + torch.log(torch.det(st) / torch.det(sp)) - 2).clamp(min=1e-6)
+    dis = (
+        (dl.transpose(1, 2) @ sti @ dl).reshape(-1)
+        + (sti @ sp).diagonal(dim1=1, dim2=2).sum(-1)
+        + torch.log(torch.det(st) / torch.det(sp))
+        - 2
+    ).clamp(min=1e-6)
     return 1 - 1 / (tau + (dis.sqrt() if fun == "sqrt" else torch.log1p(dis)))
 
 
-def _mm_kld(p, t, fun, tau, alpha, sqrt):        # gaussian_dist_loss.kld_loss
+def _mm_kld(p, t, fun, tau, alpha, sqrt):  # gaussian_dist_loss.kld_loss
     mp, sp = _mm_gaussian(p)
     mt, st = _mm_gaussian(t)
     spi = torch.linalg.inv(sp)
     dl = (mp - mt).unsqueeze(-1)
-    d = (0.5 * (dl.transpose(1, 2) @ spi @ dl).reshape(-1) / alpha ** 2
-         + 0.5 * (spi @ st).diagonal(dim1=1, dim2=2).sum(-1) + 0.5 * (torch.det(sp).log() - torch.det(st).log()) - 1)
+    d = (
+        0.5 * (dl.transpose(1, 2) @ spi @ dl).reshape(-1) / alpha**2
+        + 0.5 * (spi @ st).diagonal(dim1=1, dim2=2).sum(-1)
+        + 0.5 * (torch.det(sp).log() - torch.det(st).log())
+        - 1
+    )
     return _mm_post(d.clamp(1e-7).sqrt() if sqrt else d, fun, tau)
 
 
-def _mm_gwd(p, t, fun, tau, alpha, normalize):   # gaussian_dist_loss.gwd_loss
+def _mm_gwd(p, t, fun, tau, alpha, normalize):  # gaussian_dist_loss.gwd_loss
     mp, sp = _mm_gaussian(p)
     mt, st = _mm_gaussian(t)
     tr = lambda m: m.diagonal(dim1=1, dim2=2).sum(-1)  # noqa: E731
     det_sqrt = (torch.det(sp) * torch.det(st)).clamp(1e-7).sqrt()
     shape = tr(sp) + tr(st) - 2 * (tr(sp @ st) + 2 * det_sqrt).clamp(1e-7).sqrt()
-    d = (((mp - mt) ** 2).sum(-1) + alpha ** 2 * shape).clamp(1e-7).sqrt()
+    d = (((mp - mt) ** 2).sum(-1) + alpha**2 * shape).clamp(1e-7).sqrt()
     if normalize:
         d = d / (2 * det_sqrt.clamp(1e-7).sqrt().clamp(1e-7).sqrt()).clamp(1e-7)
     return _mm_post(d, fun, tau)
 
 
-def _mm_gwd_v1(p, t, fun, tau):                  # gaussian_dist_loss_v1.gwd_loss, fun 'sqrt' / 'log1p'
+def _mm_gwd_v1(p, t, fun, tau):  # gaussian_dist_loss_v1.gwd_loss, fun 'sqrt' / 'log1p'
     mp, sp = _mm_gaussian(p)
     mt, st = _mm_gaussian(t)
     tr = lambda m: m.diagonal(dim1=1, dim2=2).sum(-1)  # noqa: E731
@@ -85,7 +111,7 @@ def _mm_gwd_v1(p, t, fun, tau):                  # gaussian_dist_loss_v1.gwd_los
     return 1 - 1 / (tau + (dis.sqrt() if fun == "sqrt" else torch.log1p(dis)))
 
 
-def _mm_kfiou(pd, td, pb, tb, fun, beta=1 / 9, eps=1e-6):   # kf_iou_loss.kfiou_loss
+def _mm_kfiou(pd, td, pb, tb, fun, beta=1 / 9, eps=1e-6):  # kf_iou_loss.kfiou_loss
     diff = (pd[:, :2] - td[:, :2]).abs()
     xy = torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum(-1)
     _, sp = _mm_gaussian(pb)
@@ -101,8 +127,9 @@ def _mm_kfiou(pd, td, pb, tb, fun, beta=1 / 9, eps=1e-6):   # kf_iou_loss.kfiou_
 @pytest.mark.parametrize("tau", [1.0, 2.0])
 def test_kld_v1_equals_mmrotate_gdloss_v1(fun, tau):
     p, t = _random_pairs(500)
-    torch.testing.assert_close(kld_loss(p, t, fun, tau, stable=False), _mm_kld_v1(p, t, fun, tau),
-                               rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        kld_loss(p, t, fun, tau, stable=False), _mm_kld_v1(p, t, fun, tau), rtol=1e-9, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("fun", ["log1p", "sqrt", "none"])
@@ -110,8 +137,12 @@ def test_kld_v1_equals_mmrotate_gdloss_v1(fun, tau):
 @pytest.mark.parametrize("sqrt", [True, False])
 def test_kld_stable_equals_mmrotate_gdloss(fun, tau, sqrt):
     p, t = _random_pairs(500, seed=1)
-    torch.testing.assert_close(kld_loss(p, t, fun, tau, alpha=1.5, stable=True, sqrt=sqrt),
-                               _mm_kld(p, t, fun, tau, 1.5, sqrt), rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(
+        kld_loss(p, t, fun, tau, alpha=1.5, stable=True, sqrt=sqrt),
+        _mm_kld(p, t, fun, tau, 1.5, sqrt),
+        rtol=1e-9,
+        atol=1e-11,
+    )
 
 
 @pytest.mark.parametrize("fun", ["log1p", "sqrt", "none"])
@@ -119,15 +150,20 @@ def test_kld_stable_equals_mmrotate_gdloss(fun, tau, sqrt):
 @pytest.mark.parametrize("normalize", [True, False])
 def test_gwd_equals_mmrotate_gdloss(fun, tau, normalize):
     p, t = _random_pairs(500, seed=2)
-    torch.testing.assert_close(gwd_loss(p, t, fun, tau, alpha=0.7, normalize=normalize, stable=True),
-                               _mm_gwd(p, t, fun, tau, 0.7, normalize), rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(
+        gwd_loss(p, t, fun, tau, alpha=0.7, normalize=normalize, stable=True),
+        _mm_gwd(p, t, fun, tau, 0.7, normalize),
+        rtol=1e-9,
+        atol=1e-11,
+    )
 
 
 @pytest.mark.parametrize("fun", ["log1p", "sqrt"])
 def test_gwd_v1_equals_mmrotate_gdloss_v1(fun):
     p, t = _random_pairs(500, seed=3)
-    torch.testing.assert_close(gwd_loss(p, t, fun, 2.0, normalize=False, stable=False), _mm_gwd_v1(p, t, fun, 2.0),
-                               rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        gwd_loss(p, t, fun, 2.0, normalize=False, stable=False), _mm_gwd_v1(p, t, fun, 2.0), rtol=1e-9, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("fun", ["none", "ln", "exp"])
@@ -140,10 +176,11 @@ def test_kfiou_equals_mmrotate_kfloss(fun):
 
 def test_gradients_equal_the_oracle_gradients():
     p, t = _random_pairs(300, seed=13)
-    cases = [(lambda a, b: kld_loss(a, b), lambda a, b: _mm_kld_v1(a, b, "log1p", 1.0)),
-             (lambda a, b: kld_loss(a, b, stable=True, sqrt=False),
-              lambda a, b: _mm_kld(a, b, "log1p", 1.0, 1.0, False)),
-             (lambda a, b: gwd_loss(a, b, tau=0.0), lambda a, b: _mm_gwd(a, b, "log1p", 0.0, 1.0, True))]
+    cases = [
+        (lambda a, b: kld_loss(a, b), lambda a, b: _mm_kld_v1(a, b, "log1p", 1.0)),
+        (lambda a, b: kld_loss(a, b, stable=True, sqrt=False), lambda a, b: _mm_kld(a, b, "log1p", 1.0, 1.0, False)),
+        (lambda a, b: gwd_loss(a, b, tau=0.0), lambda a, b: _mm_gwd(a, b, "log1p", 0.0, 1.0, True)),
+    ]
     for ours, ref in cases:
         grads = []
         for fn in (ours, ref):
@@ -172,10 +209,11 @@ def test_angle_gradient_grows_with_aspect_ratio_as_the_paper_says():
 
 def test_fp32_close_to_float64_oracle():
     p, t = _random_pairs(2000, seed=6)
-    for ours, ref in [(kld_loss(p.float(), t.float()), _mm_kld_v1(p, t, "log1p", 1.0)),
-                      (kld_loss(p.float(), t.float(), stable=True, sqrt=False),
-                       _mm_kld(p, t, "log1p", 1.0, 1.0, False)),
-                      (gwd_loss(p.float(), t.float(), tau=0.0), _mm_gwd(p, t, "log1p", 0.0, 1.0, True))]:
+    for ours, ref in [
+        (kld_loss(p.float(), t.float()), _mm_kld_v1(p, t, "log1p", 1.0)),
+        (kld_loss(p.float(), t.float(), stable=True, sqrt=False), _mm_kld(p, t, "log1p", 1.0, 1.0, False)),
+        (gwd_loss(p.float(), t.float(), tau=0.0), _mm_gwd(p, t, "log1p", 0.0, 1.0, True)),
+    ]:
         assert ours.dtype == torch.float32
         torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-5)
 
@@ -186,20 +224,22 @@ def test_closed_form_survives_where_matrix_form_breaks():
     t = torch.tensor([[50.0, 50.0, 1000.0, 1.0, math.radians(30)]], dtype=F64)
     p = t + torch.tensor([[0.5, -0.3, 2.0, 0.05, 0.001]], dtype=F64)
     ref = _mm_kld(p, t, "log1p", 1.0, 1.0, False)
-    torch.testing.assert_close(kld_loss(p.float(), t.float(), stable=True, sqrt=False).double(), ref,
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        kld_loss(p.float(), t.float(), stable=True, sqrt=False).double(), ref, rtol=1e-5, atol=1e-6
+    )
     _, sigma = xywha_to_gaussian(p.float())
     naive_det = sigma[..., 0, 0] * sigma[..., 1, 1] - sigma[..., 0, 1] ** 2
     exact_det = (p[:, 2] * p[:, 3] / 4) ** 2
-    assert abs(naive_det.double() / exact_det - 1).item() > 1e-4     # the matrix route is already off
+    assert abs(naive_det.double() / exact_det - 1).item() > 1e-4  # the matrix route is already off
 
 
 # --------------------------------------------------------------------------- the paper's properties
 
 
 def test_xywha_to_gaussian_known_values():
-    boxes = torch.tensor([[1.0, 2.0, 4.0, 2.0, 0.0], [1.0, 2.0, 4.0, 2.0, math.pi / 2],
-                          [0.0, 0.0, 4.0, 2.0, math.pi / 4]], dtype=F64)
+    boxes = torch.tensor(
+        [[1.0, 2.0, 4.0, 2.0, 0.0], [1.0, 2.0, 4.0, 2.0, math.pi / 2], [0.0, 0.0, 4.0, 2.0, math.pi / 4]], dtype=F64
+    )
     mu, sigma = xywha_to_gaussian(boxes)
     assert mu.shape == (3, 2) and sigma.shape == (3, 2, 2)
     torch.testing.assert_close(mu[0], torch.tensor([1.0, 2.0], dtype=F64))
@@ -216,30 +256,39 @@ def test_identity_gives_the_documented_floor():
     # GDLoss_v1 clamps 2KL at 1e-6: 1 - 1/(1 + log1p(1e-6))
     torch.testing.assert_close(kld_loss(p, p), torch.full((100,), 1 - 1 / (1 + math.log1p(1e-6)), dtype=F64))
     # GDLoss with its default sqrt=True clamps KL at 1e-7 before the sqrt
-    torch.testing.assert_close(kld_loss(p, p, stable=True),
-                               torch.full((100,), 1 - 1 / (1 + math.log1p(math.sqrt(1e-7))), dtype=F64))
+    torch.testing.assert_close(
+        kld_loss(p, p, stable=True), torch.full((100,), 1 - 1 / (1 + math.log1p(math.sqrt(1e-7))), dtype=F64)
+    )
     # GWD, unnormalised: distance sqrt(1e-7)
-    torch.testing.assert_close(gwd_loss(p, p, normalize=False),
-                               torch.full((100,), 1 - 1 / (1 + math.log1p(math.sqrt(1e-7))), dtype=F64))
+    torch.testing.assert_close(
+        gwd_loss(p, p, normalize=False), torch.full((100,), 1 - 1 / (1 + math.log1p(math.sqrt(1e-7))), dtype=F64)
+    )
     # normalised, tau 0: log1p(sqrt(1e-7) / (2 (abce)^(1/4))) with abce = (w h / 4)^2 for identical boxes
     abce = (p[:, 2] * p[:, 3] / 4) ** 2
-    torch.testing.assert_close(gwd_loss(p, p, tau=0.0), torch.log1p(math.sqrt(1e-7) / (2 * abce ** 0.25)))
+    torch.testing.assert_close(gwd_loss(p, p, tau=0.0), torch.log1p(math.sqrt(1e-7) / (2 * abce**0.25)))
 
 
 def test_losses_are_non_negative():
     p, t = _random_pairs(3000, seed=8)
-    for loss in [kld_loss(p, t), kld_loss(p, t, "sqrt"), kld_loss(p, t, stable=True),
-                 kld_loss(p, t, stable=True, sqrt=False), kld_loss(p, t, "none", 0.0, stable=True),
-                 gwd_loss(p, t), gwd_loss(p, t, tau=0.0), gwd_loss(p, t, "sqrt", 2.0, normalize=False, stable=False)]:
+    for loss in [
+        kld_loss(p, t),
+        kld_loss(p, t, "sqrt"),
+        kld_loss(p, t, stable=True),
+        kld_loss(p, t, stable=True, sqrt=False),
+        kld_loss(p, t, "none", 0.0, stable=True),
+        gwd_loss(p, t),
+        gwd_loss(p, t, tau=0.0),
+        gwd_loss(p, t, "sqrt", 2.0, normalize=False, stable=False),
+    ]:
         assert (loss >= 0).all()
 
 
 @pytest.mark.parametrize("k", [0.01, 3.0, 1000.0])
 def test_kld_and_normalized_gwd_are_scale_invariant(k):
     p, t = _random_pairs(300, seed=9)
-    scale = torch.tensor([k, k, k, k, 1.0], dtype=F64)           # angles do not scale
+    scale = torch.tensor([k, k, k, k, 1.0], dtype=F64)  # angles do not scale
     fns = [lambda a, b: kld_loss(a, b), lambda a, b: kld_loss(a, b, stable=True, sqrt=False)]
-    if k >= 1:   # GWD's clamp of abce at sqrt(1e-7) binds for sub-pixel boxes (k = 0.01 makes 1 px boxes 0.01 px)
+    if k >= 1:  # GWD's clamp of abce at sqrt(1e-7) binds for sub-pixel boxes (k = 0.01 makes 1 px boxes 0.01 px)
         fns.append(lambda a, b: gwd_loss(a, b, tau=0.0))
     for fn in fns:
         torch.testing.assert_close(fn(p * scale, t * scale), fn(p, t), rtol=1e-9, atol=1e-12)
@@ -263,30 +312,42 @@ def test_horizontal_kld_reduces_to_weighted_ln_norm():
     # weight 1/w_t, 1/h_t is what makes it scale invariant.
     g = torch.Generator().manual_seed(10)
     n = 200
-    t = torch.cat([torch.rand(n, 2, generator=g, dtype=F64) * 100, 5 + torch.rand(n, 2, generator=g, dtype=F64) * 50,
-                   torch.zeros(n, 1, dtype=F64)], 1)
+    t = torch.cat(
+        [
+            torch.rand(n, 2, generator=g, dtype=F64) * 100,
+            5 + torch.rand(n, 2, generator=g, dtype=F64) * 50,
+            torch.zeros(n, 1, dtype=F64),
+        ],
+        1,
+    )
     deltas = torch.randn(n, 4, generator=g, dtype=F64) * 0.3
-    p = torch.cat([t[:, :2] + deltas[:, :2] * t[:, 2:4], t[:, 2:4] * deltas[:, 2:4].exp(),
-                   torch.zeros(n, 1, dtype=F64)], 1)
+    p = torch.cat(
+        [t[:, :2] + deltas[:, :2] * t[:, 2:4], t[:, 2:4] * deltas[:, 2:4].exp(), torch.zeros(n, 1, dtype=F64)], 1
+    )
     tx, ty, tw, th = deltas.unbind(1)
-    hand = 2 * tx ** 2 + 2 * ty ** 2 + (torch.expm1(2 * tw) - 2 * tw) / 2 + (torch.expm1(2 * th) - 2 * th) / 2
+    hand = 2 * tx**2 + 2 * ty**2 + (torch.expm1(2 * tw) - 2 * tw) / 2 + (torch.expm1(2 * th) - 2 * th) / 2
     torch.testing.assert_close(_raw_kl_pt(p, t), hand, rtol=1e-9, atol=1e-12)
     # KLD-stable measures KL(N_t||N_p): the same form with p and t swapped (deltas relative to the prediction)
-    hand_tp = (2 * tx ** 2 * torch.exp(-2 * tw) + 2 * ty ** 2 * torch.exp(-2 * th)
-               + (torch.expm1(-2 * tw) + 2 * tw) / 2 + (torch.expm1(-2 * th) + 2 * th) / 2)
+    hand_tp = (
+        2 * tx**2 * torch.exp(-2 * tw)
+        + 2 * ty**2 * torch.exp(-2 * th)
+        + (torch.expm1(-2 * tw) + 2 * tw) / 2
+        + (torch.expm1(-2 * th) + 2 * th) / 2
+    )
     torch.testing.assert_close(kld_loss(p, t, "none", 0.0, stable=True, sqrt=False), hand_tp, rtol=1e-9, atol=1e-12)
     # small deltas: both directions are the weighted l2-norm up to third order (relative error O(delta));
     # checked on KL(N_t||N_p), as GDLoss_v1's clamp at 1e-6 would hide such small divergences
     small = deltas * 1e-3
-    p_small = torch.cat([t[:, :2] + small[:, :2] * t[:, 2:4], t[:, 2:4] * small[:, 2:4].exp(),
-                         torch.zeros(n, 1, dtype=F64)], 1)
+    p_small = torch.cat(
+        [t[:, :2] + small[:, :2] * t[:, 2:4], t[:, 2:4] * small[:, 2:4].exp(), torch.zeros(n, 1, dtype=F64)], 1
+    )
     l2 = 2 * small[:, 0] ** 2 + 2 * small[:, 1] ** 2 + small[:, 2] ** 2 + small[:, 3] ** 2
     torch.testing.assert_close(kld_loss(p_small, t, "none", 0.0, stable=True, sqrt=False), l2, rtol=1e-2, atol=0)
 
 
 def test_hand_computed_values():
-    t = torch.tensor([[0.0, 0.0, 4.0, 2.0, 0.0]], dtype=F64)            # sigma_x = 2, sigma_y = 1
-    shifted = torch.tensor([[3.0, 0.0, 4.0, 2.0, 0.0]], dtype=F64)      # dx = 3
+    t = torch.tensor([[0.0, 0.0, 4.0, 2.0, 0.0]], dtype=F64)  # sigma_x = 2, sigma_y = 1
+    shifted = torch.tensor([[3.0, 0.0, 4.0, 2.0, 0.0]], dtype=F64)  # dx = 3
     turned = torch.tensor([[0.0, 0.0, 4.0, 2.0, math.pi / 2]], dtype=F64)
     small = torch.tensor([[0.0, 0.0, 2.0, 2.0, 0.0]], dtype=F64)
     big = torch.tensor([[0.0, 0.0, 4.0, 4.0, 0.0]], dtype=F64)
@@ -295,10 +356,10 @@ def test_hand_computed_values():
         torch.testing.assert_close(value, torch.tensor([expected], dtype=F64), rtol=1e-12, atol=1e-12)
 
     # 1) translation by 3 along w: KL = (dx/sigma_x)^2 / 2 = (3/2)^2 / 2 = 1.125 in both directions
-    close(kld_loss(shifted, t), 1 - 1 / (1 + math.log(1 + 2.25)))                       # v1: D = 2 KL = 2.25
+    close(kld_loss(shifted, t), 1 - 1 / (1 + math.log(1 + 2.25)))  # v1: D = 2 KL = 2.25
     close(kld_loss(shifted, t, stable=True, sqrt=False), 1 - 1 / (1 + math.log(1 + 1.125)))
     close(kld_loss(shifted, t, stable=True), 1 - 1 / (1 + math.log1p(math.sqrt(1.125))))
-    close(kld_loss(shifted, t, "sqrt", 2.0), 1 - 1 / (2 + 1.5))                         # sqrt(2.25) = 1.5
+    close(kld_loss(shifted, t, "sqrt", 2.0), 1 - 1 / (2 + 1.5))  # sqrt(2.25) = 1.5
     # 2) the same box turned by 90 deg: 2 KL = sin^2(90) [g(a^2/e^2) + g(b^2/c^2)] = g(4) + g(1/4)
     #    = (3 - ln 4) + (-3/4 + ln 4) = 2.25, i.e. KL = (r - 1/r)^2 / 2 with r = 2
     close(kld_loss(turned, t, "none", 0.0, stable=True, sqrt=False), 1.125)
@@ -319,21 +380,31 @@ def test_hand_computed_values():
     close(kfiou_loss(zero, zero, t, t), 1 - 4 / (8 + 8 - 4 + 1e-6))
 
 
-DEGENERATE = torch.tensor([
-    [0.0, 0.0, 0.0, 10.0, 0.3], [0.0, 0.0, 10.0, 0.0, -0.3], [0.0, 0.0, 0.0, 0.0, 0.0],   # w or h = 0
-    [5.0, 5.0, 1000.0, 1.0, 0.1], [5.0, 5.0, 1.0, 1000.0, -0.7],                          # 1000:1
-    [1.0, 1.0, 10.0, 5.0, math.pi / 2], [1.0, 1.0, 10.0, 5.0, -math.pi / 2],              # +-pi/2
-    [1e7, -1e7, 50.0, 20.0, 1.0], [-1e7, 1e7, 1e-3, 1e6, 2.0],                            # huge coordinates
-    [0.0, 0.0, 1e9, 1e-9, 0.0], [3.0, 4.0, -5.0, 2.0, 0.0],                               # beyond the clamps
-])
+DEGENERATE = torch.tensor(
+    [
+        [0.0, 0.0, 0.0, 10.0, 0.3],
+        [0.0, 0.0, 10.0, 0.0, -0.3],
+        [0.0, 0.0, 0.0, 0.0, 0.0],  # w or h = 0
+        [5.0, 5.0, 1000.0, 1.0, 0.1],
+        [5.0, 5.0, 1.0, 1000.0, -0.7],  # 1000:1
+        [1.0, 1.0, 10.0, 5.0, math.pi / 2],
+        [1.0, 1.0, 10.0, 5.0, -math.pi / 2],  # +-pi/2
+        [1e7, -1e7, 50.0, 20.0, 1.0],
+        [-1e7, 1e7, 1e-3, 1e6, 2.0],  # huge coordinates
+        [0.0, 0.0, 1e9, 1e-9, 0.0],
+        [3.0, 4.0, -5.0, 2.0, 0.0],  # beyond the clamps
+    ]
+)
 
 
 def _all_flavours():
     return {
-        "kld": lambda p, t: kld_loss(p, t), "kld-sqrt": lambda p, t: kld_loss(p, t, "sqrt"),
+        "kld": lambda p, t: kld_loss(p, t),
+        "kld-sqrt": lambda p, t: kld_loss(p, t, "sqrt"),
         "kld-stable": lambda p, t: kld_loss(p, t, stable=True, sqrt=False),
         "kld-stable-sqrt-none-tau0": lambda p, t: kld_loss(p, t, "none", 0.0, stable=True),
-        "gwd": lambda p, t: gwd_loss(p, t, tau=0.0), "gwd-sqrt": lambda p, t: gwd_loss(p, t, "sqrt", normalize=False),
+        "gwd": lambda p, t: gwd_loss(p, t, tau=0.0),
+        "gwd-sqrt": lambda p, t: gwd_loss(p, t, "sqrt", normalize=False),
         "gwd-v1": lambda p, t: gwd_loss(p, t, "sqrt", 2.0, normalize=False, stable=False),
         "kfiou-ln": lambda p, t: kfiou_loss(p * 1e-3, t * 1e-3, p, t, "ln"),
     }
@@ -341,7 +412,7 @@ def _all_flavours():
 
 def test_degenerate_boxes_give_finite_loss_and_gradient():
     n = len(DEGENERATE)
-    pred = DEGENERATE.repeat_interleave(n, 0)          # every degenerate box against every other one
+    pred = DEGENERATE.repeat_interleave(n, 0)  # every degenerate box against every other one
     target = DEGENERATE.repeat(n, 1)
     for name, fn in _all_flavours().items():
         for a, b in [(pred, target), (target, pred)]:
@@ -377,15 +448,16 @@ def _fuzz_pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("mode", ["fp32", "bf16-autocast", "bf16-inputs"])
 def test_fuzz_finite_loss_and_gradient(mode):
     # 1e5 pairs in fp32 and under autocast (the CI share of benchmarks/fuzz_losses.py, which runs 1e6)
-    pred, target = _fuzz_pairs(20_000 if mode == "bf16-inputs" else 100_000,
-                               seed={"fp32": 0, "bf16-autocast": 1, "bf16-inputs": 2}[mode])
+    pred, target = _fuzz_pairs(
+        20_000 if mode == "bf16-inputs" else 100_000, seed={"fp32": 0, "bf16-autocast": 1, "bf16-inputs": 2}[mode]
+    )
     if mode == "bf16-inputs":
         pred, target = pred.bfloat16(), target.bfloat16()
     for name, fn in _all_flavours().items():
         leaf = pred.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16-autocast"):
             loss = fn(leaf, target)
-        assert loss.dtype == torch.float32, name       # computed in fp32 whatever the input / autocast
+        assert loss.dtype == torch.float32, name  # computed in fp32 whatever the input / autocast
         loss.sum().backward()
         assert torch.isfinite(loss).all(), f"{name}: {(~torch.isfinite(loss)).sum()} non-finite losses"
         assert torch.isfinite(leaf.grad).all(), f"{name}: {(~torch.isfinite(leaf.grad)).sum()} non-finite grads"
@@ -442,8 +514,9 @@ def test_focal_loss_hand_values():
     torch.testing.assert_close(focal_loss(logits, onehot), expected)
     # logit 2 for the positive: p = sigmoid(2), loss = 0.25 (1-p)^2 (-ln p)
     p = 1 / (1 + math.exp(-2))
-    torch.testing.assert_close(focal_loss(torch.tensor([[2.0]]), torch.tensor([[1.0]])),
-                               torch.tensor([[0.25 * (1 - p) ** 2 * -math.log(p)]]))
+    torch.testing.assert_close(
+        focal_loss(torch.tensor([[2.0]]), torch.tensor([[1.0]])), torch.tensor([[0.25 * (1 - p) ** 2 * -math.log(p)]])
+    )
     # integer labels: label C is background (an all-zero row)
     logits = torch.randn(5, 3)
     labels = torch.tensor([0, 2, 3, 1, 3])
@@ -468,31 +541,39 @@ def test_smooth_l1_hand_values():
 
 
 def test_distribution_expectation():
-    flat = torch.zeros(3, 9)                                       # reg_max = 8, uniform
+    flat = torch.zeros(3, 9)  # reg_max = 8, uniform
     torch.testing.assert_close(distribution_expectation(flat), torch.full((3,), 4.0))
     torch.testing.assert_close(distribution_expectation(flat, -2.0, 2.0), torch.zeros(3), atol=1e-6, rtol=0)
     peaked = torch.full((1, 9), -1e4)
     peaked[0, 6] = 0.0
     torch.testing.assert_close(distribution_expectation(peaked), torch.tensor([6.0]))
     torch.testing.assert_close(distribution_expectation(peaked, -2.0, 2.0), torch.tensor([1.0]))
-    torch.testing.assert_close(to_bin_units(torch.tensor([-2.0, 0.0, 1.0, 5.0]), 8, -2.0, 2.0),
-                               torch.tensor([0.0, 4.0, 6.0, 8.0]))
+    torch.testing.assert_close(
+        to_bin_units(torch.tensor([-2.0, 0.0, 1.0, 5.0]), 8, -2.0, 2.0), torch.tensor([0.0, 4.0, 6.0, 8.0])
+    )
 
 
 def test_distribution_focal_loss():
     # uniform logits over 5 bins: every CE is ln 5, and the two weights sum to 1
-    torch.testing.assert_close(distribution_focal_loss(torch.zeros(2, 5), torch.tensor([2.3, 4.0])),
-                               torch.full((2,), math.log(5)))
+    torch.testing.assert_close(
+        distribution_focal_loss(torch.zeros(2, 5), torch.tensor([2.3, 4.0])), torch.full((2,), math.log(5))
+    )
     # at its optimum (mass 0.7 on bin 2, 0.3 on bin 3) the loss is the entropy, and the expectation is 2.3
     probs = torch.tensor([[1e-12, 1e-12, 0.7, 0.3, 1e-12]])
     logits = probs.log()
-    torch.testing.assert_close(distribution_focal_loss(logits, torch.tensor([2.3])),
-                               torch.tensor([-(0.7 * math.log(0.7) + 0.3 * math.log(0.3))]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        distribution_focal_loss(logits, torch.tensor([2.3])),
+        torch.tensor([-(0.7 * math.log(0.7) + 0.3 * math.log(0.3))]),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     torch.testing.assert_close(distribution_expectation(logits), torch.tensor([2.3]))
     # label = reg_max uses bins (reg_max-1, reg_max) with weights (0, 1)
     logits = torch.randn(1, 5)
-    torch.testing.assert_close(distribution_focal_loss(logits, torch.tensor([4.0])),
-                               torch.nn.functional.cross_entropy(logits, torch.tensor([4]), reduction="none"))
+    torch.testing.assert_close(
+        distribution_focal_loss(logits, torch.tensor([4.0])),
+        torch.nn.functional.cross_entropy(logits, torch.tensor([4]), reduction="none"),
+    )
     with pytest.raises(ValueError, match="label"):
         distribution_focal_loss(logits, torch.tensor([4.5]))
 
@@ -517,8 +598,9 @@ def test_kd_temperature_squared_factor():
     kl2 = q * math.log(q / 0.5) + (1 - q) * math.log((1 - q) / 0.5)
     torch.testing.assert_close(knowledge_distillation_kl_div(pred, soft, T=2.0), torch.tensor([4 * kl2], dtype=F64))
     # 'mean' (MMDetection's LD) divides by the number of bins
-    torch.testing.assert_close(knowledge_distillation_kl_div(pred, soft, T=2.0, class_reduction="mean"),
-                               torch.tensor([2 * kl2], dtype=F64))
+    torch.testing.assert_close(
+        knowledge_distillation_kl_div(pred, soft, T=2.0, class_reduction="mean"), torch.tensor([2 * kl2], dtype=F64)
+    )
 
 
 def test_kd_gradient_flows_only_into_the_student():
@@ -557,15 +639,19 @@ def test_modules_weight_average_and_scale():
     per_box = kld_loss(p, t, stable=True, sqrt=False)
     module = KLDLoss(stable=True, sqrt=False, loss_weight=5.5)
     torch.testing.assert_close(module(p, t, w, avg_factor=4.0), 5.5 * (per_box * w).sum() / (4.0 + 1.1920929e-07))
-    torch.testing.assert_close(GWDLoss(tau=0.0, loss_weight=5.0, reduction="sum")(p, t),
-                               5.0 * gwd_loss(p, t, tau=0.0).sum())
+    torch.testing.assert_close(
+        GWDLoss(tau=0.0, loss_weight=5.0, reduction="sum")(p, t), 5.0 * gwd_loss(p, t, tau=0.0).sum()
+    )
     torch.testing.assert_close(SmoothL1Loss(beta=0.11)(p, t), smooth_l1(p, t, 0.11).mean())
     logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 3, 3, 2, 3])
-    torch.testing.assert_close(FocalLoss()(logits, labels, avg_factor=3),
-                               focal_loss(logits, labels).sum() / (3 + 1.1920929e-07))
+    torch.testing.assert_close(
+        FocalLoss()(logits, labels, avg_factor=3), focal_loss(logits, labels).sum() / (3 + 1.1920929e-07)
+    )
     bins, bin_labels = torch.randn(6, 9), torch.rand(6) * 8
-    torch.testing.assert_close(DistributionFocalLoss(loss_weight=0.25)(bins, bin_labels),
-                               0.25 * distribution_focal_loss(bins, bin_labels).mean())
+    torch.testing.assert_close(
+        DistributionFocalLoss(loss_weight=0.25)(bins, bin_labels),
+        0.25 * distribution_focal_loss(bins, bin_labels).mean(),
+    )
 
 
 def test_modules_on_empty_input_return_connected_zero():
@@ -590,8 +676,11 @@ def test_published_settings_build_and_cite_their_source():
     assert v1 == {"type": "kld", "stable": False, "fun": "log1p", "tau": 1.0, "loss_weight": 1.0}
     assert PUBLISHED_LOSS_SETTINGS["rotated-retinanet-rbox-le90_r50_fpn_gwd_1x_dota"]["loss_bbox"]["tau"] == 0.0
     assert PUBLISHED_LOSS_SETTINGS["r3det-oc_r50_fpn_kld-stable_1x_dota"]["refine_loss_bbox"]["loss_weight"] == 5.0
-    assert PUBLISHED_LOSS_SETTINGS["r3det-oc_r50_fpn_1x_dota"]["loss_bbox"] == {"type": "smooth_l1", "beta": 0.11,
-                                                                                 "loss_weight": 1.0}
+    assert PUBLISHED_LOSS_SETTINGS["r3det-oc_r50_fpn_1x_dota"]["loss_bbox"] == {
+        "type": "smooth_l1",
+        "beta": 0.11,
+        "loss_weight": 1.0,
+    }
     ld = PUBLISHED_LOSS_SETTINGS["rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc"]
     assert (ld["loss_ld"]["loss_weight"], ld["loss_kd"]["loss_weight"], ld["loss_ld"]["T"]) == (10.0, 20.0, 5.0)
     assert isinstance(build_regression_loss({"type": "l1"}), SmoothL1Loss)

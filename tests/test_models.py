@@ -15,8 +15,13 @@ from rdet.models.heads import distribution_to_deltas, max_iou_assign
 def test_resnet_torchvision_names_and_sizes():
     r50 = ResNet(50)
     names = set(r50.state_dict())
-    for key in ("conv1.weight", "bn1.running_mean", "layer1.0.downsample.0.weight", "layer4.2.bn3.running_var",
-                "layer3.5.conv2.weight"):
+    for key in (
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.downsample.0.weight",
+        "layer4.2.bn3.running_var",
+        "layer3.5.conv2.weight",
+    ):
         assert key in names
     # torchvision resnet50 has 25,557,032 parameters, 2,049,000 of them in fc (not used here).
     assert sum(p.numel() for p in r50.parameters()) == 25_557_032 - 2_049_000
@@ -64,17 +69,32 @@ def test_base_anchors_match_mmdet_layout():
     assert (grid[:, 4] == 0).all()
 
 
-@pytest.mark.parametrize("version,edge_swap,proj_xy", [("le90", True, True), ("oc", False, False),
-                                                       ("le135", True, True), ("le90", False, True)])
+@pytest.mark.parametrize(
+    "version,edge_swap,proj_xy",
+    [("le90", True, True), ("oc", False, False), ("le135", True, True), ("le90", False, True)],
+)
 def test_coder_round_trip(version, edge_swap, proj_xy):
     g = torch.Generator().manual_seed(0)
     n = 500
-    anchors = torch.cat([torch.rand(n, 2, generator=g) * 500, torch.rand(n, 2, generator=g) * 60 + 20,
-                         (torch.rand(n, 1, generator=g) - 0.5) * math.pi], 1)
-    gt = torch.cat([anchors[:, :2] + torch.randn(n, 2, generator=g) * 5, anchors[:, 2:4] * (0.5 + torch.rand(n, 2, generator=g)),
-                    (torch.rand(n, 1, generator=g) - 0.5) * 4 * math.pi], 1)
-    coder = DeltaXYWHTCoder(angle_version=version, edge_swap=edge_swap, proj_xy=proj_xy,
-                            means=(0.1, 0, 0, 0.2, 0), stds=(0.5, 0.5, 1, 1, 2))
+    anchors = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 500,
+            torch.rand(n, 2, generator=g) * 60 + 20,
+            (torch.rand(n, 1, generator=g) - 0.5) * math.pi,
+        ],
+        1,
+    )
+    gt = torch.cat(
+        [
+            anchors[:, :2] + torch.randn(n, 2, generator=g) * 5,
+            anchors[:, 2:4] * (0.5 + torch.rand(n, 2, generator=g)),
+            (torch.rand(n, 1, generator=g) - 0.5) * 4 * math.pi,
+        ],
+        1,
+    )
+    coder = DeltaXYWHTCoder(
+        angle_version=version, edge_swap=edge_swap, proj_xy=proj_xy, means=(0.1, 0, 0, 0.2, 0), stds=(0.5, 0.5, 1, 1, 2)
+    )
     back = coder.decode(anchors, coder.encode(anchors, gt))
     expected = regularize(gt, version)
     if not edge_swap:
@@ -97,8 +117,9 @@ def test_coder_known_deltas():
 
 
 def test_max_iou_assign_hand_case():
-    anchors = torch.tensor([[10.0, 10, 10, 10, 0], [14.0, 10, 10, 10, 0], [50.0, 50, 10, 10, 0],
-                            [100.0, 100, 10, 10, 0]])
+    anchors = torch.tensor(
+        [[10.0, 10, 10, 10, 0], [14.0, 10, 10, 10, 0], [50.0, 50, 10, 10, 0], [100.0, 100, 10, 10, 0]]
+    )
     gt = torch.tensor([[11.0, 10, 10, 10, 0], [52.0, 50, 10, 10, 0.5]])
     assigned, max_iou = max_iou_assign(anchors, gt, 0.5, 0.4, 0.0, horizontal=False)
     # anchor0: IoU 9/11 > 0.5 -> gt0; anchor1: IoU 7/13 = 0.538 -> gt0; anchor2: best of gt1 -> pos via low quality;
@@ -131,8 +152,14 @@ def _tiny_config(**head):
 
 def test_mmrotate_checkpoint_key_names():
     keys = set(build_model(_tiny_config()).state_dict())
-    for k in ("backbone.conv1.weight", "neck.lateral_convs.0.conv.weight", "neck.fpn_convs.4.conv.bias",
-              "bbox_head.cls_convs.0.conv.weight", "bbox_head.retina_cls.bias", "bbox_head.retina_reg.weight"):
+    for k in (
+        "backbone.conv1.weight",
+        "neck.lateral_convs.0.conv.weight",
+        "neck.fpn_convs.4.conv.bias",
+        "bbox_head.cls_convs.0.conv.weight",
+        "bbox_head.retina_cls.bias",
+        "bbox_head.retina_reg.weight",
+    ):
         assert k in keys
 
 
@@ -142,8 +169,10 @@ def test_forward_loss_backward_predict(reg_max):
     cfg = _tiny_config(reg_max=reg_max)
     model = build_model(cfg).train()
     images = torch.randn(2, 3, 128, 128)
-    targets = [{"boxes": torch.tensor([[40.0, 40, 50, 20, 0.3]]), "labels": torch.tensor([1])},
-               {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)}]
+    targets = [
+        {"boxes": torch.tensor([[40.0, 40, 50, 20, 0.3]]), "labels": torch.tensor([1])},
+        {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)},
+    ]
     losses = model.loss(images, targets)
     assert set(losses) == {"loss_cls", "loss_bbox"} and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()

@@ -79,8 +79,9 @@ def degenerate_pairs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.rand(n, dtype=torch.float64, generator=g) * (hi - lo) + lo
 
     def boxes(n, wh_hi=50.0):
-        return torch.stack([rand(n, -100, 100), rand(n, -100, 100), rand(n, 0.5, wh_hi), rand(n, 0.5, wh_hi),
-                            rand(n, -PI, PI)], 1)
+        return torch.stack(
+            [rand(n, -100, 100), rand(n, -100, 100), rand(n, 0.5, wh_hi), rand(n, 0.5, wh_hi), rand(n, -PI, PI)], 1
+        )
 
     families = []
     # random pairs near each other
@@ -188,13 +189,21 @@ def test_zero_width_boxes_have_zero_iou(backend):
 
 
 box_st = st.tuples(
-    st.floats(-50, 50), st.floats(-50, 50), st.floats(0.0, 40), st.floats(0.0, 40),
-    st.one_of(st.floats(-PI, PI), st.sampled_from([PI / 2, -PI / 2, 0.0, PI / 4])))
+    st.floats(-50, 50),
+    st.floats(-50, 50),
+    st.floats(0.0, 40),
+    st.floats(0.0, 40),
+    st.one_of(st.floats(-PI, PI), st.sampled_from([PI / 2, -PI / 2, 0.0, PI / 4])),
+)
 pair_st = st.tuples(box_st, st.tuples(st.floats(-20, 20), st.floats(-20, 20)), box_st)
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
+)
 @given(st.lists(pair_st, min_size=25, max_size=25))
 def test_box_iou_vs_shapely_hypothesis(pairs):
     # 120 examples x 25 pairs (plus the 12k seeded pairs above); the second box is placed near the
@@ -204,7 +213,7 @@ def test_box_iou_vs_shapely_hypothesis(pairs):
     b2[:, :2] = b1[:, :2] + t64([p[1] for p in pairs])
     ok = (b1[:, 2] * b1[:, 3] > 1e-6) & (b2[:, 2] * b2[:, 3] > 1e-6)  # shapely cannot take 0-area polygons
     ref = shapely_iou(b1[ok], b2[ok])
-    for use_ref in ([False, True] if ops.has_compiled() else [True]):
+    for use_ref in [False, True] if ops.has_compiled() else [True]:
         if use_ref:
             with ops.reference_only():
                 ours = ops.box_iou_rotated(b1, b2, aligned=True)
@@ -217,6 +226,7 @@ def test_box_iou_vs_shapely_hypothesis(pairs):
 def test_poly_iou_vs_shapely(backend):
     g = np.random.default_rng(3)
     n = 3000
+
     # One vertex per quadrant around a centre, angular gaps < pi: star-shaped, hence simple; random
     # radii make ~half of them non-convex. Both orientations.
     def quads(centre):
@@ -231,10 +241,16 @@ def test_poly_iou_vs_shapely(backend):
     q1, q2 = q1.reshape(n, 8), q2.reshape(n, 8)
     ours = ops.poly_iou(torch.from_numpy(q1), torch.from_numpy(q2), aligned=True).numpy()
     valid = shapely.is_valid(shapely.polygons(q1.reshape(-1, 4, 2))) & shapely.is_valid(
-        shapely.polygons(q2.reshape(-1, 4, 2)))
+        shapely.polygons(q2.reshape(-1, 4, 2))
+    )
     assert valid.all()
-    nonconvex = np.abs(shapely.area(shapely.convex_hull(shapely.polygons(q1.reshape(-1, 4, 2))))
-                       - shapely.area(shapely.polygons(q1.reshape(-1, 4, 2)))) > 1e-6
+    nonconvex = (
+        np.abs(
+            shapely.area(shapely.convex_hull(shapely.polygons(q1.reshape(-1, 4, 2))))
+            - shapely.area(shapely.polygons(q1.reshape(-1, 4, 2)))
+        )
+        > 1e-6
+    )
     assert nonconvex.mean() > 0.15  # the test really covers non-convex quads
     np.testing.assert_allclose(ours[valid], shapely_poly_iou(q1[valid], q2[valid]), atol=1e-5, rtol=0)
     # Rectangles as polygons give the box IoU.
@@ -242,8 +258,9 @@ def test_poly_iou_vs_shapely(backend):
     b1, b2 = b1[:2000], b2[:2000]
     p1 = (_reference.box_corners(b1) + b1[:, None, :2]).reshape(-1, 8)
     p2 = (_reference.box_corners(b2) + b2[:, None, :2]).reshape(-1, 8)
-    torch.testing.assert_close(ops.poly_iou(p1, p2, aligned=True), ops.box_iou_rotated(b1, b2, aligned=True),
-                               atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        ops.poly_iou(p1, p2, aligned=True), ops.box_iou_rotated(b1, b2, aligned=True), atol=1e-9, rtol=0
+    )
 
 
 # ---------------------------------------------------------------------------------- invariants
@@ -403,8 +420,10 @@ def test_compiled_matches_reference():
         (lambda: ops.nms_rotated(t64([[0, 0, 1, 1, float("inf")]]), t64([1.0]), 0.5), "boxes .*NaN or Inf"),
         (lambda: ops.nms_rotated(t64([[0, 0, 1, 1, 0]]), t64([float("nan")]), 0.5), "scores .*NaN"),
         (lambda: ops.batched_nms_rotated(torch.zeros(3, 5), torch.zeros(3), torch.zeros(3), 0.5), "idxs .*integer"),
-        (lambda: ops.batched_nms_rotated(torch.zeros(3, 5), torch.zeros(3), torch.zeros(2, dtype=torch.long), 0.5),
-         r"idxs .*\[2\]"),
+        (
+            lambda: ops.batched_nms_rotated(torch.zeros(3, 5), torch.zeros(3), torch.zeros(2, dtype=torch.long), 0.5),
+            r"idxs .*\[2\]",
+        ),
     ],
 )
 def test_bad_input_raises(backend, call, match):
@@ -445,8 +464,7 @@ def test_ops_trace_with_export_and_compile():
     assert torch.equal(out[0], eager[0])
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    gm = make_fx(lambda p, q: ops.poly_iou(p, q, mode="iof"), tracing_mode="fake")(
-        torch.rand(3, 8), torch.rand(2, 8))
+    gm = make_fx(lambda p, q: ops.poly_iou(p, q, mode="iof"), tracing_mode="fake")(torch.rand(3, 8), torch.rand(2, 8))
     assert "rdet.poly_iou" in str(gm.graph)
 
 
@@ -463,19 +481,27 @@ class TestCUDA:
         gpu32 = ops.box_iou_rotated(b1.float().cuda(), b2.float().cuda(), aligned=True)
         torch.testing.assert_close(gpu32.cpu().double(), cpu, atol=1e-4, rtol=0)
         boxes, _ = dota_like(700, seed=10)
-        torch.testing.assert_close(ops.box_iou_rotated(boxes.cuda(), boxes[:300].cuda(), mode="iof").cpu(),
-                                   ops.box_iou_rotated(boxes, boxes[:300], mode="iof"), atol=1e-9, rtol=0)
+        torch.testing.assert_close(
+            ops.box_iou_rotated(boxes.cuda(), boxes[:300].cuda(), mode="iof").cpu(),
+            ops.box_iou_rotated(boxes, boxes[:300], mode="iof"),
+            atol=1e-9,
+            rtol=0,
+        )
         polys = (_reference.box_corners(boxes) + boxes[:, None, :2]).reshape(-1, 8)
-        torch.testing.assert_close(ops.poly_iou(polys.cuda(), polys[:50].cuda()).cpu(),
-                                   ops.poly_iou(polys, polys[:50]), atol=1e-9, rtol=0)
+        torch.testing.assert_close(
+            ops.poly_iou(polys.cuda(), polys[:50].cuda()).cpu(), ops.poly_iou(polys, polys[:50]), atol=1e-9, rtol=0
+        )
 
     def test_nms_cuda_matches_cpu(self):
         for n, seed in [(1, 0), (63, 1), (64, 2), (65, 3), (3000, 4)]:
             boxes, scores = dota_like(n, seed=seed)
             idxs = torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(seed))
-            assert torch.equal(ops.nms_rotated(boxes.cuda(), scores.cuda(), 0.1).cpu(),
-                               ops.nms_rotated(boxes, scores, 0.1))
-            assert torch.equal(ops.batched_nms_rotated(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.3).cpu(),
-                               ops.batched_nms_rotated(boxes, scores, idxs, 0.3))
+            assert torch.equal(
+                ops.nms_rotated(boxes.cuda(), scores.cuda(), 0.1).cpu(), ops.nms_rotated(boxes, scores, 0.1)
+            )
+            assert torch.equal(
+                ops.batched_nms_rotated(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.3).cpu(),
+                ops.batched_nms_rotated(boxes, scores, idxs, 0.3),
+            )
         b = t64([[0, 0, 10, 10, 0], [0, 0, 10, 10, 0], [50, 0, 10, 10, 0]]).cuda()
         assert ops.nms_rotated(b, t64([0.5, 0.5, 0.9]).cuda(), 0.5).tolist() == [2, 0]

@@ -26,8 +26,11 @@ def tiny_config(stages: int = 1, loss: str = "smooth_l1") -> Config:
     c.data.classes = ("a", "b")
     m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy = "oc", False, False
     m.head.assign_iou = "horizontal"
-    box = (LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False) if loss == "kld"
-           else LossConfig(type="smooth_l1", beta=0.11))
+    box = (
+        LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False)
+        if loss == "kld"
+        else LossConfig(type="smooth_l1", beta=0.11)
+    )
     m.head.loss_bbox = box
     m.head.reg_decoded_bbox = loss == "kld"
     m.refine = RefineConfig(num_stages=stages, stage_loss_weights=(1.0,) * stages, stacked_convs=1, loss_bbox=box)
@@ -63,11 +66,15 @@ def test_bilinear_sample_matches_mmcv_rules():
     feat = ramp()  # H=4, W=5
     xy = torch.tensor([[[2.5, 1.0], [0.25, 2.75], [-0.5, 1.0], [4.5, 3.5], [-1.5, 1.0], [2.0, 4.5], [-1.0, -1.0]]])
     out = bilinear_sample(feat, xy[:, None])[0, 0, 0]
-    expected = [f(2.5, 1), f(0.25, 2.75),
-                f(0, 1),      # x in [-1, 0): clamped to the first column
-                f(4, 3),      # x in (W-1, W], y in (H-1, H]: clamped to the last pixel
-                0.0, 0.0,     # x < -1 or y > H: outside, contributes 0
-                f(0, 0)]      # exactly -1 is still inside
+    expected = [
+        f(2.5, 1),
+        f(0.25, 2.75),
+        f(0, 1),  # x in [-1, 0): clamped to the first column
+        f(4, 3),  # x in (W-1, W], y in (H-1, H]: clamped to the last pixel
+        0.0,
+        0.0,  # x < -1 or y > H: outside, contributes 0
+        f(0, 0),
+    ]  # exactly -1 is still inside
     torch.testing.assert_close(out, torch.tensor(expected), atol=1e-4, rtol=0)
 
 
@@ -118,9 +125,14 @@ def test_checkpoint_key_names_and_0x_conversion():
     model = build_model(tiny_config())
     assert isinstance(model, R3Det)
     keys = set(model.state_dict())
-    for k in ("bbox_head_init.cls_convs.0.conv.weight", "bbox_head_init.retina_reg.bias",
-              "bbox_head_refine.0.reg_convs.0.conv.weight", "bbox_head_refine.0.retina_cls.weight",
-              "bbox_head_refine.0.feat_refine_module.conv_5_1.weight", "neck.fpn_convs.4.conv.bias"):
+    for k in (
+        "bbox_head_init.cls_convs.0.conv.weight",
+        "bbox_head_init.retina_reg.bias",
+        "bbox_head_refine.0.reg_convs.0.conv.weight",
+        "bbox_head_refine.0.retina_cls.weight",
+        "bbox_head_refine.0.feat_refine_module.conv_5_1.weight",
+        "neck.fpn_convs.4.conv.bias",
+    ):
         assert k in keys
     # one anchor per location in the refine head: 2 classes, 5 deltas
     assert tuple(model.bbox_head_refine[0].retina_cls.weight.shape)[0] == 2
@@ -167,13 +179,14 @@ def test_refine_anchors_are_the_decoded_best_init_boxes():
     init = stages[0]
     for b in range(2):
         for loc in (0, 17, 63, 64, 84):
-            logits = init.cls[b, loc * 9:(loc + 1) * 9]
+            logits = init.cls[b, loc * 9 : (loc + 1) * 9]
             a = int(logits.max(1).values.argmax())
             expected = model.coder.decode(init.anchors[loc * 9 + a], init.reg[b, loc * 9 + a])
             torch.testing.assert_close(stages[1].anchors[b, loc], expected)
     # stage 2's rois: stage 1's decoded by its deltas (dy = 0.25 h, w doubled, angle - 0.3)
-    torch.testing.assert_close(stages[2].anchors[1, 1 * 8 + 2],
-                               torch.tensor([16 + 0.5 * w, 8 + 0.25 * h, 2 * w, h, -0.2]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        stages[2].anchors[1, 1 * 8 + 2], torch.tensor([16 + 0.5 * w, 8 + 0.25 * h, 2 * w, h, -0.2]), atol=1e-4, rtol=0
+    )
 
 
 @pytest.mark.parametrize("loss", ["smooth_l1", "kld"])
@@ -182,15 +195,20 @@ def test_forward_loss_backward_predict(loss):
     model = build_model(tiny_config(stages=1, loss=loss)).train()
     images = torch.randn(2, 3, 64, 64)
     # a gt equal to a P3 anchor (32 x 32 at (40, 40)) is a positive of the init stage
-    targets = [{"boxes": torch.tensor([[40.0, 40, 32, 32, -0.01], [20, 44, 40, 14, -0.6]]),
-                "labels": torch.tensor([1, 0])},
-               {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)}]
+    targets = [
+        {"boxes": torch.tensor([[40.0, 40, 32, 32, -0.01], [20, 44, 40, 14, -0.6]]), "labels": torch.tensor([1, 0])},
+        {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)},
+    ]
     losses = model.loss(images, targets)
     assert set(losses) == {"loss_cls_init", "loss_bbox_init", "loss_cls_refine_0", "loss_bbox_refine_0"}
     assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_bbox_init"] > 0
     sum(losses.values()).backward()
-    for p in (model.bbox_head_init.retina_reg.weight, model.bbox_head_refine[0].retina_cls.weight,
-              model.bbox_head_refine[0].feat_refine_module.conv_1_1.weight, model.backbone.conv1.weight):
+    for p in (
+        model.bbox_head_init.retina_reg.weight,
+        model.bbox_head_refine[0].retina_cls.weight,
+        model.bbox_head_refine[0].feat_refine_module.conv_1_1.weight,
+        model.backbone.conv1.weight,
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0
     # forward(images, targets) is the loss (one forward call for DDP)
     with torch.no_grad():
@@ -214,7 +232,7 @@ def test_refine_thresholds_step_per_stage():
     rois = torch.tensor([[[50.0, 50, 40, 20, -0.3], [50, 50, 60, 20, -0.3], [50, 50, 72, 20, -0.3]]])
     stage = type("S", (), {"anchors": rois})()
     t = [{"boxes": gt, "labels": torch.tensor([1])}]
-    first = model.stage_targets(1, stage, t)   # refine 0: pos >= 0.6, neg < 0.5
+    first = model.stage_targets(1, stage, t)  # refine 0: pos >= 0.6, neg < 0.5
     second = model.stage_targets(2, stage, t)  # refine 1: pos >= 0.7, neg < 0.6
     assert first.pos[0].tolist() == [True, True, False] and first.label_weights[0].tolist() == [1, 1, 0]
     assert second.pos[0].tolist() == [True, False, False] and second.label_weights[0].tolist() == [1, 0, 1]
@@ -239,8 +257,15 @@ def test_onnx_export_of_decode_matches_torch(tmp_path):
         model.bbox_head_refine[0].retina_reg.bias.normal_(0, 0.3)
     x = torch.randn(1, 3, 64, 96)
     path = tmp_path / "r3det.onnx"
-    torch.onnx.export(Decode(model).eval(), (x,), str(path), dynamo=False, opset_version=17, input_names=["images"],
-                      output_names=["boxes", "scores"])
+    torch.onnx.export(
+        Decode(model).eval(),
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["images"],
+        output_names=["boxes", "scores"],
+    )
     proto = onnx.load(str(path))
     assert "GridSample" in {n.op_type for n in proto.graph.node}
     boxes, scores = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})
@@ -323,7 +348,12 @@ def test_published_config_values(name):
     init_convs, refine_convs, loss, stable, weight = PUBLISHED[name]
     assert c.name == Path(name).stem and c.reference.endswith(name)
     assert m.type == "r3det" and m.backbone.depth == 50 and m.neck.out_channels == 256
-    assert (m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy, m.coder.norm_factor) == ("oc", False, False, None)
+    assert (m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy, m.coder.norm_factor) == (
+        "oc",
+        False,
+        False,
+        None,
+    )
     assert (m.head.stacked_convs, m.refine.stacked_convs) == (init_convs, refine_convs)
     assert (m.head.pos_iou_thr, m.head.neg_iou_thr, m.refine.pos_iou_thr, m.refine.neg_iou_thr) == (0.5, 0.4, 0.6, 0.5)
     assert m.refine.num_stages == 1 and m.refine.stage_loss_weights == (1.0,)

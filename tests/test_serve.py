@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # serve/ lives beside the package
 
 import helpers
+
 from rdet.config import Config  # noqa: E402
 from rdet.engine.checkpoint import save_checkpoint  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
@@ -49,8 +50,9 @@ def test_sample_is_bundled():
 
 def test_predict_function_directly(app, tmp_path):
     demo = app.rdet_demo
-    image, rows, timing, txt, geojson = demo.run(None, "dota_demo.jpg", 0.3, 0.1, 1024, 200, 0.25, ["plane", "ship"],
-                                                 out_dir=tmp_path)
+    image, rows, timing, txt, geojson = demo.run(
+        None, "dota_demo.jpg", 0.3, 0.1, 1024, 200, 0.25, ["plane", "ship"], out_dir=tmp_path
+    )
     scene = cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB)
     assert image.shape == scene.shape == (1565, 1616, 3)
     assert (image != scene).any(axis=2).sum() > 500  # boxes drawn

@@ -14,9 +14,9 @@ from rdet.data.synthetic import make_synthetic_dataset, make_synthetic_scene
 
 
 def test_deterministic_by_seed_and_prefix_stable(tmp_path):
-    a = make_synthetic_dataset(tmp_path / 'a', 5, size=128, seed=7)
-    b = make_synthetic_dataset(tmp_path / 'b', 8, size=128, seed=7)
-    c = make_synthetic_dataset(tmp_path / 'c', 5, size=128, seed=8)
+    a = make_synthetic_dataset(tmp_path / "a", 5, size=128, seed=7)
+    b = make_synthetic_dataset(tmp_path / "b", 8, size=128, seed=7)
+    c = make_synthetic_dataset(tmp_path / "c", 5, size=128, seed=8)
     for ra, rb in zip(a, b):
         assert np.array_equal(cv2.imread(ra.image_path), cv2.imread(rb.image_path))
         assert open(ra.label_path).read() == open(rb.label_path).read()
@@ -37,7 +37,7 @@ def test_labels_geometry():
         assert img.shape == (256, 256, 3) and img.dtype == np.uint8
         assert ann.class_names == list(SYNTHETIC) and 1 <= len(ann) <= 10
         assert ann.polygons.min() >= 0 and ann.polygons.max() <= 256  # whole objects inside the image
-        boxes = ann.boxes('le90').numpy()
+        boxes = ann.boxes("le90").numpy()
         ratio = boxes[:, 2] / boxes[:, 3]
         for label, lo, hi in ((0, 1.1, 1.34), (1, 3.9, 6.0), (2, 1.8, 2.25), (3, 1.0, 1.0)):
             sel = ann.labels == label
@@ -59,10 +59,10 @@ def test_labels_geometry():
 def test_written_files_read_back_as_dota(tmp_path):
     recs = make_synthetic_dataset(tmp_path, 3, size=96, seed=1, objects=(2, 4), class_ids=(1, 3))
     for r in recs:
-        back = read_labels(r.label_path, classes='synthetic')
+        back = read_labels(r.label_path, classes="synthetic")
         np.testing.assert_allclose(back.polygons, r.polygons, atol=1e-4)
-        assert back.names == r.names and set(back.names) <= {'ship', 'storage-tank'}
+        assert back.names == r.names and set(back.names) <= {"ship", "storage-tank"}
         assert (back.width, back.height) == (96, 96)
-    ds = RotatedDataset(tmp_path / 'images', tmp_path / 'labelTxt', classes='synthetic')
+    ds = RotatedDataset(tmp_path / "images", tmp_path / "labelTxt", classes="synthetic")
     item = ds[0]
-    assert item['image'].shape == (3, 96, 96) and item['boxes'].shape == (len(recs[0]), 5)
+    assert item["image"].shape == (3, 96, 96) and item["boxes"].shape == (len(recs[0]), 5)

@@ -4,19 +4,27 @@ import sys
 from pathlib import Path
 
 import cv2
+import helpers
 import numpy as np
 import pytest
 import torch
 
-import helpers
 from rdet.config import Config
 from rdet.engine.checkpoint import save_checkpoint
 from rdet.inference import io
 from rdet.inference.predict import PIXEL_MEAN, PIXEL_STD, cli, load_backend, predict
-from rdet.inference.tiling import (Window, check_tiling, merge_detections, tile_windows, touches_inner_border,
-                                   window_starts, window_to_scene)
+from rdet.inference.tiling import (
+    Window,
+    check_tiling,
+    merge_detections,
+    tile_windows,
+    touches_inner_border,
+    window_starts,
+    window_to_scene,
+)
 from rdet.models.build import build_model
-from rdet.models.retinanet import PIXEL_MEAN as MODEL_MEAN, PIXEL_STD as MODEL_STD
+from rdet.models.retinanet import PIXEL_MEAN as MODEL_MEAN
+from rdet.models.retinanet import PIXEL_STD as MODEL_STD
 
 
 def tiny_config() -> Config:
@@ -73,18 +81,20 @@ def test_window_grid_2500x1800_tile1024_overlap200():
     assert all((w.w, w.h, w.out_w, w.out_h) == (1024, 1024, 1024, 1024) for w in wins)
     covered = np.zeros((1800, 2500), bool)
     for w in wins:
-        covered[w.y:w.y + w.h, w.x:w.x + w.w] = True
+        covered[w.y : w.y + w.h, w.x : w.x + w.w] = True
     assert covered.all()  # borders included
 
 
 def test_window_grid_edge_cases():
-    assert window_starts(1848, 1024, 200) == [0, 824]        # the second window ends exactly at the border
+    assert window_starts(1848, 1024, 200) == [0, 824]  # the second window ends exactly at the border
     assert window_starts(1024, 1024, 200) == [0]
     assert tile_windows(900, 500, 1024, 200) == [Window(0, 0, 900, 500, 1.0, 900, 500)]  # one window, padded later
     # scale 0.5: the grid is laid on the half-size scene, so windows span 2048 scene px with a 400 px overlap
     wins = tile_windows(3000, 2000, 1024, 200, scale=0.5)
-    assert [(w.x, w.y, w.w, w.h, w.out_w, w.out_h) for w in wins] == [(0, 0, 2048, 2000, 1024, 1000),
-                                                                      (952, 0, 2048, 2000, 1024, 1000)]
+    assert [(w.x, w.y, w.w, w.h, w.out_w, w.out_h) for w in wins] == [
+        (0, 0, 2048, 2000, 1024, 1000),
+        (952, 0, 2048, 2000, 1024, 1000),
+    ]
 
 
 def test_tile_not_larger_than_overlap_is_an_error(tiny_model):
@@ -102,8 +112,9 @@ def test_tile_not_larger_than_overlap_is_an_error(tiny_model):
 def test_window_to_scene_is_exact():
     boxes = torch.tensor([[10.25, 20.5, 30.0, 40.0, 0.3], [0.0, 1023.75, 5.0, 6.0, -1.2]], dtype=torch.float64)
     out = window_to_scene(boxes, Window(824, 776, 1024, 1024, 1.0, 1024, 1024))
-    assert torch.equal(out, torch.tensor([[834.25, 796.5, 30.0, 40.0, 0.3], [824.0, 1799.75, 5.0, 6.0, -1.2]],
-                                         dtype=torch.float64))
+    assert torch.equal(
+        out, torch.tensor([[834.25, 796.5, 30.0, 40.0, 0.3], [824.0, 1799.75, 5.0, 6.0, -1.2]], dtype=torch.float64)
+    )
     # a window of 200x100 scene px read at scale 0.5 (100x50 network px): centres / 0.5 + offset, sizes / 0.5
     out = window_to_scene(torch.tensor([[10.0, 20.0, 30.0, 40.0, 0.3]]), Window(100, 50, 200, 100, 0.5, 100, 50))
     assert torch.equal(out, torch.tensor([[120.0, 90.0, 60.0, 80.0, 0.3]]))
@@ -129,7 +140,7 @@ def test_merge_border_rule_known_answer():
     w0, w1 = Window(0, 0, 1024, 1024, 1.0, 1024, 1024), Window(824, 0, 1024, 1024, 1.0, 1024, 1024)
     cut = torch.cat([touches_inner_border(boxes[:1], w0, 1848, 1024), touches_inner_border(boxes[1:], w1, 1848, 1024)])
     assert cut.tolist() == [True, False]
-    assert merge_detections(boxes, scores, labels, 0.1).tolist() == [1, 0]           # NMS alone keeps both
+    assert merge_detections(boxes, scores, labels, 0.1).tolist() == [1, 0]  # NMS alone keeps both
     assert merge_detections(boxes, scores, labels, 0.1, cut, wids).tolist() == [1]
     # another class is never suppressed
     assert merge_detections(boxes, scores, torch.tensor([1, 0]), 0.1, cut, wids).tolist() == [1, 0]
@@ -141,8 +152,9 @@ def test_single_tile_scene_equals_model_predict(tiny_model):
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (128, 160, 3), dtype=np.uint8)
     dets = predict(img, tiny_model, tile=160, overlap=32, score_thr=0.3, progress=False)
-    x = (torch.from_numpy(img).permute(2, 0, 1).float()[None] - torch.tensor(MODEL_MEAN)[:, None, None]) / \
-        torch.tensor(MODEL_STD)[:, None, None]
+    x = (torch.from_numpy(img).permute(2, 0, 1).float()[None] - torch.tensor(MODEL_MEAN)[:, None, None]) / torch.tensor(
+        MODEL_STD
+    )[:, None, None]
     ref = tiny_model.predict(x, score_thr=0.3)[0]
     assert dets.info.tiles == 1 and len(ref) > 5
     assert len(dets) == len(ref)
@@ -204,10 +216,17 @@ def test_predict_geotiff_reads_windows_and_georeferences(tmp_path):
     img = blob_scene(600, 400, [(290, 100, 340, 130)])
     keys = (1, 1, 0, 2, 1025, 0, 1, 1, 3072, 0, 1, 32633)
     path = tmp_path / "scene.tif"
-    tifffile.imwrite(path, img, tile=(128, 128), photometric="rgb",
-                     extratags=[(33550, "d", 3, (0.5, 0.5, 0.0), True),
-                                (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
-                                (34735, "H", len(keys), keys, True)])
+    tifffile.imwrite(
+        path,
+        img,
+        tile=(128, 128),
+        photometric="rgb",
+        extratags=[
+            (33550, "d", 3, (0.5, 0.5, 0.0), True),
+            (33922, "d", 6, (0, 0, 0, 500000.0, 4000000.0, 0), True),
+            (34735, "H", len(keys), keys, True),
+        ],
+    )
     dets = predict(path, BlobBackend(), tile=256, overlap=64, progress=False)
     assert dets.info.reader == "tifffile-windows" and dets.info.georef.epsg == 32633
     assert dets.boxes.tolist() == [[315.0, 115.0, 50.0, 30.0, 0.0]]
@@ -222,8 +241,22 @@ def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys):
     scene = tmp_path / "scene one.png"
     cv2.imwrite(str(scene), np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    rc = cli([str(scene), "--model", str(ckpt), "--out", str(out), "--tile", "96", "--overlap", "32",
-              "--score-thr", "0.3", "--quiet"])
+    rc = cli(
+        [
+            str(scene),
+            "--model",
+            str(ckpt),
+            "--out",
+            str(out),
+            "--tile",
+            "96",
+            "--overlap",
+            "32",
+            "--score-thr",
+            "0.3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["scene one.geojson", "scene one.json", "scene one.png", "scene one.txt"]

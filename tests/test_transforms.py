@@ -22,7 +22,7 @@ def _boxes(n=64, seed=0, size=(300, 200)):
 
 
 def _fit(polys):
-    return poly2obb(torch.from_numpy(polys), 'le90')
+    return poly2obb(torch.from_numpy(polys), "le90")
 
 
 def _assert_same_boxes(a, b):
@@ -30,21 +30,21 @@ def _assert_same_boxes(a, b):
     assert float(iou.min()) > 1 - 1e-5, float(iou.min())
 
 
-@pytest.mark.parametrize('direction', ['horizontal', 'vertical', 'diagonal'])
+@pytest.mark.parametrize("direction", ["horizontal", "vertical", "diagonal"])
 def test_flip_polygons_equal_flip_boxes(direction):
     boxes = _boxes()
     polys = obb2poly(boxes).numpy()
     _assert_same_boxes(_fit(T.flip_polygons(polys, 300, 200, direction)), T.flip_boxes(boxes, 300, 200, direction))
 
 
-@pytest.mark.parametrize('k', [1, 2, 3])
+@pytest.mark.parametrize("k", [1, 2, 3])
 def test_rot90_polygons_equal_rot90_boxes(k):
     boxes = _boxes(seed=k)
     polys = obb2poly(boxes).numpy()
     _assert_same_boxes(_fit(T.rot90_polygons(polys, 300, 200, k)), T.rot90_boxes(boxes, 300, 200, k))
 
 
-@pytest.mark.parametrize('angle', [-170.0, -33.3, 12.5, 90.0, 135.0])
+@pytest.mark.parametrize("angle", [-170.0, -33.3, 12.5, 90.0, 135.0])
 def test_rotate_polygons_equal_rotate_boxes(angle):
     boxes = _boxes(seed=7)
     polys = obb2poly(boxes).numpy()
@@ -59,14 +59,15 @@ def test_resize_polygons_equal_resize_boxes():
 
 def test_known_maps():
     p = np.array([[10, 20, 30, 20, 30, 25, 10, 25]], float)
-    np.testing.assert_array_equal(T.flip_polygons(p, 100, 50, 'horizontal'), [[90, 20, 70, 20, 70, 25, 90, 25]])
-    np.testing.assert_array_equal(T.flip_polygons(p, 100, 50, 'vertical'), [[10, 30, 30, 30, 30, 25, 10, 25]])
+    np.testing.assert_array_equal(T.flip_polygons(p, 100, 50, "horizontal"), [[90, 20, 70, 20, 70, 25, 90, 25]])
+    np.testing.assert_array_equal(T.flip_polygons(p, 100, 50, "vertical"), [[10, 30, 30, 30, 30, 25, 10, 25]])
     # one clockwise quarter turn of a 100 x 50 image: (x, y) -> (50 - y, x)
     np.testing.assert_array_equal(T.rot90_polygons(p, 100, 50, 1), [[30, 10, 30, 30, 25, 30, 25, 10]])
-    np.testing.assert_allclose(T.rotate_polygons(np.array([[60, 50] * 4], float), 90, 50, 50), [[50, 60] * 4],
-                               atol=1e-12)  # right of the centre -> below it: clockwise on screen
-    with pytest.raises(ValueError, match='direction'):
-        T.flip_polygons(p, 1, 1, 'sideways')
+    np.testing.assert_allclose(
+        T.rotate_polygons(np.array([[60, 50] * 4], float), 90, 50, 50), [[50, 60] * 4], atol=1e-12
+    )  # right of the centre -> below it: clockwise on screen
+    with pytest.raises(ValueError, match="direction"):
+        T.flip_polygons(p, 1, 1, "sideways")
 
 
 def _sample_with_block():
@@ -98,15 +99,18 @@ class _Fixed:
         return self.i
 
 
-@pytest.mark.parametrize('transform, rng', [
-    (T.RandomFlip(1.0, 0.0, 0.0), np.random.default_rng(0)),
-    (T.RandomFlip(0.0, 1.0, 0.0), np.random.default_rng(0)),
-    (T.RandomFlip(0.0, 0.0, 1.0), np.random.default_rng(0)),
-    (T.RandomRot90(1.0, (1,)), np.random.default_rng(0)),
-    (T.RandomRot90(1.0, (3,)), np.random.default_rng(0)),
-    (T.Resize((120, 120)), np.random.default_rng(0)),
-    (T.Resize((90, 30), keep_ratio=False), np.random.default_rng(0)),
-])
+@pytest.mark.parametrize(
+    "transform, rng",
+    [
+        (T.RandomFlip(1.0, 0.0, 0.0), np.random.default_rng(0)),
+        (T.RandomFlip(0.0, 1.0, 0.0), np.random.default_rng(0)),
+        (T.RandomFlip(0.0, 0.0, 1.0), np.random.default_rng(0)),
+        (T.RandomRot90(1.0, (1,)), np.random.default_rng(0)),
+        (T.RandomRot90(1.0, (3,)), np.random.default_rng(0)),
+        (T.Resize((120, 120)), np.random.default_rng(0)),
+        (T.Resize((90, 30), keep_ratio=False), np.random.default_rng(0)),
+    ],
+)
 def test_pixels_follow_polygons(transform, rng):
     out = transform(_sample_with_block(), rng)
     cx, cy = out.polygons[0, 0::2].mean(), out.polygons[0, 1::2].mean()
@@ -114,7 +118,7 @@ def test_pixels_follow_polygons(transform, rng):
     assert abs(cx - bx) < 0.26 and abs(cy - by) < 0.26
 
 
-@pytest.mark.parametrize('angle', [90.0, -90.0, 180.0, 30.0])
+@pytest.mark.parametrize("angle", [90.0, -90.0, 180.0, 30.0])
 def test_rotate_pixels_follow_polygons(angle):
     s = _sample_with_block()
     s.image[:] = 0
@@ -134,19 +138,19 @@ def test_rotate_drops_objects_whose_centre_leaves():
     # (5, 5) turns to (50, 50 - 45*sqrt(2)) = (50, -13.6): outside, dropped; (95, 50) -> (81.8, 81.8): kept
     assert out.labels.tolist() == [1, 2] and out.difficult.tolist() == [True, False]
     np.testing.assert_allclose(out.polygons[0, 0::2].mean(), 50 + 45 / math.sqrt(2), atol=1e-9)
-    box = poly2obb(torch.from_numpy(out.polygons[1:]), 'le90')[0]
+    box = poly2obb(torch.from_numpy(out.polygons[1:]), "le90")[0]
     assert box[4].item() == pytest.approx(0.3 + math.pi / 4)  # not clipped: same rectangle, turned
 
 
 def test_random_rotate_rect_classes_use_quarter_turns():
     s = _sample_with_block()
     rr = T.RandomRotate(prob=1.0, angle_range=180, rect_classes=(1,))
-    angles = {rr(s, np.random.default_rng(i)).meta['rotate'] for i in range(20)}
+    angles = {rr(s, np.random.default_rng(i)).meta["rotate"] for i in range(20)}
     assert angles <= {90.0, 180.0, -90.0, -180.0} and len(angles) > 1
-    free = {round(T.RandomRotate(1.0, 30)(s, np.random.default_rng(i)).meta['rotate'], 6) for i in range(20)}
+    free = {round(T.RandomRotate(1.0, 30)(s, np.random.default_rng(i)).meta["rotate"], 6) for i in range(20)}
     assert all(-30 <= a < 30 for a in free) and len(free) == 20
-    assert 'rotate' not in T.RandomRotate(prob=0.0)(s, np.random.default_rng(0)).meta
-    with pytest.raises(ValueError, match='angle_range'):
+    assert "rotate" not in T.RandomRotate(prob=0.0)(s, np.random.default_rng(0)).meta
+    with pytest.raises(ValueError, match="angle_range"):
         T.RandomRotate(angle_range=200)
 
 
@@ -156,21 +160,22 @@ def test_flip_probabilities():
     rng = np.random.default_rng(123)
     counts = {}
     for _ in range(2000):
-        d = flip(s, rng).meta.get('flip', 'none')
+        d = flip(s, rng).meta.get("flip", "none")
         counts[d] = counts.get(d, 0) + 1
-    assert set(counts) == {'horizontal', 'vertical', 'diagonal', 'none'}
+    assert set(counts) == {"horizontal", "vertical", "diagonal", "none"}
     assert all(abs(c / 2000 - 0.25) < 0.04 for c in counts.values())
-    with pytest.raises(ValueError, match='sum to <= 1'):
+    with pytest.raises(ValueError, match="sum to <= 1"):
         T.RandomFlip(0.5, 0.5, 0.5)
 
 
 def test_resize_keep_ratio_known_size():
-    s = T.Sample(np.zeros((1182, 1111, 3), np.uint8), np.array([[1111, 1182] * 4], float), np.array([0]),
-                 np.array([False]))
+    s = T.Sample(
+        np.zeros((1182, 1111, 3), np.uint8), np.array([[1111, 1182] * 4], float), np.array([0]), np.array([False])
+    )
     out = T.Resize((1024, 1024))(s, np.random.default_rng(0))
     assert out.image.shape == (1024, 962, 3)  # scale min(1024/1111, 1024/1182) = 0.8663
     np.testing.assert_allclose(out.polygons, [[962, 1024] * 4])
-    assert out.meta['scale_factor'] == (962 / 1111, 1024 / 1182)
+    assert out.meta["scale_factor"] == (962 / 1111, 1024 / 1182)
 
 
 def test_photometric_jitter_and_normalize():
@@ -187,9 +192,12 @@ def test_photometric_jitter_and_normalize():
     assert len(np.unique(shifted)) == 1 and 90 <= shifted[0, 0, 0] <= 110
     mean = np.array([[[123.675, 116.28, 103.53]]])
     np.testing.assert_allclose(T.normalize(mean), 0, atol=1e-6)
-    np.testing.assert_allclose(T.normalize(np.full((1, 1, 3), 255.0))[0, 0],
-                               [(255 - 123.675) / 58.395, (255 - 116.28) / 57.12, (255 - 103.53) / 57.375], rtol=1e-6)
-    with pytest.raises(ValueError, match='uint8 RGB'):
+    np.testing.assert_allclose(
+        T.normalize(np.full((1, 1, 3), 255.0))[0, 0],
+        [(255 - 123.675) / 58.395, (255 - 116.28) / 57.12, (255 - 103.53) / 57.375],
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="uint8 RGB"):
         T.PhotometricJitter()(T.Normalize()(s, rng), rng)
 
 

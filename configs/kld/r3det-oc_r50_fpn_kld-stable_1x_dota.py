@@ -20,10 +20,12 @@ config.train.work_dir = f"work_dirs/{NAME}"
 # bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
 #                     fun='log1p', tau=1.0, sqrt=False, loss_weight=5.0))
 config.model.head.reg_decoded_bbox = True
-config.model.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
-                                         loss_weight=5.0)
+config.model.head.loss_bbox = LossConfig(
+    type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=5.0
+)
 # bbox_head_refine=[dict(type='R3RefineHead', stacked_convs=4, ..., reg_decoded_bbox=True,
 #     loss_bbox=dict(type='GDLoss', loss_type='kld', fun='log1p', tau=1.0, sqrt=False, loss_weight=5.0))]
 config.model.refine.stacked_convs = 4
-config.model.refine.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
-                                           loss_weight=5.0)
+config.model.refine.loss_bbox = LossConfig(
+    type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=5.0
+)

@@ -19,5 +19,6 @@ config.train.work_dir = f"work_dirs/{NAME}"
 # bbox_head=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
 #                fun='log1p', tau=1, sqrt=False, loss_weight=5.5))
 config.model.head.reg_decoded_bbox = True
-config.model.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False,
-                                         loss_weight=5.5)
+config.model.head.loss_bbox = LossConfig(
+    type="kld", stable=True, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=5.5
+)

@@ -18,18 +18,18 @@ RESNET18_IMAGENET = str(Path(__file__).resolve().parents[2] / "checkpoints" / "r
 config = load_base(f"../ld/{TEACHER}.py")
 config.name = NAME
 config.reference = f"https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/ld/{NAME}.py"
-config.model.backbone.depth = 18               # depth=18, init_cfg torchvision://resnet18
+config.model.backbone.depth = 18  # depth=18, init_cfg torchvision://resnet18
 config.model.backbone.weights = RESNET18_IMAGENET
 t = config.train
-t.epochs, t.milestones, t.eval_interval = 12, (8, 11), 1   # the 0.x base schedule_1x
+t.epochs, t.milestones, t.eval_interval = 12, (8, 11), 1  # the 0.x base schedule_1x
 t.work_dir = f"work_dirs/{NAME}"
 config.distill = DistillConfig(
-    teacher=f"{TEACHER}.py",                              # teacher_config (relative to this file)
-    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",   # teacher_ckpt='r34-gwd-2x.pth'
-    ld_weight=10.0,                # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=10, T=5)
-    kd_weight=20.0,                # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=20, T=5)
+    teacher=f"{TEACHER}.py",  # teacher_config (relative to this file)
+    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",  # teacher_ckpt='r34-gwd-2x.pth'
+    ld_weight=10.0,  # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=10, T=5)
+    kd_weight=20.0,  # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=20, T=5)
     temperature=5.0,
-    vlr_alpha=0.25,                # get_ld_region: 0.25 * (mean + std)
-    vlr_horizontal=True,           # the paper's axis-aligned IoU
+    vlr_alpha=0.25,  # get_ld_region: 0.25 * (mean + std)
+    vlr_horizontal=True,  # the paper's axis-aligned IoU
     cache_dir="",
 )

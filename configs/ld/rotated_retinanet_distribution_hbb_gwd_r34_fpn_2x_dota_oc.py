@@ -16,7 +16,8 @@ config.name = NAME
 config.reference = f"https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/gwd/{NAME}.py"
 # loss_bbox=dict(type='GDLoss', loss_type='gwd', loss_weight=5.0): GDLoss's defaults fun='log1p', tau=0,
 # alpha=1 and the normalised distance (rdet.losses.PUBLISHED_LOSS_SETTINGS lists the same).
-config.model.head.loss_bbox = LossConfig(type="gwd", stable=True, fun="log1p", tau=0.0, alpha=1.0, normalize=True,
-                                         loss_weight=5.0)
-config.train.eval_interval = 12    # evaluation = dict(interval=12, metric='mAP')
+config.model.head.loss_bbox = LossConfig(
+    type="gwd", stable=True, fun="log1p", tau=0.0, alpha=1.0, normalize=True, loss_weight=5.0
+)
+config.train.eval_interval = 12  # evaluation = dict(interval=12, metric='mAP')
 config.train.work_dir = f"work_dirs/{NAME}"

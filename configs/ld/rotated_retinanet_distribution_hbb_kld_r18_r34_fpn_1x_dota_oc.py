@@ -31,14 +31,14 @@ t = config.train
 t.epochs, t.milestones, t.eval_interval = 12, (8, 11), 1
 t.work_dir = f"work_dirs/{NAME}"
 config.distill = DistillConfig(
-    teacher=f"{TEACHER}.py",                              # teacher_config (relative to this file)
-    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",   # teacher_ckpt='r34-kld-2x.pth' (train the teacher first)
-    ld_weight=15.0,                # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
-    kd_weight=15.0,                # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
+    teacher=f"{TEACHER}.py",  # teacher_config (relative to this file)
+    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",  # teacher_ckpt='r34-kld-2x.pth' (train the teacher first)
+    ld_weight=15.0,  # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
+    kd_weight=15.0,  # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
     temperature=5.0,
-    vlr_alpha=0.25,                # get_ld_region: IoU >= 0.25 * (mean + std) of the 9-per-level candidates
-    vlr_horizontal=True,           # get_ld_region: axis-aligned IoU, angles dropped (False: rotated IoU)
-    cache_dir="",                  # online teacher, as the reference
+    vlr_alpha=0.25,  # get_ld_region: IoU >= 0.25 * (mean + std) of the 9-per-level candidates
+    vlr_horizontal=True,  # get_ld_region: axis-aligned IoU, angles dropped (False: rotated IoU)
+    cache_dir="",  # online teacher, as the reference
 )
 # Not reproduced: loss_im=dict(type='IMLoss', loss_weight=0) (weight 0: no effect); the reference distils only
 # inside its region, rdet also distils the positives outside it (weighted by their assignment IoU).

@@ -45,6 +45,6 @@ t = config.train
 t.optimizer, t.lr, t.momentum, t.weight_decay, t.grad_clip = "sgd", 0.0025, 0.9, 0.0001, 35.0
 # lr_config=dict(policy='step', warmup='linear', warmup_iters=500, warmup_ratio=1.0 / 3, step=[16, 22])
 t.warmup_iters, t.warmup_ratio, t.milestones, t.gamma = 500, 1.0 / 3, (16, 22), 0.1
-t.epochs = 24                      # runner = dict(type='EpochBasedRunner', max_epochs=24)
-t.eval_interval = 6                # evaluation = dict(interval=6, metric='mAP')
+t.epochs = 24  # runner = dict(type='EpochBasedRunner', max_epochs=24)
+t.eval_interval = 6  # evaluation = dict(interval=6, metric='mAP')
 t.work_dir = f"work_dirs/{NAME}"

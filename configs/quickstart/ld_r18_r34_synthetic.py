@@ -16,17 +16,21 @@ NAME = "ld_r18_r34_synthetic"
 
 config = load_base("rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py")
 config.name = NAME
-config.reference = ("https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/ld/"
-                    "rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py (scaled down)")
+config.reference = (
+    "https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/ld/"
+    "rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py (scaled down)"
+)
 config.model.head.reg_max = 8
 config.model.head.reg_range = (-2.0, 2.0)
 config.model.head.angle_range = (-5.0, 2.0)
 config.train.work_dir = f"work_dirs/quickstart_{NAME}"
 config.distill = DistillConfig(
-    teacher="ld_r34_teacher_synthetic.py",                            # relative to this file
-    teacher_weights="work_dirs/quickstart_ld_r34_teacher_synthetic/last.pt",   # relative to the current directory
-    ld_weight=15.0, kd_weight=15.0, temperature=5.0,
-    vlr_alpha=0.25,                                                   # get_ld_region: 0.25 * (mean + std)
+    teacher="ld_r34_teacher_synthetic.py",  # relative to this file
+    teacher_weights="work_dirs/quickstart_ld_r34_teacher_synthetic/last.pt",  # relative to the current directory
+    ld_weight=15.0,
+    kd_weight=15.0,
+    temperature=5.0,
+    vlr_alpha=0.25,  # get_ld_region: 0.25 * (mean + std)
     vlr_horizontal=False,
     cache_dir="",
 )

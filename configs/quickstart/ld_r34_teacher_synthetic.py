@@ -15,10 +15,12 @@ NAME = "ld_r34_teacher_synthetic"
 
 config = load_base("rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py")
 config.name = NAME
-config.reference = ("https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/kld/"
-                    "rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc.py (scaled down)")
+config.reference = (
+    "https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/kld/"
+    "rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc.py (scaled down)"
+)
 config.model.backbone.depth = 34
 config.model.head.reg_max = 8
-config.model.head.reg_range = (-2.0, 2.0)      # Rotated-LD Integral: linspace(-2, 2, reg_max + 1)
-config.model.head.angle_range = (-5.0, 2.0)    # Rotated-LD Integral_angle: linspace(-5, 2, reg_max + 1)
+config.model.head.reg_range = (-2.0, 2.0)  # Rotated-LD Integral: linspace(-2, 2, reg_max + 1)
+config.model.head.angle_range = (-5.0, 2.0)  # Rotated-LD Integral_angle: linspace(-5, 2, reg_max + 1)
 config.train.work_dir = f"work_dirs/quickstart_{NAME}"

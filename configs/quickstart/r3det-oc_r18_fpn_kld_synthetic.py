@@ -19,6 +19,11 @@ c.angle_version, c.edge_swap, c.proj_xy, c.norm_factor = "oc", False, False, Non
 m.head.assign_iou = "horizontal"
 m.head.reg_decoded_bbox = True
 m.head.loss_bbox = LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False, loss_weight=1.0)
-m.refine = RefineConfig(num_stages=1, stage_loss_weights=(1.0,), stacked_convs=2, pos_iou_thr=0.6, neg_iou_thr=0.5,
-                        loss_bbox=LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False,
-                                             loss_weight=1.0))
+m.refine = RefineConfig(
+    num_stages=1,
+    stage_loss_weights=(1.0,),
+    stacked_convs=2,
+    pos_iou_thr=0.6,
+    neg_iou_thr=0.5,
+    loss_bbox=LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False, loss_weight=1.0),
+)

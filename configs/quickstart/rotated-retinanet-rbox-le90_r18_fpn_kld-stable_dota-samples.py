@@ -10,11 +10,13 @@ zero: this demonstrates the pipeline on real imagery, it is not a usable detecto
 
 from rdet.config import Config, LossConfig
 
-config = Config(name="rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples",
-                reference="configs/kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py (scaled down)")
+config = Config(
+    name="rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples",
+    reference="configs/kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py (scaled down)",
+)
 m = config.model
 m.backbone.depth = 18
-m.backbone.frozen_stages = 0      # trained from scratch: nothing to freeze
+m.backbone.frozen_stages = 0  # trained from scratch: nothing to freeze
 m.backbone.norm_eval = False
 m.neck.out_channels = 64
 m.head.feat_channels = 64

@@ -10,7 +10,7 @@ from rdet.config import Config, LossConfig
 config = Config(name="rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic")
 m = config.model
 m.backbone.depth = 18
-m.backbone.frozen_stages = 0      # no ImageNet weights here: train the stem too
+m.backbone.frozen_stages = 0  # no ImageNet weights here: train the stem too
 m.backbone.norm_eval = False
 m.neck.out_channels = 64
 m.head.feat_channels = 64

@@ -18,5 +18,5 @@ config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/r3det/{NAME}.py"
 config.train.work_dir = f"work_dirs/{NAME}"
 
-config.model.head.stacked_convs = 2                     # bbox_head_init=dict(..., stacked_convs=2)
-config.model.refine.stacked_convs = 2                   # bbox_head_refine=[dict(..., stacked_convs=2)]
+config.model.head.stacked_convs = 2  # bbox_head_init=dict(..., stacked_convs=2)
+config.model.refine.stacked_convs = 2  # bbox_head_refine=[dict(..., stacked_convs=2)]

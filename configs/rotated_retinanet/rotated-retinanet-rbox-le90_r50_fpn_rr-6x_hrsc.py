@@ -17,7 +17,7 @@ config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/rotated_retinanet/{NAME}.py"
 config.train.work_dir = f"work_dirs/{NAME}"
 
-config.model.head.num_classes = 1                   # bbox_head.num_classes=1
+config.model.head.num_classes = 1  # bbox_head.num_classes=1
 
 # _base_/datasets/hrsc.py: HRSCDataset(data_root='data/hrsc/', data_prefix=dict(sub_data_root='FullDataSet/'),
 # ann_file='ImageSets/trainval.txt' (train) / 'ImageSets/test.txt' (val and test), classwise=False).
@@ -29,8 +29,8 @@ d.train_labels = "../../data/hrsc/trainval/Annotations"
 d.val_images = "../../data/hrsc/test/AllImages"
 d.val_labels = "../../data/hrsc/test/Annotations"
 d.format = "hrsc"
-d.classes = ("ship",)                               # HRSCDataset(classwise=False): one class, 'ship'
-d.class_list = "hrsc"                               # the same list by name (data.classes takes precedence)
+d.classes = ("ship",)  # HRSCDataset(classwise=False): one class, 'ship'
+d.class_list = "hrsc"  # the same list by name (data.classes takes precedence)
 # mmdet.Resize(scale=(800, 512), keep_ratio=True): the image is scaled by min(800 / long side, 512 / short side).
 # rdet's img_size is (height, width) = (512, 800) (both divisible by 32, no rounding needed) and scales by
 # min(800 / width, 512 / height): the same factor for every image with width >= height (HRSC2016's sizes range
@@ -41,7 +41,7 @@ d.img_size = (512, 800)
 d.flip = (0.25, 0.25, 0.25)
 d.rotate_prob = 0.5
 d.rotate_range = 180.0
-d.filter_empty = True                               # filter_cfg=dict(filter_empty_gt=True)
+d.filter_empty = True  # filter_cfg=dict(filter_empty_gt=True)
 
 # _base_/schedules/schedule_6x.py: max_epochs=72, LinearLR(start_factor=1.0 / 3, end=500 iters),
 # MultiStepLR(milestones=[48, 66], gamma=0.1), SGD(lr=0.0025, momentum=0.9, weight_decay=0.0001),

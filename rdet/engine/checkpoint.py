@@ -14,8 +14,16 @@ import rdet
 from rdet.config import Config, from_dict, to_dict, validate
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, config: Config, *, optimizer=None, epoch: int = 0,
-                    iteration: int = 0, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    config: Config,
+    *,
+    optimizer=None,
+    epoch: int = 0,
+    iteration: int = 0,
+    extra: dict | None = None,
+) -> Path:
     """Write a checkpoint atomically (temp file + rename: an interruption never leaves a torn file).
 
     Contents: ``model`` (state dict, MMRotate-compatible keys), ``config`` (dict), ``class_names``,
@@ -55,8 +63,10 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def config_from_checkpoint(ckpt: dict, path: str | Path = "<checkpoint>") -> Config:
     if "config" not in ckpt:
-        raise ValueError(f"{path}: has no 'config' entry; it was not written by rdet (MMRotate checkpoints "
-                         f"need a config: rdet.load_checkpoint(path, config=...)")
+        raise ValueError(
+            f"{path}: has no 'config' entry; it was not written by rdet (MMRotate checkpoints "
+            f"need a config: rdet.load_checkpoint(path, config=...)"
+        )
     try:
         return validate(from_dict(Config, ckpt["config"]))
     except (ValueError, TypeError) as e:

@@ -31,9 +31,16 @@ def build_dataset(config: Config, split: str) -> RotatedDataset:
     images, labels = (d.train_images, d.train_labels) if split == "train" else (d.val_images, d.val_labels)
     if not images:
         raise ValueError(f"config field data.{split}_images is empty")
-    return RotatedDataset(images, labels or None, classes=class_names(config), format=d.format,
-                          version=config.model.coder.angle_version, transforms=build_transforms(config, split == "train"),
-                          filter_empty=split == "train" and d.filter_empty, seed=config.train.seed)
+    return RotatedDataset(
+        images,
+        labels or None,
+        classes=class_names(config),
+        format=d.format,
+        version=config.model.coder.angle_version,
+        transforms=build_transforms(config, split == "train"),
+        filter_empty=split == "train" and d.filter_empty,
+        seed=config.train.seed,
+    )
 
 
 class EpochSampler(Sampler):
@@ -56,8 +63,10 @@ class EpochSampler(Sampler):
 def collate_batch(items: list[dict]) -> dict:
     """``collate`` then regroup per image: ``{'images': [B, 3, H, W], 'targets': [dict per image]}``."""
     b = collate(items)
-    targets = [{"boxes": bx, "labels": lb, "polygons": p, "difficult": df, "image_id": i}
-               for bx, lb, p, df, i in zip(b["boxes"], b["labels"], b["polygons"], b["difficult"], b["image_ids"])]
+    targets = [
+        {"boxes": bx, "labels": lb, "polygons": p, "difficult": df, "image_id": i}
+        for bx, lb, p, df, i in zip(b["boxes"], b["labels"], b["polygons"], b["difficult"], b["image_ids"])
+    ]
     return {"images": b["images"], "targets": targets}
 
 
@@ -68,10 +77,20 @@ def build_loader(config: Config, split: str, rank: int = 0, world: int = 1) -> t
     train = split == "train"
     sampler = None
     if train:
-        sampler = (torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=t.seed)
-                   if world > 1 else EpochSampler(len(dataset), t.seed))
-    loader = DataLoader(dataset, batch_size=t.batch_size if train else 1, sampler=sampler, shuffle=False,
-                        num_workers=t.workers, collate_fn=collate_batch, drop_last=train)
+        sampler = (
+            torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=t.seed)
+            if world > 1
+            else EpochSampler(len(dataset), t.seed)
+        )
+    loader = DataLoader(
+        dataset,
+        batch_size=t.batch_size if train else 1,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=t.workers,
+        collate_fn=collate_batch,
+        drop_last=train,
+    )
     return loader, sampler
 
 

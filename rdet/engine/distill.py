@@ -42,8 +42,7 @@ from torch import Tensor, nn
 from rdet.config import Config, DistillConfig, load_config, to_dict
 from rdet.engine.checkpoint import read_checkpoint
 from rdet.engine.data import move_batch
-from rdet.engine.train import (config_from_args, config_parser, fit, resolve_config, seed_everything,
-                               setup_device)
+from rdet.engine.train import config_from_args, config_parser, fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model, class_names
 from rdet.models.heads import flatten_levels
@@ -72,10 +71,14 @@ def check_compatible(student: Config, teacher: Config) -> None:
         problems.append(f"class lists differ: student {s_names} vs teacher {t_names}")
     sc, tc = student.model.coder, teacher.model.coder
     if sc.angle_version != tc.angle_version:
-        problems.append(f"box conventions differ: student model.coder.angle_version={sc.angle_version!r} vs "
-                        f"teacher {tc.angle_version!r}")
-    for name, s, t in (("model.coder", asdict(sc), asdict(tc)), ("model.anchors", asdict(student.model.anchors),
-                                                                  asdict(teacher.model.anchors))):
+        problems.append(
+            f"box conventions differ: student model.coder.angle_version={sc.angle_version!r} vs "
+            f"teacher {tc.angle_version!r}"
+        )
+    for name, s, t in (
+        ("model.coder", asdict(sc), asdict(tc)),
+        ("model.anchors", asdict(student.model.anchors), asdict(teacher.model.anchors)),
+    ):
         for key in s:
             if key != "angle_version" and s[key] != t[key]:
                 problems.append(f"{name}.{key} differs: student {s[key]!r} vs teacher {t[key]!r}")
@@ -87,8 +90,10 @@ def check_compatible(student: Config, teacher: Config) -> None:
             if tuple(getattr(sh, key)) != tuple(getattr(th, key)):
                 problems.append(f"model.head.{key} differs: student {getattr(sh, key)} vs teacher {getattr(th, key)}")
     if d.ld_weight > 0 and sh.reg_max == 0 and th.reg_max == 0:
-        problems.append("LD needs general-distribution heads: set model.head.reg_max > 0 (Rotated-LD: 8) in "
-                        "both configs, or distill.ld_weight=0 for KD only")
+        problems.append(
+            "LD needs general-distribution heads: set model.head.reg_max > 0 (Rotated-LD: 8) in "
+            "both configs, or distill.ld_weight=0 for KD only"
+        )
     if problems:
         raise ValueError("teacher cannot teach this student:\n  " + "\n  ".join(problems))
 
@@ -101,8 +106,9 @@ def _check_distill(d: DistillConfig) -> None:
             raise ValueError(f"config field distill.{name}: must be >= 0, got {getattr(d, name)}")
 
 
-def resolve_teacher(config: Config, teacher=None, teacher_weights=None) -> tuple[Config | None, Path | None,
-                                                                                  nn.Module | None]:
+def resolve_teacher(
+    config: Config, teacher=None, teacher_weights=None
+) -> tuple[Config | None, Path | None, nn.Module | None]:
     """The teacher's config, checkpoint path and (if given as a model) module, with paths resolved.
 
     Args:
@@ -133,12 +139,15 @@ def resolve_teacher(config: Config, teacher=None, teacher_weights=None) -> tuple
             d.teacher = str(path.resolve())
     weights = teacher_weights if teacher_weights is not None else (d.teacher_weights or None)
     if weights is None:
-        raise ValueError("no teacher weights: set distill.teacher_weights (a checkpoint of the trained teacher) "
-                         "or pass teacher_weights=")
+        raise ValueError(
+            "no teacher weights: set distill.teacher_weights (a checkpoint of the trained teacher) "
+            "or pass teacher_weights="
+        )
     weights = Path(weights).resolve()
     if not weights.is_file():
-        raise FileNotFoundError(f"teacher checkpoint not found: {weights} (relative paths resolve against the "
-                                "current directory)")
+        raise FileNotFoundError(
+            f"teacher checkpoint not found: {weights} (relative paths resolve against the current directory)"
+        )
     d.teacher_weights = str(weights)
     return cfg, weights, None
 
@@ -150,9 +159,13 @@ def teacher_fingerprint(teacher: nn.Module, student: Config) -> str:
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     d, head = student.distill, student.model.head
-    region = {"teacher": to_dict(teacher.config.model) if isinstance(getattr(teacher, "config", None), Config) else "",
-              "anchors": asdict(student.model.anchors), "vlr_alpha": d.vlr_alpha, "vlr_horizontal": d.vlr_horizontal,
-              "assign": [head.assign_iou, head.pos_iou_thr, head.neg_iou_thr, head.min_pos_iou]}
+    region = {
+        "teacher": to_dict(teacher.config.model) if isinstance(getattr(teacher, "config", None), Config) else "",
+        "anchors": asdict(student.model.anchors),
+        "vlr_alpha": d.vlr_alpha,
+        "vlr_horizontal": d.vlr_horizontal,
+        "assign": [head.assign_iou, head.pos_iou_thr, head.neg_iou_thr, head.min_pos_iou],
+    }
     h.update(json.dumps(region, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -231,8 +244,10 @@ class Teacher:
             return None
         entry = torch.load(path, map_location="cpu", weights_only=True)
         if not torch.equal(entry["index"], idx.cpu()):
-            raise ValueError(f"teacher cache entry {path} holds another region than this batch computes: the "
-                             "cache is stale or corrupt; delete the folder")
+            raise ValueError(
+                f"teacher cache entry {path} holds another region than this batch computes: the "
+                "cache is stale or corrupt; delete the folder"
+            )
         return entry["cls"], entry["reg"]
 
     def _store(self, key: str, idx: Tensor, cls: Tensor, reg: Tensor) -> None:
@@ -261,8 +276,15 @@ def build_teacher(config: Config, teacher=None, teacher_weights=None, device="cp
 # --------------------------------------------------------------------------- one step
 
 
-def distill_losses(student: nn.Module, images: Tensor, targets: list[dict], teacher: Teacher, d: DistillConfig,
-                   keys: list[str] | None = None, forward=None) -> dict[str, Tensor]:
+def distill_losses(
+    student: nn.Module,
+    images: Tensor,
+    targets: list[dict],
+    teacher: Teacher,
+    d: DistillConfig,
+    keys: list[str] | None = None,
+    forward=None,
+) -> dict[str, Tensor]:
     """All losses of one batch: the student's own ``loss_cls``/``loss_bbox`` plus weighted ``loss_ld``/``loss_kd``.
 
     Args:
@@ -281,8 +303,9 @@ def distill_losses(student: nn.Module, images: Tensor, targets: list[dict], teac
     tg = student.assign(anchors, targets)
     losses = student.loss_from_outputs(cls, reg, anchors, tg)
     with torch.no_grad():
-        vlr = torch.stack([vlr_weights(anchors, t["boxes"].to(anchors), d.vlr_alpha, d.vlr_horizontal, per_level)
-                           for t in targets])  # [B, N]
+        vlr = torch.stack(
+            [vlr_weights(anchors, t["boxes"].to(anchors), d.vlr_alpha, d.vlr_horizontal, per_level) for t in targets]
+        )  # [B, N]
         # LD on the positives too (weighted by their assignment IoU) and on the VLR; KD on the VLR only.
         ld_w = torch.maximum(vlr, tg.pos.to(vlr.dtype) * tg.max_iou.to(vlr.dtype))
         t_cls, t_reg = teacher.outputs(images, ld_w > 0, keys)
@@ -297,8 +320,17 @@ def distill_losses(student: nn.Module, images: Tensor, targets: list[dict], teac
 # --------------------------------------------------------------------------- the loop
 
 
-def distill(config_or_path=None, *, student=None, teacher=None, teacher_weights=None, resume: bool = False,
-            sets: list[str] | tuple[str, ...] = (), progress: bool = True, **overrides) -> dict:
+def distill(
+    config_or_path=None,
+    *,
+    student=None,
+    teacher=None,
+    teacher_weights=None,
+    resume: bool = False,
+    sets: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
+    **overrides,
+) -> dict:
     """Train a student with LD + KD from a frozen teacher.
 
     Returns ``{'work_dir', 'checkpoint', 'metrics', 'iterations', 'teacher', 'cache_hits', 'cache_misses'}``.
@@ -339,8 +371,11 @@ def distill(config_or_path=None, *, student=None, teacher=None, teacher_weights=
 
 
 def cli(argv: list[str]) -> int:
-    parser = config_parser("rdet distill", "Train a student detector with localization distillation (LD + KD).",
-                           "student config file with a distill section (configs/ld/...)")
+    parser = config_parser(
+        "rdet distill",
+        "Train a student detector with localization distillation (LD + KD).",
+        "student config file with a distill section (configs/ld/...)",
+    )
     parser.add_argument("--teacher", help="teacher config file (default: distill.teacher)")
     parser.add_argument("--teacher-weights", help="teacher checkpoint (default: distill.teacher_weights)")
     args = parser.parse_args(argv)

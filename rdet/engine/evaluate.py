@@ -26,16 +26,23 @@ def predict_loader(model: nn.Module, loader, progress: bool = True) -> tuple[dic
         images = batch["images"].to(device)
         for det, target in zip(module.predict(images), batch["targets"]):
             image_id = target["image_id"]
-            dets[image_id] = {"boxes": det.boxes.cpu().numpy(), "scores": det.scores.cpu().numpy(),
-                              "labels": det.labels.cpu().numpy()}
-            anns[image_id] = {"polygons": target["polygons"].cpu().numpy(), "labels": target["labels"].cpu().numpy(),
-                              "difficult": target["difficult"].cpu().numpy()}
+            dets[image_id] = {
+                "boxes": det.boxes.cpu().numpy(),
+                "scores": det.scores.cpu().numpy(),
+                "labels": det.labels.cpu().numpy(),
+            }
+            anns[image_id] = {
+                "polygons": target["polygons"].cpu().numpy(),
+                "labels": target["labels"].cpu().numpy(),
+                "difficult": target["difficult"].cpu().numpy(),
+            }
     module.train(was_training)
     return dets, anns
 
 
-def evaluate_model(model: nn.Module, loader, iou_thrs="coco", use_07_metric: bool = True,
-                   progress: bool = True) -> EvalResult:
+def evaluate_model(
+    model: nn.Module, loader, iou_thrs="coco", use_07_metric: bool = True, progress: bool = True
+) -> EvalResult:
     """DOTA Task1 metric of ``model`` on ``loader`` (default thresholds 0.50:0.05:0.95; ``map_at(0.5)`` is mAP50)."""
     dets, anns = predict_loader(model, loader, progress)
     module = model.module if hasattr(model, "module") else model

@@ -32,7 +32,6 @@ from rdet.engine.data import build_loader, move_batch
 from rdet.models.build import build_model
 from rdet.utils.progress import Progress
 
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -49,11 +48,20 @@ def resolve_config(config_or_path, overrides: dict | None = None, sets: list[str
     for key, value in (overrides or {}).items():
         path = key.replace("__", ".")
         if "." not in path:
-            owners = [s for s in ("model", "data", "train", "distill")
-                      if getattr(config, s) is not None and hasattr(getattr(config, s), key)]
+            owners = [
+                s
+                for s in ("model", "data", "train", "distill")
+                if getattr(config, s) is not None and hasattr(getattr(config, s), key)
+            ]
             if len(owners) != 1:
-                raise ValueError(f"override {key!r}: " + ("no config field of that name" if not owners else
-                                 f"ambiguous, name it as one of {[o + '__' + key for o in owners]}"))
+                raise ValueError(
+                    f"override {key!r}: "
+                    + (
+                        "no config field of that name"
+                        if not owners
+                        else f"ambiguous, name it as one of {[o + '__' + key for o in owners]}"
+                    )
+                )
             path = f"{owners[0]}.{key}"
         apply_override(config, f"{path}={value!r}")
     from rdet.config import validate
@@ -124,8 +132,9 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
 # --------------------------------------------------------------------------- the loop
 
 
-def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, ...] = (), progress: bool = True,
-          **overrides) -> dict:
+def train(
+    config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, ...] = (), progress: bool = True, **overrides
+) -> dict:
     """Train a detector. Returns ``{'work_dir', 'checkpoint', 'metrics', 'iterations'}``.
 
     Args:
@@ -146,8 +155,18 @@ def train(config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, 
     return fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="train")
 
 
-def fit(config: Config, model: torch.nn.Module, compute_losses, device: torch.device, rank: int = 0, world: int = 1,
-        *, resume: bool = False, progress: bool = True, desc: str = "train") -> dict:
+def fit(
+    config: Config,
+    model: torch.nn.Module,
+    compute_losses,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str = "train",
+) -> dict:
     """The loop shared by ``train`` and ``distill``.
 
     ``compute_losses(forward, batch) -> dict[str, Tensor]`` computes one batch's losses; ``forward`` is the model,
@@ -205,12 +224,14 @@ def fit(config: Config, model: torch.nn.Module, compute_losses, device: torch.de
                 bad = [k for k, v in losses.items() if not torch.isfinite(v)]
                 if bad:
                     if main:
-                        save_checkpoint(work_dir / "last_good.pt", model, config, optimizer=optimizer,
-                                        epoch=epoch, iteration=it)
+                        save_checkpoint(
+                            work_dir / "last_good.pt", model, config, optimizer=optimizer, epoch=epoch, iteration=it
+                        )
                     raise FloatingPointError(
                         f"non-finite loss at iteration {it} (epoch {epoch}): "
                         + ", ".join(f"{k}={losses[k].item()}" for k in bad)
-                        + f"; the last good state is in {work_dir / 'last_good.pt'}")
+                        + f"; the last good state is in {work_dir / 'last_good.pt'}"
+                    )
                 loss = sum(losses.values())
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -224,15 +245,33 @@ def fit(config: Config, model: torch.nn.Module, compute_losses, device: torch.de
                 bar.update()
                 bar.set_postfix({"loss": float(loss.detach()), **values, "lr": lr})
                 if main and (it % t.log_interval == 0 or it == 1):
-                    log.write(json.dumps({"kind": "train", "iter": it, "epoch": epoch, "lr": lr,
-                                          "loss": float(loss.detach()), **values, "time": time.time()}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "kind": "train",
+                                "iter": it,
+                                "epoch": epoch,
+                                "lr": lr,
+                                "loss": float(loss.detach()),
+                                **values,
+                                "time": time.time(),
+                            }
+                        )
+                        + "\n"
+                    )
                     log.flush()
             done_epoch = it // iters_per_epoch  # completed epochs; a resume skips the rest of a partial one
             if main:
                 save_checkpoint(last, model, config, optimizer=optimizer, epoch=done_epoch, iteration=it)
                 if it % iters_per_epoch == 0:
-                    save_checkpoint(work_dir / f"epoch_{epoch + 1}.pt", model, config, optimizer=optimizer,
-                                    epoch=done_epoch, iteration=it)
+                    save_checkpoint(
+                        work_dir / f"epoch_{epoch + 1}.pt",
+                        model,
+                        config,
+                        optimizer=optimizer,
+                        epoch=done_epoch,
+                        iteration=it,
+                    )
             if val_loader is not None and main and ((epoch + 1) % t.eval_interval == 0 or epoch + 1 == epochs):
                 from rdet.engine.evaluate import evaluate_model
 
@@ -266,8 +305,14 @@ def config_parser(prog: str, description: str, what: str) -> argparse.ArgumentPa
     """The arguments ``rdet train`` and ``rdet distill`` share: CONFIG, --set, --resume, --print-config."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("config", help=what)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.lr=0.01 (repeatable)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from work_dir/last.pt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return parser
@@ -283,8 +328,9 @@ def config_from_args(args: argparse.Namespace) -> Config | None:
 
 
 def cli(argv: list[str]) -> int:
-    args = config_parser("rdet train", "Train a rotated detector from a config file.", "config file (configs/...)"
-                         ).parse_args(argv)
+    args = config_parser(
+        "rdet train", "Train a rotated detector from a config file.", "config file (configs/...)"
+    ).parse_args(argv)
     config = config_from_args(args)
     if config is None:
         return 0

@@ -31,10 +31,14 @@ def save_detections_json(detections: Mapping, path: str | Path, class_names: Seq
     """
     out = {}
     for image_id, rec in detections.items():
-        out[str(image_id)] = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)).tolist()
-                              for k, v in rec.items() if k in ("polygons", "boxes", "scores", "labels")}
-    Path(path).write_text(json.dumps({"class_names": None if class_names is None else list(class_names),
-                                      "detections": out}))
+        out[str(image_id)] = {
+            k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)).tolist()
+            for k, v in rec.items()
+            if k in ("polygons", "boxes", "scores", "labels")
+        }
+    Path(path).write_text(
+        json.dumps({"class_names": None if class_names is None else list(class_names), "detections": out})
+    )
 
 
 def load_detections_json(path: str | Path, class_names: Sequence[str]) -> dict:
@@ -122,22 +126,40 @@ def _thresholds(text: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rdet eval", description="Official DOTA Task1 metric (polygon IoU, VOC07 AP).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(
+        prog="rdet eval",
+        description="Official DOTA Task1 metric (polygon IoU, VOC07 AP).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--results", type=Path, help="folder of Task1_<class>.txt result files (needs --labels)")
     src.add_argument("--detections", type=Path, help="detections JSON (save_detections_json; needs --labels)")
     src.add_argument("--checkpoint", type=Path, help="rdet checkpoint: run the model on --split of its config")
     p.add_argument("--labels", type=Path, help="folder of DOTA labelTxt files <image_id>.txt")
-    p.add_argument("--classes", help="dataset name (dota1.0, dota1.5, hrsc, ...) or comma-separated class names; "
-                                     "default: classes found in the labels")
-    p.add_argument("--split", default="val", choices=("val", "train"),
-                   help="with --checkpoint: dataset split of the checkpoint's config (default val)")
+    p.add_argument(
+        "--classes",
+        help="dataset name (dota1.0, dota1.5, hrsc, ...) or comma-separated class names; "
+        "default: classes found in the labels",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("val", "train"),
+        help="with --checkpoint: dataset split of the checkpoint's config (default val)",
+    )
     p.add_argument("--device", default=None, help="with --checkpoint: cpu, cuda, cuda:1 ...")
-    p.add_argument("--save-detections", type=Path,
-                   help="with --checkpoint: also write the detections JSON (in the loader's pixel coordinates)")
-    p.add_argument("--iou-thrs", type=_thresholds, default=(0.5,),
-                   help="'coco' (0.50:0.05:0.95) or comma-separated thresholds (default 0.5)")
+    p.add_argument(
+        "--save-detections",
+        type=Path,
+        help="with --checkpoint: also write the detections JSON (in the loader's pixel coordinates)",
+    )
+    p.add_argument(
+        "--iou-thrs",
+        type=_thresholds,
+        default=(0.5,),
+        help="'coco' (0.50:0.05:0.95) or comma-separated thresholds (default 0.5)",
+    )
     p.add_argument("--area", action="store_true", help="area under the PR envelope instead of VOC07 11-point AP")
     p.add_argument("--json", type=Path, help="write the result as JSON here")
     p.add_argument("--pr", action="store_true", help="include the PR arrays in the JSON")

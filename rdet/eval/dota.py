@@ -135,11 +135,21 @@ class EvalResult:
         """Plain-Python summary (NaN -> None); PR arrays only with ``include_pr``."""
         num = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
         keys = [f"{t:g}" for t in self.iou_thrs]
-        out = {"metric": "dota_task1", "use_07_metric": self.use_07_metric, "iou_thrs": list(self.iou_thrs),
-               "mAP": dict(zip(keys, map(num, self.map))), "mean_mAP": num(self.mean_map), "classes": {}}
+        out = {
+            "metric": "dota_task1",
+            "use_07_metric": self.use_07_metric,
+            "iou_thrs": list(self.iou_thrs),
+            "mAP": dict(zip(keys, map(num, self.map))),
+            "mean_mAP": num(self.mean_map),
+            "classes": {},
+        }
         for c, name in enumerate(self.class_names):
-            entry = {"num_gt": int(self.num_gt[c]), "num_difficult": int(self.num_difficult[c]),
-                     "num_dets": int(self.num_dets[c]), "ap": dict(zip(keys, map(num, self.ap[c])))}
+            entry = {
+                "num_gt": int(self.num_gt[c]),
+                "num_difficult": int(self.num_difficult[c]),
+                "num_dets": int(self.num_dets[c]),
+                "ap": dict(zip(keys, map(num, self.ap[c]))),
+            }
             if include_pr:
                 entry["recall"] = {k: r.tolist() for k, r in zip(keys, self.recall[c])}
                 entry["precision"] = {k: p.tolist() for k, p in zip(keys, self.precision[c])}
@@ -154,8 +164,9 @@ class EvalResult:
         return text
 
 
-def voc_ap(recall: Sequence[float] | np.ndarray, precision: Sequence[float] | np.ndarray,
-           use_07_metric: bool = True) -> float:
+def voc_ap(
+    recall: Sequence[float] | np.ndarray, precision: Sequence[float] | np.ndarray, use_07_metric: bool = True
+) -> float:
     """Average precision of one PR curve, as the DOTA devkit's ``voc_ap``.
 
     Args:
@@ -259,8 +270,10 @@ def _items(records, what: str, ids: list[str] | None = None) -> list[tuple[str, 
     if all(_get(r, "image_id") is not None for r in records):
         return [(str(_get(r, "image_id")), r) for r in records]
     if len(records) != len(ids):
-        raise ValueError(f"{what}: a list without 'image_id' must align with the annotations "
-                         f"({len(records)} records for {len(ids)} images)")
+        raise ValueError(
+            f"{what}: a list without 'image_id' must align with the annotations "
+            f"({len(records)} records for {len(ids)} images)"
+        )
     return list(zip(ids, records))
 
 
@@ -308,8 +321,12 @@ def _flatten(detections, annotations, class_names):
         d_img.append(np.full(len(p), index[image_id]))
     cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt)  # noqa: E731
     gt = (cat(g_polys, (0, 8), np.float64), cat(g_labels, 0, np.int64), cat(g_img, 0, np.int64), cat(g_diff, 0, bool))
-    det = (cat(d_polys, (0, 8), np.float64), cat(d_scores, 0, np.float64), cat(d_labels, 0, np.int64),
-           cat(d_img, 0, np.int64))
+    det = (
+        cat(d_polys, (0, 8), np.float64),
+        cat(d_scores, 0, np.float64),
+        cat(d_labels, 0, np.int64),
+        cat(d_img, 0, np.int64),
+    )
     n_cls = int(max(gt[1].max(initial=-1), det[2].max(initial=-1))) + 1
     if class_names is None:
         class_names = [f"class_{c}" for c in range(n_cls)]
@@ -323,8 +340,15 @@ def _flatten(detections, annotations, class_names):
 # ------------------------------------------------------------------------------------ the metric
 def _hboxes(polys: np.ndarray) -> np.ndarray:
     """[N, 8] polygons -> [N, 4] enclosing (x1, y1, x2, y2)."""
-    return np.concatenate([polys[:, 0::2].min(1, keepdims=True), polys[:, 1::2].min(1, keepdims=True),
-                           polys[:, 0::2].max(1, keepdims=True), polys[:, 1::2].max(1, keepdims=True)], 1)
+    return np.concatenate(
+        [
+            polys[:, 0::2].min(1, keepdims=True),
+            polys[:, 1::2].min(1, keepdims=True),
+            polys[:, 0::2].max(1, keepdims=True),
+            polys[:, 1::2].max(1, keepdims=True),
+        ],
+        1,
+    )
 
 
 def _best_gt(det, gt, num_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -343,14 +367,16 @@ def _best_gt(det, gt, num_images: int) -> tuple[np.ndarray, np.ndarray]:
     g_lim = np.searchsorted(g_img[g_ord], np.arange(num_images + 1))
     pd, pg = [], []
     for i in range(num_images):
-        di, gi = d_ord[d_lim[i]:d_lim[i + 1]], g_ord[g_lim[i]:g_lim[i + 1]]
+        di, gi = d_ord[d_lim[i] : d_lim[i + 1]], g_ord[g_lim[i] : g_lim[i + 1]]
         if len(di) == 0 or len(gi) == 0:
             continue
         a, b = d_hb[di][:, None], g_hb[gi][None]  # [Di, 1, 4], [1, Gi, 4]
         # Positive-area polygon overlap implies strict horizontal-box overlap: a lossless pre-filter.
-        ok = ((d_lab[di][:, None] == g_lab[gi][None])
-              & (np.minimum(a[..., 2], b[..., 2]) > np.maximum(a[..., 0], b[..., 0]))
-              & (np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1])))
+        ok = (
+            (d_lab[di][:, None] == g_lab[gi][None])
+            & (np.minimum(a[..., 2], b[..., 2]) > np.maximum(a[..., 0], b[..., 0]))
+            & (np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1]))
+        )
         r, c = np.nonzero(ok)
         pd.append(di[r])
         pg.append(gi[c])
@@ -360,8 +386,9 @@ def _best_gt(det, gt, num_images: int) -> tuple[np.ndarray, np.ndarray]:
     iou = np.empty(len(pd))
     for s in range(0, len(pd), _IOU_CHUNK):
         sl = slice(s, s + _IOU_CHUNK)
-        iou[sl] = poly_iou(torch.from_numpy(d_poly[pd[sl]]), torch.from_numpy(g_poly[pg[sl]]),
-                           aligned=True).double().numpy()
+        iou[sl] = (
+            poly_iou(torch.from_numpy(d_poly[pd[sl]]), torch.from_numpy(g_poly[pg[sl]]), aligned=True).double().numpy()
+        )
     # A zero-area polygon pair has 0/0 IoU; it covers nothing, so it counts as no overlap.
     iou = np.where(np.isfinite(iou), iou, 0.0)
     order = np.lexsort((pg, -iou, pd))  # per detection: highest IoU first, ties -> lowest object index
@@ -383,8 +410,13 @@ def _iou_thrs(iou_thrs) -> tuple[float, ...]:
     return thrs
 
 
-def evaluate(detections, annotations, iou_thrs: float | Sequence[float] | str = (0.5,),
-             use_07_metric: bool = True, class_names: Sequence[str] | None = None) -> EvalResult:
+def evaluate(
+    detections,
+    annotations,
+    iou_thrs: float | Sequence[float] | str = (0.5,),
+    use_07_metric: bool = True,
+    class_names: Sequence[str] | None = None,
+) -> EvalResult:
     """DOTA Task1 AP per class at each IoU threshold (the devkit's semantics; module docstring).
 
     Args:
@@ -427,16 +459,24 @@ def evaluate(detections, annotations, iou_thrs: float | Sequence[float] | str = 
         for c in range(n_cls):
             if num_gt[c] == 0:
                 continue
-            oc = order[lims[c]:lims[c + 1]]
+            oc = order[lims[c] : lims[c + 1]]
             tpc = tp[oc[~ignored[oc]]]
             ctp = np.cumsum(tpc)
             rec = ctp / float(num_gt[c])
             prec = ctp / np.arange(1, len(tpc) + 1)  # ignored detections are out, so no 0/0
             recall[c][t], precision[c][t] = rec, prec
             ap[c, t] = voc_ap(rec, prec, use_07_metric)
-    return EvalResult(class_names=class_names, iou_thrs=thrs, use_07_metric=use_07_metric, ap=ap, num_gt=num_gt,
-                      num_difficult=np.bincount(g_lab[g_diff], minlength=n_cls),
-                      num_dets=np.bincount(d_lab, minlength=n_cls), recall=recall, precision=precision)
+    return EvalResult(
+        class_names=class_names,
+        iou_thrs=thrs,
+        use_07_metric=use_07_metric,
+        ap=ap,
+        num_gt=num_gt,
+        num_difficult=np.bincount(g_lab[g_diff], minlength=n_cls),
+        num_dets=np.bincount(d_lab, minlength=n_cls),
+        recall=recall,
+        precision=precision,
+    )
 
 
 def rotated_ld_printed_ap(result: EvalResult) -> float:

@@ -15,6 +15,7 @@ from rdet.data.classes import DOTA2_0
 from rdet.data.task1 import read_task1
 from rdet.eval.dota import evaluate
 
+
 # ----------------------------------------------------------------- DOTA files: Task1 results, labelTxt
 # Task1 files are read by rdet.data.task1. Ground truth has its own small labelTxt reader rather than
 # rdet.data.read_labels, because the metric must see what the devkit's parse_gt sees: every class name
@@ -84,8 +85,9 @@ def labels_from_dir(labels_dir: str | Path, classes: Sequence[str] | None = None
     return annotations, class_names
 
 
-def load_task1(results_dir: str | Path, labels_dir: str | Path,
-               classes: Sequence[str] | None = None) -> tuple[dict, dict, list[str]]:
+def load_task1(
+    results_dir: str | Path, labels_dir: str | Path, classes: Sequence[str] | None = None
+) -> tuple[dict, dict, list[str]]:
     """Read ``Task1_<class>.txt`` results and DOTA labelTxt files into ``evaluate``'s input.
 
     Args:
@@ -116,8 +118,10 @@ def load_task1(results_dir: str | Path, labels_dir: str | Path,
             raise ValueError(f"{f}: unknown class {name!r}; evaluated classes: {class_names} (pass classes=)")
         unknown = [k for k, i in enumerate(task1.image_ids) if i not in image_index]
         if unknown:
-            raise ValueError(f"{f}:{_line_of_record(f, unknown[0])}: unknown image id "
-                             f"{task1.image_ids[unknown[0]]!r} (no such label file)")
+            raise ValueError(
+                f"{f}:{_line_of_record(f, unknown[0])}: unknown image id "
+                f"{task1.image_ids[unknown[0]]!r} (no such label file)"
+            )
         img.append(np.array([image_index[i] for i in task1.image_ids], np.int64))
         vals.append(np.concatenate([task1.scores[:, None], task1.polygons], 1))
         lab.append(np.full(len(task1), class_index[name]))
@@ -126,14 +130,19 @@ def load_task1(results_dir: str | Path, labels_dir: str | Path,
     lims = np.searchsorted(img[order], np.arange(len(ids) + 1))
     detections = {}
     for k, image_id in enumerate(ids):
-        o = order[lims[k]:lims[k + 1]]
+        o = order[lims[k] : lims[k + 1]]
         if len(o):
             detections[image_id] = {"polygons": vals[o, 1:], "scores": vals[o, 0], "labels": lab[o]}
     return detections, annotations, class_names
 
 
-def evaluate_task1(results_dir: str | Path, labels_dir: str | Path, iou_thr: float = 0.5,
-                   use_07_metric: bool = True, classes: Sequence[str] | None = None) -> dict:
+def evaluate_task1(
+    results_dir: str | Path,
+    labels_dir: str | Path,
+    iou_thr: float = 0.5,
+    use_07_metric: bool = True,
+    classes: Sequence[str] | None = None,
+) -> dict:
     """File-level DOTA Task1 evaluation, mirroring the devkit's ``dota_evaluation_task1.py``.
 
     Args:

@@ -14,8 +14,9 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "class"
 
 
-def plot_pr_curves(result: EvalResult, out_dir: str | Path, iou_thrs: Sequence[float] | None = None,
-                   size: tuple[int, int] = (800, 500)) -> list[Path]:
+def plot_pr_curves(
+    result: EvalResult, out_dir: str | Path, iou_thrs: Sequence[float] | None = None, size: tuple[int, int] = (800, 500)
+) -> list[Path]:
     """Write ``pr_<class>.png`` per class: precision against recall, one line per IoU threshold.
 
     The raw curve is drawn (precision after each non-ignored detection, in score order), as the
@@ -48,15 +49,18 @@ def plot_pr_curves(result: EvalResult, out_dir: str | Path, iou_thrs: Sequence[f
             rec, prec = result.recall[c][t], result.precision[c][t]
             if len(rec) == 0:
                 rec, prec = [0.0], [0.0]
-            series[f"IoU {result.iou_thrs[t]:g}: AP {result.ap[c, t]:.3f}"] = (list(map(float, rec)),
-                                                                              list(map(float, prec)))
+            series[f"IoU {result.iou_thrs[t]:g}: AP {result.ap[c, t]:.3f}"] = (
+                list(map(float, rec)),
+                list(map(float, prec)),
+            )
         stem = _file_stem(name)
         if stem in used:  # two names that sanitise alike must not overwrite each other
             stem = f"{stem}_{c}"
         used.add(stem)
         path = out_dir / f"pr_{stem}.png"
         title = f"{name}: {result.num_gt[c]} objects, {result.num_dets[c]} detections ({metric})"
-        line_plot(series, path, title=title, xlabel="recall", ylabel="precision", size=size, xlim=(0.0, 1.0),
-                  ylim=(0.0, 1.05))
+        line_plot(
+            series, path, title=title, xlabel="recall", ylabel="precision", size=size, xlim=(0.0, 1.0), ylim=(0.0, 1.05)
+        )
         written.append(path)
     return written

@@ -114,8 +114,10 @@ def to_rgb8(pixels: np.ndarray, source: str, bgr: bool = False) -> np.ndarray:
     """``[H, W]``, ``[H, W, 1|3|4]`` uint8 -> ``[H, W, 3]`` uint8 RGB; other dtypes raise naming ``source``."""
     if pixels.dtype != np.uint8:
         bits = f"{pixels.dtype.itemsize * 8}-bit {pixels.dtype}"
-        raise ValueError(f"{source}: {bits} image; rdet reads 8-bit imagery (uint8). Convert it first, e.g. "
-                         f"`gdal_translate -ot Byte -scale in.tif out.tif` or scale to 0-255 with numpy")
+        raise ValueError(
+            f"{source}: {bits} image; rdet reads 8-bit imagery (uint8). Convert it first, e.g. "
+            f"`gdal_translate -ot Byte -scale in.tif out.tif` or scale to 0-255 with numpy"
+        )
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
@@ -147,7 +149,7 @@ class Scene:
     def read(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """Pixels ``[y, y+h) x [x, x+w)`` as uint8 RGB ``[h, w, 3]`` (must lie inside the scene)."""
         self._check(x, y, w, h)
-        return self._image[y:y + h, x:x + w]
+        return self._image[y : y + h, x : x + w]
 
     def read_all(self, max_side: int | None = None) -> tuple[np.ndarray, float]:
         """The whole scene, shrunk so its longer side is at most ``max_side``: (RGB image, factor applied)."""
@@ -175,8 +177,9 @@ class Scene:
 
     def _check(self, x: int, y: int, w: int, h: int) -> None:
         if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > self.width or y + h > self.height:
-            raise ValueError(f"{self.source}: window x={x} y={y} w={w} h={h} outside the "
-                             f"{self.width}x{self.height} scene")
+            raise ValueError(
+                f"{self.source}: window x={x} y={y} w={w} h={h} outside the {self.width}x{self.height} scene"
+            )
 
 
 class TiffScene(Scene):
@@ -198,14 +201,23 @@ class TiffScene(Scene):
         if page.dtype != np.uint8:
             self.close()
             to_rgb8(np.zeros((1, 1), page.dtype), str(path))  # raises the 8-bit message
-        tags = {code: page.tags[code].value for code in (TAG_PIXEL_SCALE, TAG_TIEPOINT, TAG_TRANSFORMATION,
-                                                         TAG_GEOKEYS) if code in page.tags}
-        self.georef = georef_from_tags(tags.get(TAG_PIXEL_SCALE), tags.get(TAG_TIEPOINT),
-                                       tags.get(TAG_TRANSFORMATION), tags.get(TAG_GEOKEYS))
+        tags = {
+            code: page.tags[code].value
+            for code in (TAG_PIXEL_SCALE, TAG_TIEPOINT, TAG_TRANSFORMATION, TAG_GEOKEYS)
+            if code in page.tags
+        }
+        self.georef = georef_from_tags(
+            tags.get(TAG_PIXEL_SCALE), tags.get(TAG_TIEPOINT), tags.get(TAG_TRANSFORMATION), tags.get(TAG_GEOKEYS)
+        )
         # Windowed reads need one interleaved image plane of gray or RGB(A) samples; anything else (planar
         # configuration, palettes, stacks) is decoded whole by tifffile.
-        windowed = (page.planarconfig == 1 and page.photometric in (1, 2, 6) and page.imagedepth == 1
-                    and len(page.dataoffsets) == int(np.prod(page.chunked)) and page.samplesperpixel in (1, 3, 4))
+        windowed = (
+            page.planarconfig == 1
+            and page.photometric in (1, 2, 6)
+            and page.imagedepth == 1
+            and len(page.dataoffsets) == int(np.prod(page.chunked))
+            and page.samplesperpixel in (1, 3, 4)
+        )
         self._full = None
         if not windowed:
             self.reader = "tifffile-whole"
@@ -223,14 +235,16 @@ class TiffScene(Scene):
             fh.seek(offset)
             data = fh.read(count) if count else None
         if data is None:  # sparse file: a missing segment is all zero
-            seg = np.zeros(page.chunks[-3:] if page.is_tiled else (page.rowsperstrip, self.width, page.samplesperpixel),
-                           np.uint8)
+            seg = np.zeros(
+                page.chunks[-3:] if page.is_tiled else (page.rowsperstrip, self.width, page.samplesperpixel), np.uint8
+            )
         else:
             try:
                 seg = page.decode(data, index, jpegtables=page.jpegtables, jpegheader=page.jpegheader)[0]
             except Exception as e:  # noqa: BLE001 - e.g. a codec needing `imagecodecs`; re-raised naming the file
-                raise ValueError(f"{self.source}: cannot decode TIFF segment {index} (compression "
-                                 f"{page.compression!s}): {e}") from e
+                raise ValueError(
+                    f"{self.source}: cannot decode TIFF segment {index} (compression {page.compression!s}): {e}"
+                ) from e
             seg = seg.reshape(seg.shape[-3:])
         self._cache[index] = seg
         if len(self._cache) > 64:
@@ -240,14 +254,15 @@ class TiffScene(Scene):
     def read(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         self._check(x, y, w, h)
         if self._full is not None:
-            return self._full[y:y + h, x:x + w]
+            return self._full[y : y + h, x : x + w]
         page = self._page
         out = np.zeros((h, w, page.samplesperpixel), np.uint8)
         if page.is_tiled:
             th, tw = int(page.tilelength), int(page.tilewidth)
             across = -(-self.width // tw)
-            cells = [(ty, tx) for ty in range(y // th, (y + h - 1) // th + 1)
-                     for tx in range(x // tw, (x + w - 1) // tw + 1)]
+            cells = [
+                (ty, tx) for ty in range(y // th, (y + h - 1) // th + 1) for tx in range(x // tw, (x + w - 1) // tw + 1)
+            ]
             segments = [(ty * across + tx, ty * th, tx * tw) for ty, tx in cells]
         else:
             rps = min(int(page.rowsperstrip), self.height)
@@ -256,7 +271,7 @@ class TiffScene(Scene):
             seg = self._segment(index)
             r0, r1 = max(y, top), min(y + h, top + seg.shape[0], self.height)
             c0, c1 = max(x, left), min(x + w, left + seg.shape[1], self.width)
-            out[r0 - y:r1 - y, c0 - x:c1 - x] = seg[r0 - top:r1 - top, c0 - left:c1 - left]
+            out[r0 - y : r1 - y, c0 - x : c1 - x] = seg[r0 - top : r1 - top, c0 - left : c1 - left]
         return to_rgb8(out, self.source)
 
     def close(self) -> None:
@@ -295,15 +310,18 @@ def open_scene(image_or_path) -> Scene:
         raise FileNotFoundError(f"image not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise ValueError(f"{path}: unsupported format {suffix or '(no extension)'!r}; "
-                         f"supported: {', '.join(SUPPORTED)}")
+        raise ValueError(
+            f"{path}: unsupported format {suffix or '(no extension)'!r}; supported: {', '.join(SUPPORTED)}"
+        )
     if suffix in TIFF:
         try:
             import tifffile  # noqa: F401 - optional extra
         except ImportError:
-            warnings.warn(f"{path}: tifffile is not installed, so the whole TIFF is decoded with OpenCV (memory grows "
-                          f"with the scene) and georeferencing is ignored; `pip install tifffile` reads windows",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path}: tifffile is not installed, so the whole TIFF is decoded with OpenCV (memory grows "
+                f"with the scene) and georeferencing is ignored; `pip install tifffile` reads windows",
+                stacklevel=2,
+            )
         else:
             return TiffScene(path)
     return Scene(to_rgb8(_decode(path), str(path), bgr=True), str(path), "opencv")
@@ -347,13 +365,19 @@ def read_task1_txt(path: str | Path, class_names: list[str]) -> tuple[list[str],
         if not parts:
             continue
         if len(parts) != 11 or parts[10] not in index:
-            raise ValueError(f"{path}:{n}: expected 'image_id score x1 y1 ... x4 y4 class' with a class of "
-                             f"{class_names}, got {line[:80]!r}")
+            raise ValueError(
+                f"{path}:{n}: expected 'image_id score x1 y1 ... x4 y4 class' with a class of "
+                f"{class_names}, got {line[:80]!r}"
+            )
         ids.append(parts[0]), scores.append(float(parts[1])), labels.append(index[parts[10]])
         polys.append([float(v) for v in parts[2:10]])
     p = torch.tensor(polys, dtype=torch.float64).reshape(-1, 8)
-    return ids, Detections(poly2obb(p), torch.tensor(scores, dtype=torch.float64),
-                           torch.tensor(labels, dtype=torch.long), list(class_names))
+    return ids, Detections(
+        poly2obb(p),
+        torch.tensor(scores, dtype=torch.float64),
+        torch.tensor(labels, dtype=torch.long),
+        list(class_names),
+    )
 
 
 def to_geojson(dets: Detections, georef: GeoRef | None = None, image_id: str | None = None) -> dict:
@@ -366,11 +390,19 @@ def to_geojson(dets: Detections, georef: GeoRef | None = None, image_id: str | N
     features = []
     for poly, score, label in zip(polys, dets.scores.tolist(), dets.labels.tolist()):
         ring = [[float(x), float(y)] for x, y in poly] + [[float(poly[0, 0]), float(poly[0, 1])]]
-        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                         "properties": {"class": _name(dets, label), "label": int(label), "score": float(score)}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"class": _name(dets, label), "label": int(label), "score": float(score)},
+            }
+        )
     out: dict = {"type": "FeatureCollection", "features": features}
-    out["rdet"] = {"image": image_id, "coordinates": "map" if georef is not None else "pixel",
-                   "class_names": list(dets.class_names)}
+    out["rdet"] = {
+        "image": image_id,
+        "coordinates": "map" if georef is not None else "pixel",
+        "class_names": list(dets.class_names),
+    }
     if georef is not None:
         out["rdet"]["transform"] = list(georef.transform)
         if georef.epsg:
@@ -378,8 +410,9 @@ def to_geojson(dets: Detections, georef: GeoRef | None = None, image_id: str | N
     return out
 
 
-def write_geojson(path: str | Path, dets: Detections, georef: GeoRef | None = None,
-                  image_id: str | None = None) -> Path:
+def write_geojson(
+    path: str | Path, dets: Detections, georef: GeoRef | None = None, image_id: str | None = None
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(to_geojson(dets, georef, image_id)), encoding="utf-8")
@@ -405,17 +438,25 @@ def read_geojson(path: str | Path) -> Detections:
             names.append(name)
         labels.append(names.index(name))
     p = torch.tensor(np.array(polys, np.float64).reshape(-1, 8))
-    return Detections(poly2obb(p), torch.tensor(scores, dtype=torch.float64), torch.tensor(labels, dtype=torch.long),
-                      names)
+    return Detections(
+        poly2obb(p), torch.tensor(scores, dtype=torch.float64), torch.tensor(labels, dtype=torch.long), names
+    )
 
 
 def to_json(dets: Detections, info: dict | None = None) -> dict:
     """Plain JSON: ``{'class_names', 'detections': [{'box': [cx, cy, w, h, angle], 'polygon': [8], 'score',
     'label', 'class'}], 'info': {...}}`` (boxes in the canonical convention, scene pixels)."""
     polys = _polygons(dets)
-    rows = [{"box": [float(v) for v in box], "polygon": [round(float(v), 3) for v in poly], "score": float(score),
-             "label": int(label), "class": _name(dets, label)}
-            for box, poly, score, label in zip(dets.boxes.tolist(), polys, dets.scores.tolist(), dets.labels.tolist())]
+    rows = [
+        {
+            "box": [float(v) for v in box],
+            "polygon": [round(float(v), 3) for v in poly],
+            "score": float(score),
+            "label": int(label),
+            "class": _name(dets, label),
+        }
+        for box, poly, score, label in zip(dets.boxes.tolist(), polys, dets.scores.tolist(), dets.labels.tolist())
+    ]
     return {"class_names": list(dets.class_names), "detections": rows, "info": info or {}}
 
 
@@ -429,25 +470,52 @@ def write_json(path: str | Path, dets: Detections, info: dict | None = None) -> 
 def read_json(path: str | Path) -> Detections:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     rows = doc["detections"]
-    return Detections(torch.tensor([r["box"] for r in rows], dtype=torch.float64).reshape(-1, 5),
-                      torch.tensor([r["score"] for r in rows], dtype=torch.float64),
-                      torch.tensor([r["label"] for r in rows], dtype=torch.long), list(doc["class_names"]))
+    return Detections(
+        torch.tensor([r["box"] for r in rows], dtype=torch.float64).reshape(-1, 5),
+        torch.tensor([r["score"] for r in rows], dtype=torch.float64),
+        torch.tensor([r["label"] for r in rows], dtype=torch.long),
+        list(doc["class_names"]),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- drawing
 # 20 well-separated RGB colours (Kelly's list, without black/white); class i gets PALETTE[i % 20].
-PALETTE = ((255, 179, 0), (128, 62, 117), (255, 104, 0), (166, 189, 215), (193, 0, 32), (206, 162, 98),
-           (0, 125, 52), (246, 118, 142), (0, 83, 138), (255, 122, 92), (83, 55, 122), (255, 142, 0),
-           (179, 40, 81), (244, 200, 0), (127, 24, 13), (147, 170, 0), (89, 51, 21), (241, 58, 19),
-           (35, 44, 22), (0, 161, 194))
+PALETTE = (
+    (255, 179, 0),
+    (128, 62, 117),
+    (255, 104, 0),
+    (166, 189, 215),
+    (193, 0, 32),
+    (206, 162, 98),
+    (0, 125, 52),
+    (246, 118, 142),
+    (0, 83, 138),
+    (255, 122, 92),
+    (83, 55, 122),
+    (255, 142, 0),
+    (179, 40, 81),
+    (244, 200, 0),
+    (127, 24, 13),
+    (147, 170, 0),
+    (89, 51, 21),
+    (241, 58, 19),
+    (35, 44, 22),
+    (0, 161, 194),
+)
 
 
 def class_color(label: int) -> tuple[int, int, int]:
     return PALETTE[int(label) % len(PALETTE)]
 
 
-def draw_detections(image: np.ndarray, dets: Detections, scores: bool = True, classes: list[str] | None = None,
-                    scale: float = 1.0, thickness: int | None = None) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray,
+    dets: Detections,
+    scores: bool = True,
+    classes: list[str] | None = None,
+    scale: float = 1.0,
+    thickness: int | None = None,
+) -> np.ndarray:
     """Draw detections on a copy of ``image [H, W, 3]`` uint8 RGB: thin polygons in class colours, optional
     ``class score`` labels. ``classes`` keeps only those class names; ``scale`` maps scene pixels to ``image``
     pixels (for a shrunk scene, see :meth:`Scene.read_all`)."""
@@ -487,6 +555,26 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-__all__ = ["GeoRef", "parse_geokeys", "georef_from_tags", "to_rgb8", "Scene", "TiffScene", "open_scene", "SUPPORTED",
-           "task1_lines", "write_task1_txt", "read_task1_txt", "to_geojson", "write_geojson", "read_geojson",
-           "to_json", "write_json", "read_json", "PALETTE", "class_color", "draw_detections", "write_png"]
+__all__ = [
+    "GeoRef",
+    "parse_geokeys",
+    "georef_from_tags",
+    "to_rgb8",
+    "Scene",
+    "TiffScene",
+    "open_scene",
+    "SUPPORTED",
+    "task1_lines",
+    "write_task1_txt",
+    "read_task1_txt",
+    "to_geojson",
+    "write_geojson",
+    "read_geojson",
+    "to_json",
+    "write_json",
+    "read_json",
+    "PALETTE",
+    "class_color",
+    "draw_detections",
+    "write_png",
+]

@@ -33,8 +33,16 @@ from torch import Tensor, nn
 
 from rdet.detections import Detections
 from rdet.inference import io
-from rdet.inference.tiling import (batched, check_tiling, merge_detections, pad_image, resize_window,
-                                   tile_windows, touches_inner_border, window_to_scene)
+from rdet.inference.tiling import (
+    batched,
+    check_tiling,
+    merge_detections,
+    pad_image,
+    resize_window,
+    tile_windows,
+    touches_inner_border,
+    window_to_scene,
+)
 from rdet.utils.progress import Progress
 
 BACKENDS = ("torch", "onnx", "trt")
@@ -61,10 +69,10 @@ class PredictInfo:
     score_thr: float | None
     iou_thr: float
     tiles: int = 0
-    raw_detections: int = 0      # before merging
-    read_s: float = 0.0          # reading + resizing windows
-    infer_s: float = 0.0         # the backend
-    merge_s: float = 0.0         # mapping + NMS
+    raw_detections: int = 0  # before merging
+    read_s: float = 0.0  # reading + resizing windows
+    infer_s: float = 0.0  # the backend
+    merge_s: float = 0.0  # mapping + NMS
     total_s: float = 0.0
     georef: io.GeoRef | None = None
 
@@ -74,15 +82,36 @@ class PredictInfo:
         return 1000.0 * self.infer_s / max(self.tiles, 1)
 
     def summary(self) -> str:
-        return (f"{self.tiles} tile{'s' * (self.tiles != 1)} ({self.tile} px, overlap {self.overlap}) | "
-                f"{self.ms_per_tile:.0f} ms/tile | "
-                f"total {self.total_s:.2f} s")
+        return (
+            f"{self.tiles} tile{'s' * (self.tiles != 1)} ({self.tile} px, overlap {self.overlap}) | "
+            f"{self.ms_per_tile:.0f} ms/tile | "
+            f"total {self.total_s:.2f} s"
+        )
 
     def as_dict(self) -> dict:
         """JSON-friendly view (the GeoRef as ``crs`` + ``transform``)."""
-        out = {k: getattr(self, k) for k in ("source", "width", "height", "reader", "backend", "device", "tile",
-                                             "overlap", "batch", "score_thr", "iou_thr", "tiles", "raw_detections",
-                                             "read_s", "infer_s", "merge_s", "total_s")}
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "source",
+                "width",
+                "height",
+                "reader",
+                "backend",
+                "device",
+                "tile",
+                "overlap",
+                "batch",
+                "score_thr",
+                "iou_thr",
+                "tiles",
+                "raw_detections",
+                "read_s",
+                "infer_s",
+                "merge_s",
+                "total_s",
+            )
+        }
         out.update(scales=list(self.scales), ms_per_tile=self.ms_per_tile)
         if self.georef is not None:
             out.update(crs=self.georef.crs, transform=list(self.georef.transform))
@@ -123,11 +152,13 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, device: str = "cpu", score_thr: float | None = None,
-                 iou_thr: float | None = None):
+    def __init__(
+        self, model: nn.Module, device: str = "cpu", score_thr: float | None = None, iou_thr: float | None = None
+    ):
         if not hasattr(model, "predict") or not hasattr(model, "class_names"):
-            raise ValueError(f"backend 'torch' needs an rdet detector (with .predict and .class_names), "
-                             f"got {type(model).__name__}")
+            raise ValueError(
+                f"backend 'torch' needs an rdet detector (with .predict and .class_names), got {type(model).__name__}"
+            )
         self.device = str(device)
         self.model = model.to(self.device).eval()
         self.class_names = list(model.class_names)
@@ -161,8 +192,9 @@ def _import_runner():
     except ModuleNotFoundError as e:
         root = Path(__file__).resolve().parents[2]
         if e.name not in ("export", "export.runtime") or not (root / "export" / "runtime.py").is_file():
-            raise ValueError(f"backends 'onnx'/'trt' need export/runtime.py from a source checkout of rdet "
-                             f"({e})") from e
+            raise ValueError(
+                f"backends 'onnx'/'trt' need export/runtime.py from a source checkout of rdet ({e})"
+            ) from e
         sys.path.insert(0, str(root))
         return importlib.import_module("export.runtime").Runner
 
@@ -177,8 +209,14 @@ class RunnerBackend:
     threshold, and ``iou_thr`` applies to the merge across windows.
     """
 
-    def __init__(self, path: str | Path, kind: str, device: str = "cpu", score_thr: float | None = None,
-                 iou_thr: float | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        kind: str,
+        device: str = "cpu",
+        score_thr: float | None = None,
+        iou_thr: float | None = None,
+    ):
         Runner = _import_runner()
         self.name, self.device, self.path = kind, str(device), Path(path)
         self.runner = Runner(str(path), device=self.device)
@@ -200,8 +238,10 @@ class RunnerBackend:
         h, w = tiles[0].shape[:2]
         H, W = self.input_size
         if h > H or w > W:
-            raise ValueError(f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; use "
-                             f"tile <= {min(H, W)} or export with a larger --imgsz")
+            raise ValueError(
+                f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; use "
+                f"tile <= {min(H, W)} or export with a larger --imgsz"
+            )
         mean = tuple(round(m) for m in PIXEL_MEAN)
         x = np.stack([pad_image(t, H, W, mean) for t in tiles]).transpose(0, 3, 1, 2)  # [B, 3, H, W]
         out = []
@@ -216,8 +256,13 @@ class RunnerBackend:
         return out
 
 
-def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", score_thr: float | None = None,
-                 iou_thr: float | None = None):
+def load_backend(
+    model_or_path,
+    backend: str = "torch",
+    device: str = "cpu",
+    score_thr: float | None = None,
+    iou_thr: float | None = None,
+):
     """A callable backend ``tiles -> [(boxes, scores, labels)]`` with ``class_names`` and ``iou_thr``.
 
     Args:
@@ -231,13 +276,16 @@ def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", sco
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if isinstance(model_or_path, nn.Module):
         if backend != "torch":
-            raise ValueError(f"model/backend mismatch: backend {backend!r} needs a {'/'.join(SUFFIXES[backend])} "
-                             f"file, got an nn.Module (use backend='torch')")
+            raise ValueError(
+                f"model/backend mismatch: backend {backend!r} needs a {'/'.join(SUFFIXES[backend])} "
+                f"file, got an nn.Module (use backend='torch')"
+            )
         return TorchBackend(model_or_path, device, score_thr, iou_thr)
     if isinstance(model_or_path, Backend):
         if backend != "torch" and model_or_path.name != backend:  # 'torch' is the default: any loaded backend
-            raise ValueError(f"model/backend mismatch: a loaded {model_or_path.name!r} backend with "
-                             f"backend={backend!r}")
+            raise ValueError(
+                f"model/backend mismatch: a loaded {model_or_path.name!r} backend with backend={backend!r}"
+            )
         return model_or_path.with_thresholds(score_thr, iou_thr)
     if not isinstance(model_or_path, (str, Path)):
         raise ValueError(f"model must be an nn.Module or a file path, got {type(model_or_path).__name__}")
@@ -248,8 +296,10 @@ def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", sco
     if suffix not in SUFFIXES[backend]:
         fits = [b for b, s in SUFFIXES.items() if suffix in s]
         hint = f" (use backend={fits[0]!r})" if fits else ""
-        raise ValueError(f"model/backend mismatch: backend {backend!r} reads {'/'.join(SUFFIXES[backend])} files, "
-                         f"got {path.name}{hint}")
+        raise ValueError(
+            f"model/backend mismatch: backend {backend!r} reads {'/'.join(SUFFIXES[backend])} files, "
+            f"got {path.name}{hint}"
+        )
     if backend == "torch":
         from rdet.engine.checkpoint import load_checkpoint
 
@@ -258,9 +308,19 @@ def load_backend(model_or_path, backend: str = "torch", device: str = "cpu", sco
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def predict(image_or_path, model_or_path, tile: int = 1024, overlap: int = 200, scales: Sequence[float] = (1.0,),
-            batch: int = 8, backend: str = "torch", score_thr: float | None = None, iou_thr: float | None = None,
-            device: str = "cpu", progress: bool = True) -> SceneDetections:
+def predict(
+    image_or_path,
+    model_or_path,
+    tile: int = 1024,
+    overlap: int = 200,
+    scales: Sequence[float] = (1.0,),
+    batch: int = 8,
+    backend: str = "torch",
+    score_thr: float | None = None,
+    iou_thr: float | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> SceneDetections:
     """Detect objects in a scene of any size by sliding-window inference.
 
     Args:
@@ -296,11 +356,32 @@ def predict(image_or_path, model_or_path, tile: int = 1024, overlap: int = 200, 
             scene.close()
 
 
-def _predict_scene(scene: io.Scene, runner, tile: int, overlap: int, scales: tuple[float, ...], batch: int,
-                   progress: bool, t_start: float) -> SceneDetections:
+def _predict_scene(
+    scene: io.Scene,
+    runner,
+    tile: int,
+    overlap: int,
+    scales: tuple[float, ...],
+    batch: int,
+    progress: bool,
+    t_start: float,
+) -> SceneDetections:
     W, H = scene.width, scene.height
-    info = PredictInfo(scene.source, W, H, scene.reader, runner.name, runner.device, tile, overlap, scales, batch,
-                       runner.score_thr, runner.iou_thr, georef=scene.georef)
+    info = PredictInfo(
+        scene.source,
+        W,
+        H,
+        scene.reader,
+        runner.name,
+        runner.device,
+        tile,
+        overlap,
+        scales,
+        batch,
+        runner.score_thr,
+        runner.iou_thr,
+        georef=scene.georef,
+    )
     groups = [tile_windows(W, H, tile, overlap, s) for s in scales]  # one output size per scale: batchable
     windows = [w for g in groups for w in g]
     info.tiles = len(windows)
@@ -317,9 +398,15 @@ def _predict_scene(scene: io.Scene, runner, tile: int, overlap: int, scales: tup
                 t2 = time.perf_counter()
                 for w, (boxes, scores, labels) in zip(chunk, results):
                     boxes = window_to_scene(boxes.detach().cpu().double(), w)
-                    parts.append((boxes, scores.detach().cpu().float(), labels.detach().cpu().long(),
-                                  torch.full((len(boxes),), wid, dtype=torch.long),
-                                  touches_inner_border(boxes, w, W, H)))
+                    parts.append(
+                        (
+                            boxes,
+                            scores.detach().cpu().float(),
+                            labels.detach().cpu().long(),
+                            torch.full((len(boxes),), wid, dtype=torch.long),
+                            touches_inner_border(boxes, w, W, H),
+                        )
+                    )
                     wid += 1
                 info.read_s += t1 - t0
                 info.infer_s += t2 - t1
@@ -336,22 +423,33 @@ def _predict_scene(scene: io.Scene, runner, tile: int, overlap: int, scales: tup
 
 
 # ---------------------------------------------------------------------------------------------- outputs + CLI
-def write_outputs(dets: SceneDetections, scene: io.Scene, out_dir: str | Path, stem: str, scores: bool = True,
-                  max_png_side: int | None = 8192) -> dict[str, Path]:
+def write_outputs(
+    dets: SceneDetections,
+    scene: io.Scene,
+    out_dir: str | Path,
+    stem: str,
+    scores: bool = True,
+    max_png_side: int | None = 8192,
+) -> dict[str, Path]:
     """Write ``<stem>.png`` (annotated), ``<stem>.geojson``, ``<stem>.txt`` (DOTA Task1 lines) and ``<stem>.json``."""
     out_dir = Path(out_dir)
     image, f = scene.read_all(max_png_side)
     georef = dets.info.georef if dets.info is not None else None
     info = dets.info.as_dict() if dets.info is not None else {}
-    return {"png": io.write_png(out_dir / f"{stem}.png", io.draw_detections(image, dets, scores=scores, scale=f)),
-            "geojson": io.write_geojson(out_dir / f"{stem}.geojson", dets, georef, stem),
-            "txt": io.write_task1_txt(out_dir / f"{stem}.txt", dets, stem.replace(" ", "_")),
-            "json": io.write_json(out_dir / f"{stem}.json", dets, info)}
+    return {
+        "png": io.write_png(out_dir / f"{stem}.png", io.draw_detections(image, dets, scores=scores, scale=f)),
+        "geojson": io.write_geojson(out_dir / f"{stem}.geojson", dets, georef, stem),
+        "txt": io.write_task1_txt(out_dir / f"{stem}.txt", dets, stem.replace(" ", "_")),
+        "json": io.write_json(out_dir / f"{stem}.json", dets, info),
+    }
 
 
 def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rdet predict", description="Tiled inference on scenes of any size. Writes per "
-                                "image: annotated PNG, GeoJSON, DOTA Task1 lines (.txt) and JSON.")
+    p = argparse.ArgumentParser(
+        prog="rdet predict",
+        description="Tiled inference on scenes of any size. Writes per "
+        "image: annotated PNG, GeoJSON, DOTA Task1 lines (.txt) and JSON.",
+    )
     p.add_argument("images", nargs="+", help="PNG/JPEG/BMP/TIFF scenes")
     p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine")
     p.add_argument("--out", required=True, help="output folder")
@@ -370,8 +468,10 @@ def cli(argv: list[str]) -> int:
     stems = [Path(i).stem for i in a.images]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
-        print(f"rdet predict: error: several images share the name {dupes[0]!r}; outputs would overwrite each other",
-              file=sys.stderr)
+        print(
+            f"rdet predict: error: several images share the name {dupes[0]!r}; outputs would overwrite each other",
+            file=sys.stderr,
+        )
         return 2
     backend = a.backend or next((b for b, s in SUFFIXES.items() if Path(a.model).suffix.lower() in s), "torch")
     try:
@@ -390,10 +490,22 @@ def cli(argv: list[str]) -> int:
             failed += 1
             continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(dets.counts().items(), key=lambda kv: -kv[1]))
-        print(f"{image}: {len(dets)} detections ({counts or 'none'}) | {dets.info.summary()} -> "
-              f"{Path(a.out) / stem}.{{png,geojson,txt,json}}")
+        print(
+            f"{image}: {len(dets)} detections ({counts or 'none'}) | {dets.info.summary()} -> "
+            f"{Path(a.out) / stem}.{{png,geojson,txt,json}}"
+        )
     return 1 if failed else 0
 
 
-__all__ = ["predict", "load_backend", "Backend", "PredictInfo", "SceneDetections", "TorchBackend", "RunnerBackend",
-           "write_outputs", "cli", "BACKENDS"]
+__all__ = [
+    "predict",
+    "load_backend",
+    "Backend",
+    "PredictInfo",
+    "SceneDetections",
+    "TorchBackend",
+    "RunnerBackend",
+    "write_outputs",
+    "cli",
+    "BACKENDS",
+]

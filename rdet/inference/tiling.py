@@ -97,12 +97,17 @@ def tile_windows(width: int, height: int, tile: int = 1024, overlap: int = 200, 
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scales must be positive numbers, got {scale!r}")
     if scale == 1.0:
-        return [Window(x, y, min(tile, width), min(tile, height), 1.0, min(tile, width), min(tile, height))
-                for y in window_starts(height, tile, overlap) for x in window_starts(width, tile, overlap)]
+        return [
+            Window(x, y, min(tile, width), min(tile, height), 1.0, min(tile, width), min(tile, height))
+            for y in window_starts(height, tile, overlap)
+            for x in window_starts(width, tile, overlap)
+        ]
     t, o = round(tile / scale), round(overlap / scale)
     if t < 32 or t <= o:
-        raise ValueError(f"scale {scale}: tile {tile} / overlap {overlap} become {t} / {o} scene pixels; "
-                         f"a window needs >= 32 pixels and more than the overlap")
+        raise ValueError(
+            f"scale {scale}: tile {tile} / overlap {overlap} become {t} / {o} scene pixels; "
+            f"a window needs >= 32 pixels and more than the overlap"
+        )
     wins = []
     for y in window_starts(height, t, o):
         for x in window_starts(width, t, o):
@@ -116,7 +121,7 @@ def batched(items: Sequence, size: int) -> Iterator[list]:
     if size < 1:
         raise ValueError(f"batch must be >= 1, got {size}")
     for i in range(0, len(items), size):
-        yield list(items[i:i + size])
+        yield list(items[i : i + size])
 
 
 def resize_window(pixels: np.ndarray, window: Window) -> np.ndarray:
@@ -172,8 +177,15 @@ def touches_inner_border(boxes: Tensor, window: Window, width: int, height: int,
     return out
 
 
-def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: float, cut: Tensor | None = None,
-                     window_ids: Tensor | None = None, border_iof: float = 0.7) -> Tensor:
+def merge_detections(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    iou_thr: float,
+    cut: Tensor | None = None,
+    window_ids: Tensor | None = None,
+    border_iof: float = 0.7,
+) -> Tensor:
     """Indices of the detections kept when merging windows (see the module docstring).
 
     Args:
@@ -196,18 +208,30 @@ def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, iou_thr: flo
     kept_cut = cut[keep]
     if not kept_cut.any():
         return keep
-    cand = keep[kept_cut]                                         # [K_cut] kept boxes that may be cut
-    iof = box_iou_rotated(boxes[cand], boxes[keep], mode="iof")   # [K_cut, K]
+    cand = keep[kept_cut]  # [K_cut] kept boxes that may be cut
+    iof = box_iou_rotated(boxes[cand], boxes[keep], mode="iof")  # [K_cut, K]
     area = boxes[:, 2] * boxes[:, 3]
-    covered = ((iof >= border_iof)
-               & (labels[cand][:, None] == labels[keep][None])
-               & (window_ids[cand][:, None] != window_ids[keep][None])
-               & (area[keep][None] > area[cand][:, None]))
+    covered = (
+        (iof >= border_iof)
+        & (labels[cand][:, None] == labels[keep][None])
+        & (window_ids[cand][:, None] != window_ids[keep][None])
+        & (area[keep][None] > area[cand][:, None])
+    )
     drop = set(cand[covered.any(1)].tolist())
     if not drop:
         return keep
     return keep[torch.tensor([int(k) not in drop for k in keep], dtype=torch.bool, device=keep.device)]
 
 
-__all__ = ["Window", "check_tiling", "window_starts", "tile_windows", "batched", "resize_window", "pad_image",
-           "window_to_scene", "touches_inner_border", "merge_detections"]
+__all__ = [
+    "Window",
+    "check_tiling",
+    "window_starts",
+    "tile_windows",
+    "batched",
+    "resize_window",
+    "pad_image",
+    "window_to_scene",
+    "touches_inner_border",
+    "merge_detections",
+]

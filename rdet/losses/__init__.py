@@ -9,15 +9,40 @@ from rdet.losses.distill import knowledge_distillation_kl_div
 from rdet.losses.distribution import distribution_expectation, distribution_focal_loss, to_bin_units
 from rdet.losses.focal import focal_loss, smooth_l1
 from rdet.losses.gaussian import gwd_loss, kfiou_loss, kld_loss, xywha_to_gaussian
-from rdet.losses.modules import (PUBLISHED_LOSS_SETTINGS, REGRESSION_LOSSES, DistributionFocalLoss, FocalLoss,
-                                 GWDLoss, KDLoss, KFIoULoss, KLDLoss, SmoothL1Loss, build_regression_loss,
-                                 weight_reduce)
+from rdet.losses.modules import (
+    PUBLISHED_LOSS_SETTINGS,
+    REGRESSION_LOSSES,
+    DistributionFocalLoss,
+    FocalLoss,
+    GWDLoss,
+    KDLoss,
+    KFIoULoss,
+    KLDLoss,
+    SmoothL1Loss,
+    build_regression_loss,
+    weight_reduce,
+)
 
 __all__ = [
-    "xywha_to_gaussian", "kld_loss", "gwd_loss", "kfiou_loss",
-    "focal_loss", "smooth_l1",
-    "distribution_expectation", "distribution_focal_loss", "to_bin_units",
+    "xywha_to_gaussian",
+    "kld_loss",
+    "gwd_loss",
+    "kfiou_loss",
+    "focal_loss",
+    "smooth_l1",
+    "distribution_expectation",
+    "distribution_focal_loss",
+    "to_bin_units",
     "knowledge_distillation_kl_div",
-    "KLDLoss", "GWDLoss", "KFIoULoss", "FocalLoss", "SmoothL1Loss", "DistributionFocalLoss", "KDLoss",
-    "weight_reduce", "build_regression_loss", "REGRESSION_LOSSES", "PUBLISHED_LOSS_SETTINGS",
+    "KLDLoss",
+    "GWDLoss",
+    "KFIoULoss",
+    "FocalLoss",
+    "SmoothL1Loss",
+    "DistributionFocalLoss",
+    "KDLoss",
+    "weight_reduce",
+    "build_regression_loss",
+    "REGRESSION_LOSSES",
+    "PUBLISHED_LOSS_SETTINGS",
 ]

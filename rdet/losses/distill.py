@@ -19,8 +19,7 @@ from torch import Tensor
 CLASS_REDUCTIONS = ("sum", "mean")
 
 
-def knowledge_distillation_kl_div(pred: Tensor, soft_label: Tensor, T: float,
-                                  class_reduction: str = "sum") -> Tensor:
+def knowledge_distillation_kl_div(pred: Tensor, soft_label: Tensor, T: float, class_reduction: str = "sum") -> Tensor:
     """Temperature-scaled KL divergence from the teacher's to the student's distribution, per row.
 
     Args:
@@ -36,16 +35,20 @@ def knowledge_distillation_kl_div(pred: Tensor, soft_label: Tensor, T: float,
     """
     for name, x in (("pred", pred), ("soft_label", soft_label)):
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim != 2:
-            raise ValueError(f"{name} must be a floating-point Tensor[N, C], got "
-                             f"{list(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"{name} must be a floating-point Tensor[N, C], got "
+                f"{list(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
+            )
     if soft_label.shape != pred.shape:
-        raise ValueError(f"soft_label has shape {list(soft_label.shape)}, which does not match "
-                         f"pred shape {list(pred.shape)}")
+        raise ValueError(
+            f"soft_label has shape {list(soft_label.shape)}, which does not match pred shape {list(pred.shape)}"
+        )
     if not T > 0:
         raise ValueError(f"T must be > 0, got {T}")
     if class_reduction not in CLASS_REDUCTIONS:
-        raise ValueError(f"class_reduction must be one of {', '.join(repr(r) for r in CLASS_REDUCTIONS)}; "
-                         f"got {class_reduction!r}")
+        raise ValueError(
+            f"class_reduction must be one of {', '.join(repr(r) for r in CLASS_REDUCTIONS)}; got {class_reduction!r}"
+        )
     dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=pred.device.type, enabled=False):
         log_student = F.log_softmax(pred.to(dtype) / T, dim=1)

@@ -81,12 +81,15 @@ def distribution_focal_loss(pred: Tensor, label: Tensor) -> Tensor:
     if pred.ndim != 2:
         raise ValueError(f"pred must have shape [N, reg_max + 1], got {list(pred.shape)}")
     if not isinstance(label, Tensor) or label.shape != pred.shape[:1]:
-        raise ValueError(f"label must be Tensor[N] with N={pred.shape[0]}, got "
-                         f"{list(label.shape) if isinstance(label, Tensor) else type(label).__name__}")
+        raise ValueError(
+            f"label must be Tensor[N] with N={pred.shape[0]}, got "
+            f"{list(label.shape) if isinstance(label, Tensor) else type(label).__name__}"
+        )
     reg_max = pred.shape[1] - 1
     if label.numel() and (float(label.min()) < 0 or float(label.max()) > reg_max):
-        raise ValueError(f"label must lie in [0, reg_max={reg_max}] (bin units), got "
-                         f"[{float(label.min())}, {float(label.max())}]")
+        raise ValueError(
+            f"label must lie in [0, reg_max={reg_max}] (bin units), got [{float(label.min())}, {float(label.max())}]"
+        )
     pred = _upcast(pred)
     with torch.autocast(device_type=pred.device.type, enabled=False):
         label = label.to(pred.dtype)
@@ -94,5 +97,7 @@ def distribution_focal_loss(pred: Tensor, label: Tensor) -> Tensor:
         right = left + 1
         w_left = right.to(pred.dtype) - label
         w_right = label - left.to(pred.dtype)
-        return (F.cross_entropy(pred, left, reduction="none") * w_left
-                + F.cross_entropy(pred, right, reduction="none") * w_right)
+        return (
+            F.cross_entropy(pred, left, reduction="none") * w_left
+            + F.cross_entropy(pred, right, reduction="none") * w_right
+        )

@@ -32,8 +32,10 @@ def focal_loss(pred: Tensor, target: Tensor, gamma: float = 2.0, alpha: float = 
         Tensor[N, C]: per-element loss.
     """
     if not isinstance(pred, Tensor) or pred.ndim != 2 or not pred.is_floating_point():
-        raise ValueError(f"pred must be a floating-point Tensor[N, C], got "
-                         f"{list(pred.shape) if isinstance(pred, Tensor) else type(pred).__name__}")
+        raise ValueError(
+            f"pred must be a floating-point Tensor[N, C], got "
+            f"{list(pred.shape) if isinstance(pred, Tensor) else type(pred).__name__}"
+        )
     if not isinstance(target, Tensor):
         raise ValueError(f"target must be a torch.Tensor, got {type(target).__name__}")
     if gamma < 0:
@@ -45,8 +47,9 @@ def focal_loss(pred: Tensor, target: Tensor, gamma: float = 2.0, alpha: float = 
         if target.shape != (n,):
             raise ValueError(f"integer target must be Tensor[N] labels with N={n}, got {list(target.shape)}")
         if target.numel() and (int(target.min()) < 0 or int(target.max()) > c):
-            raise ValueError(f"target labels must be in [0, {c}] ({c} = background), got "
-                             f"[{int(target.min())}, {int(target.max())}]")
+            raise ValueError(
+                f"target labels must be in [0, {c}] ({c} = background), got [{int(target.min())}, {int(target.max())}]"
+            )
         target = F.one_hot(target.long(), c + 1)[:, :c]
     elif target.shape != pred.shape:
         raise ValueError(f"target has shape {list(target.shape)}, which does not match pred shape {list(pred.shape)}")

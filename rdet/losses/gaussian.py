@@ -83,8 +83,8 @@ import torch
 from torch import Tensor
 
 VALID_FUNS = ("log1p", "sqrt", "none")
-WH_MIN, WH_MAX = 1e-7, 1e7          # MMRotate xy_wh_r_2_xy_sigma clamps w and h to this range
-_OFFSET_CAP = 1e15                  # whitened offset per axis; its square (1e30) stays far from fp32 max
+WH_MIN, WH_MAX = 1e-7, 1e7  # MMRotate xy_wh_r_2_xy_sigma clamps w and h to this range
+_OFFSET_CAP = 1e15  # whitened offset per axis; its square (1e30) stays far from fp32 max
 
 
 # --------------------------------------------------------------------------- input handling
@@ -103,8 +103,9 @@ def _check_pair(pred: Tensor, target: Tensor, pred_name: str = "pred", target_na
     _check_boxes(pred, pred_name)
     _check_boxes(target, target_name)
     if pred.shape != target.shape:
-        raise ValueError(f"{target_name} has shape {list(target.shape)}, which does not match "
-                         f"{pred_name} shape {list(pred.shape)}")
+        raise ValueError(
+            f"{target_name} has shape {list(target.shape)}, which does not match {pred_name} shape {list(pred.shape)}"
+        )
 
 
 def _check_fun(fun: str) -> None:
@@ -190,8 +191,7 @@ def _kl_divergence(p: Tensor, q: Tensor, alpha: float) -> Tensor:
     d = pt - qt
     cos2, sin2 = torch.cos(d) ** 2, torch.sin(d) ** 2
     lpa, lpb, lqa, lqb = torch.log(pa), torch.log(pb), torch.log(qa), torch.log(qb)
-    shape = (cos2 * (_g(2 * (lpa - lqa)) + _g(2 * (lpb - lqb)))
-             + sin2 * (_g(2 * (lpa - lqb)) + _g(2 * (lpb - lqa))))
+    shape = cos2 * (_g(2 * (lpa - lqa)) + _g(2 * (lpb - lqb))) + sin2 * (_g(2 * (lpa - lqb)) + _g(2 * (lpb - lqa)))
     return 0.5 * (centre + shape)
 
 
@@ -208,8 +208,15 @@ def _postprocess(distance: Tensor, fun: str, tau: float, stable: bool) -> Tensor
     return 1.0 - 1.0 / (tau + f)
 
 
-def kld_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0, alpha: float = 1.0,
-             stable: bool = False, sqrt: bool | None = None) -> Tensor:
+def kld_loss(
+    pred: Tensor,
+    target: Tensor,
+    fun: str = "log1p",
+    tau: float = 1.0,
+    alpha: float = 1.0,
+    stable: bool = False,
+    sqrt: bool | None = None,
+) -> Tensor:
     """Kullback-Leibler divergence loss between the Gaussians of rotated boxes (KLD paper).
 
     Args:
@@ -232,8 +239,9 @@ def kld_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0,
     if sqrt is None:
         sqrt = stable
     if sqrt and not stable:
-        raise ValueError("sqrt=True needs stable=True: GDLoss_v1 (stable=False) never takes a square root "
-                         "of the divergence")
+        raise ValueError(
+            "sqrt=True needs stable=True: GDLoss_v1 (stable=False) never takes a square root of the divergence"
+        )
     pred, target = _upcast(pred), _upcast(target)
     with _no_autocast(pred):
         if stable:
@@ -244,8 +252,15 @@ def kld_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0,
         return _postprocess(distance, fun, tau, stable)
 
 
-def gwd_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0, alpha: float = 1.0,
-             normalize: bool = True, stable: bool = True) -> Tensor:
+def gwd_loss(
+    pred: Tensor,
+    target: Tensor,
+    fun: str = "log1p",
+    tau: float = 1.0,
+    alpha: float = 1.0,
+    normalize: bool = True,
+    stable: bool = True,
+) -> Tensor:
     """Gaussian Wasserstein distance loss between rotated boxes (GWD paper).
 
     Args:
@@ -265,8 +280,10 @@ def gwd_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0,
     _check_fun(fun)
     _check_scalars(tau, alpha)
     if normalize and not stable:
-        raise ValueError("normalize=True needs stable=True: GDLoss_v1's GWD has no normalisation "
-                         "(its fun='' branch equals stable=True, fun='log1p', tau=0)")
+        raise ValueError(
+            "normalize=True needs stable=True: GDLoss_v1's GWD has no normalisation "
+            "(its fun='' branch equals stable=True, fun='log1p', tau=0)"
+        )
     pred, target = _upcast(pred), _upcast(target)
     with _no_autocast(pred):
         px, py, a, b, pt = _split(pred)
@@ -277,8 +294,9 @@ def gwd_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0,
         abce = a * b * c * e
         tr_pt = cos2 * (a * a * c * c + b * b * e * e) + sin2 * (a * a * e * e + b * b * c * c)
         # (tr S_p + tr S_t)^2 - 4 tr(S_p S_t) - 8 abce, factored into non-negative products
-        n0 = (cos2 * ((a - c) ** 2 + (b - e) ** 2) * ((a + c) ** 2 + (b + e) ** 2)
-              + sin2 * ((a - e) ** 2 + (b - c) ** 2) * ((a + e) ** 2 + (b + c) ** 2))
+        n0 = cos2 * ((a - c) ** 2 + (b - e) ** 2) * ((a + c) ** 2 + (b + e) ** 2) + sin2 * (
+            (a - e) ** 2 + (b - c) ** 2
+        ) * ((a + e) ** 2 + (b + c) ** 2)
         t = abce.clamp(min=math.sqrt(1e-7)) if stable else abce
         # B = trS_p + trS_t - 2 sqrt(tr(S_p S_t) + 2t), rationalised: ((..)^2 - 4(..)) / (.. + 2 sqrt(..))
         shape = (n0 - 8.0 * (t - abce)) / (a * a + b * b + c * c + e * e + 2.0 * torch.sqrt(tr_pt + 2.0 * t))
@@ -295,8 +313,15 @@ def gwd_loss(pred: Tensor, target: Tensor, fun: str = "log1p", tau: float = 1.0,
 VALID_KFIOU_FUNS = ("none", "ln", "exp")
 
 
-def kfiou_loss(pred_deltas: Tensor, target_deltas: Tensor, pred_boxes: Tensor, target_boxes: Tensor,
-               fun: str = "none", beta: float = 1.0 / 9.0, eps: float = 1e-6) -> Tensor:
+def kfiou_loss(
+    pred_deltas: Tensor,
+    target_deltas: Tensor,
+    pred_boxes: Tensor,
+    target_boxes: Tensor,
+    fun: str = "none",
+    beta: float = 1.0 / 9.0,
+    eps: float = 1e-6,
+) -> Tensor:
     """Kalman-filter IoU loss (KFIoU paper), as MMRotate ``KFLoss``.
 
     ``KFIoU = V(S) / (V(S_p) + V(S_t) - V(S))`` with the Kalman product ``S = S_p (S_p + S_t)^-1 S_t``
@@ -318,8 +343,10 @@ def kfiou_loss(pred_deltas: Tensor, target_deltas: Tensor, pred_boxes: Tensor, t
     _check_pair(pred_deltas, target_deltas, "pred_deltas", "target_deltas")
     _check_pair(pred_boxes, target_boxes, "pred_boxes", "target_boxes")
     if pred_boxes.shape != pred_deltas.shape:
-        raise ValueError(f"pred_boxes has shape {list(pred_boxes.shape)}, which does not match "
-                         f"pred_deltas shape {list(pred_deltas.shape)}")
+        raise ValueError(
+            f"pred_boxes has shape {list(pred_boxes.shape)}, which does not match "
+            f"pred_deltas shape {list(pred_deltas.shape)}"
+        )
     if fun not in VALID_KFIOU_FUNS:
         raise ValueError(f"fun must be one of {', '.join(repr(f) for f in VALID_KFIOU_FUNS)}; got {fun!r}")
     if not beta > 0:
@@ -333,8 +360,12 @@ def kfiou_loss(pred_deltas: Tensor, target_deltas: Tensor, pred_boxes: Tensor, t
         _, _, c, e, tt = _split(target_boxes)
         d = pt - tt
         cos2, sin2 = torch.cos(d) ** 2, torch.sin(d) ** 2
-        det_sum = (a * a * b * b + c * c * e * e + cos2 * (a * a * e * e + b * b * c * c)
-                   + sin2 * (a * a * c * c + b * b * e * e))
+        det_sum = (
+            a * a * b * b
+            + c * c * e * e
+            + cos2 * (a * a * e * e + b * b * c * c)
+            + sin2 * (a * a * c * c + b * b * e * e)
+        )
         # sqrt(max(det S, eps)) without forming (abce)^2, which overflows fp32 for large boxes
         vb = 4.0 * torch.maximum(a * b * c * e / det_sum.sqrt(), torch.full_like(det_sum, math.sqrt(eps)))
         # clamp: for boxes under ~1e-3 px^2 the det clamp makes vb exceed the areas, the ratio leaves

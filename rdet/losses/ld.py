@@ -29,7 +29,6 @@ from torch import Tensor
 from rdet import ops
 from rdet.losses.distill import knowledge_distillation_kl_div
 
-
 # --------------------------------------------------------------------------- the region
 
 
@@ -38,6 +37,7 @@ def _axis_aligned_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
     Not the enclosing horizontal box: Rotated-LD's ``get_ld_region`` keeps ``w`` and ``h`` and ignores the angle.
     """
+
     def xyxy(b: Tensor) -> Tensor:
         return torch.cat([b[:, :2] - b[:, 2:4] / 2, b[:, :2] + b[:, 2:4] / 2], 1)
 
@@ -51,12 +51,19 @@ def _axis_aligned_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
 def _check_boxes(x: Tensor, name: str) -> None:
     if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != 5 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a float Tensor[N, 5], got "
-                         f"{list(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"{name} must be a float Tensor[N, 5], got {list(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
+        )
 
 
-def vlr_weights(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: bool = False,
-                num_level_anchors: list[int] | None = None, topk: int = 9) -> Tensor:
+def vlr_weights(
+    anchors: Tensor,
+    gt_boxes: Tensor,
+    alpha: float,
+    horizontal: bool = False,
+    num_level_anchors: list[int] | None = None,
+    topk: int = 9,
+) -> Tensor:
     """Valuable-localization-region weight of every anchor: its IoU with a gt whose region it is in, else 0.
 
     Args:
@@ -85,13 +92,16 @@ def vlr_weights(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: boo
     if gt_boxes.shape[0] == 0 or n == 0:
         return anchors.new_zeros(n)
     gt_boxes = gt_boxes.to(anchors)
-    iou = (_axis_aligned_iou(anchors, gt_boxes) if horizontal else ops.box_iou_rotated(anchors, gt_boxes))  # [N, G]
+    iou = _axis_aligned_iou(anchors, gt_boxes) if horizontal else ops.box_iou_rotated(anchors, gt_boxes)  # [N, G]
     candidates = []
     start = 0
     for count in levels:
         if count > 0:  # ATSS-style candidates: the topk nearest anchor centres of every level
-            dist = torch.cdist(anchors[start:start + count, :2].float(), gt_boxes[:, :2].float(),
-                               compute_mode="donot_use_mm_for_euclid_dist")  # [n_l, G], exact differences
+            dist = torch.cdist(
+                anchors[start : start + count, :2].float(),
+                gt_boxes[:, :2].float(),
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )  # [n_l, G], exact differences
             idx = dist.topk(min(topk, count), dim=0, largest=False).indices + start  # [k, G]
             candidates.append(iou.gather(0, idx))
         start += count
@@ -102,8 +112,14 @@ def vlr_weights(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: boo
     return torch.where(inside, iou, torch.zeros_like(iou)).max(1).values
 
 
-def vlr_mask(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: bool = False,
-             num_level_anchors: list[int] | None = None, topk: int = 9) -> Tensor:
+def vlr_mask(
+    anchors: Tensor,
+    gt_boxes: Tensor,
+    alpha: float,
+    horizontal: bool = False,
+    num_level_anchors: list[int] | None = None,
+    topk: int = 9,
+) -> Tensor:
     """The valuable localization region as a mask: ``Tensor[N] bool`` (:func:`vlr_weights` ``> 0``)."""
     return vlr_weights(anchors, gt_boxes, alpha, horizontal, num_level_anchors, topk) > 0
 
@@ -113,8 +129,10 @@ def vlr_mask(anchors: Tensor, gt_boxes: Tensor, alpha: float, horizontal: bool =
 
 def _weights(mask: Tensor, shape: torch.Size, name: str) -> Tensor:
     if not isinstance(mask, Tensor) or tuple(mask.shape) != tuple(shape):
-        raise ValueError(f"{name} must be a Tensor of shape {list(shape)} (one weight per anchor), got "
-                         f"{list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
+        raise ValueError(
+            f"{name} must be a Tensor of shape {list(shape)} (one weight per anchor), got "
+            f"{list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}"
+        )
     return mask.float() if mask.dtype == torch.bool else mask
 
 
@@ -141,8 +159,14 @@ def _kl_rows(student: Tensor, teacher: Tensor, keep: Tensor, T: float, bins: int
     return out
 
 
-def ld_loss(student_reg_logits: Tensor, teacher_reg_logits: Tensor, mask: Tensor, T: float,
-            num_level_anchors: list[int] | None = None, class_reduction: str = "mean") -> Tensor:
+def ld_loss(
+    student_reg_logits: Tensor,
+    teacher_reg_logits: Tensor,
+    mask: Tensor,
+    T: float,
+    num_level_anchors: list[int] | None = None,
+    class_reduction: str = "mean",
+) -> Tensor:
     """Localization distillation over the five deltas' bin distributions.
 
     Args:
@@ -158,8 +182,10 @@ def ld_loss(student_reg_logits: Tensor, teacher_reg_logits: Tensor, mask: Tensor
         Tensor[]: ``sum_{a, d} w_a T^2 KL_ad / max(#(w > 0), 1)``; 0 when student == teacher.
     """
     if student_reg_logits.shape != teacher_reg_logits.shape:
-        raise ValueError(f"student regression logits {list(student_reg_logits.shape)} and teacher "
-                         f"{list(teacher_reg_logits.shape)} differ (same anchors and reg_max needed)")
+        raise ValueError(
+            f"student regression logits {list(student_reg_logits.shape)} and teacher "
+            f"{list(teacher_reg_logits.shape)} differ (same anchors and reg_max needed)"
+        )
     r = student_reg_logits.shape[-1]
     if r % 5 or r < 10:
         raise ValueError(f"regression logits need 5 * (reg_max + 1) channels with reg_max >= 1, got {r}")
@@ -168,8 +194,14 @@ def ld_loss(student_reg_logits: Tensor, teacher_reg_logits: Tensor, mask: Tensor
     return _normalise(kl, weight.to(kl.dtype), num_level_anchors)
 
 
-def kd_loss(student_cls: Tensor, teacher_cls: Tensor, mask: Tensor, T: float,
-            num_level_anchors: list[int] | None = None, class_reduction: str = "mean") -> Tensor:
+def kd_loss(
+    student_cls: Tensor,
+    teacher_cls: Tensor,
+    mask: Tensor,
+    T: float,
+    num_level_anchors: list[int] | None = None,
+    class_reduction: str = "mean",
+) -> Tensor:
     """Classification distillation: softened softmax over the class logits of each anchor in the region.
 
     Args:
@@ -182,8 +214,10 @@ def kd_loss(student_cls: Tensor, teacher_cls: Tensor, mask: Tensor, T: float,
         single class (a softmax over one logit is constant; the reference behaves the same).
     """
     if student_cls.shape != teacher_cls.shape:
-        raise ValueError(f"student class logits {list(student_cls.shape)} and teacher {list(teacher_cls.shape)} "
-                         "differ (same anchors and class list needed)")
+        raise ValueError(
+            f"student class logits {list(student_cls.shape)} and teacher {list(teacher_cls.shape)} "
+            "differ (same anchors and class list needed)"
+        )
     weight = _weights(mask, student_cls.shape[:-1], "mask")
     kl = _kl_rows(student_cls, teacher_cls.detach(), weight > 0, T, student_cls.shape[-1], class_reduction)
     return _normalise(kl, weight.to(kl.dtype), num_level_anchors)

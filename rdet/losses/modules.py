@@ -25,15 +25,15 @@ from torch import Tensor, nn
 from rdet.losses.distill import CLASS_REDUCTIONS, knowledge_distillation_kl_div
 from rdet.losses.distribution import distribution_focal_loss
 from rdet.losses.focal import focal_loss, smooth_l1
-from rdet.losses.gaussian import (VALID_KFIOU_FUNS, _check_fun, _check_scalars, gwd_loss, kfiou_loss,
-                                  kld_loss)
+from rdet.losses.gaussian import VALID_KFIOU_FUNS, _check_fun, _check_scalars, gwd_loss, kfiou_loss, kld_loss
 
 REDUCTIONS = ("none", "mean", "sum")
 _EPS = torch.finfo(torch.float32).eps
 
 
-def weight_reduce(loss: Tensor, weight: Tensor | None = None, reduction: str = "mean",
-                  avg_factor: float | Tensor | None = None) -> Tensor:
+def weight_reduce(
+    loss: Tensor, weight: Tensor | None = None, reduction: str = "mean", avg_factor: float | Tensor | None = None
+) -> Tensor:
     """Weight and reduce an element-wise loss (MMDetection's ``weight_reduce_loss`` semantics).
 
     Args:
@@ -53,15 +53,17 @@ def weight_reduce(loss: Tensor, weight: Tensor | None = None, reduction: str = "
         if weight.shape == loss.shape[:1] and loss.ndim > 1:
             weight = weight.reshape(-1, *([1] * (loss.ndim - 1)))
         elif weight.shape != loss.shape:
-            raise ValueError(f"weight has shape {list(weight.shape)}; expected [{loss.shape[0] if loss.ndim else ''}]"
-                             f" or {list(loss.shape)}")
+            raise ValueError(
+                f"weight has shape {list(weight.shape)}; expected [{loss.shape[0] if loss.ndim else ''}]"
+                f" or {list(loss.shape)}"
+            )
         loss = loss * weight.to(loss.dtype)
     if reduction == "none":
         return loss
     if avg_factor is not None and reduction == "sum":
         raise ValueError("avg_factor can only be used with reduction='mean'")
     if loss.numel() == 0:
-        return loss.sum()          # 0, still connected to the graph (DDP needs every parameter used)
+        return loss.sum()  # 0, still connected to the graph (DDP needs every parameter used)
     if reduction == "sum":
         return loss.sum()
     if avg_factor is None:
@@ -88,8 +90,16 @@ class KLDLoss(_Weighted):
     ``forward(pred[N, 5], target[N, 5], weight[N]=None, avg_factor=None)``.
     """
 
-    def __init__(self, fun: str = "log1p", tau: float = 1.0, alpha: float = 1.0, stable: bool = False,
-                 sqrt: bool | None = None, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        fun: str = "log1p",
+        tau: float = 1.0,
+        alpha: float = 1.0,
+        stable: bool = False,
+        sqrt: bool | None = None,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(loss_weight, reduction)
         _check_fun(fun)
         _check_scalars(tau, alpha)
@@ -109,8 +119,16 @@ class GWDLoss(_Weighted):
     configs rely on; here ``tau`` defaults to 1 like the function, so pass ``tau=0`` to reproduce them.
     """
 
-    def __init__(self, fun: str = "log1p", tau: float = 1.0, alpha: float = 1.0, normalize: bool = True,
-                 stable: bool = True, loss_weight: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        fun: str = "log1p",
+        tau: float = 1.0,
+        alpha: float = 1.0,
+        normalize: bool = True,
+        stable: bool = True,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(loss_weight, reduction)
         _check_fun(fun)
         _check_scalars(tau, alpha)
@@ -129,15 +147,28 @@ class KFIoULoss(_Weighted):
     ``forward(pred_deltas, target_deltas, pred_boxes, target_boxes, weight[N]=None, avg_factor=None)``.
     """
 
-    def __init__(self, fun: str = "none", beta: float = 1.0 / 9.0, eps: float = 1e-6,
-                 loss_weight: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        fun: str = "none",
+        beta: float = 1.0 / 9.0,
+        eps: float = 1e-6,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(loss_weight, reduction)
         if fun not in VALID_KFIOU_FUNS:
             raise ValueError(f"fun must be one of {', '.join(repr(f) for f in VALID_KFIOU_FUNS)}; got {fun!r}")
         self.fun, self.beta, self.eps = fun, beta, eps
 
-    def forward(self, pred_deltas: Tensor, target_deltas: Tensor, pred_boxes: Tensor, target_boxes: Tensor,
-                weight: Tensor | None = None, avg_factor=None) -> Tensor:
+    def forward(
+        self,
+        pred_deltas: Tensor,
+        target_deltas: Tensor,
+        pred_boxes: Tensor,
+        target_boxes: Tensor,
+        weight: Tensor | None = None,
+        avg_factor=None,
+    ) -> Tensor:
         loss = kfiou_loss(pred_deltas, target_deltas, pred_boxes, target_boxes, self.fun, self.beta, self.eps)
         return self._finish(loss, weight, avg_factor)
 
@@ -148,8 +179,9 @@ class FocalLoss(_Weighted):
     ``forward(pred[N, C] logits, target[N, C] float or [N] labels, weight[N] or [N, C], avg_factor)``.
     """
 
-    def __init__(self, gamma: float = 2.0, alpha: float = 0.25, loss_weight: float = 1.0,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, gamma: float = 2.0, alpha: float = 0.25, loss_weight: float = 1.0, reduction: str = "mean"
+    ) -> None:
         super().__init__(loss_weight, reduction)
         self.gamma, self.alpha = gamma, alpha
 
@@ -190,14 +222,17 @@ class KDLoss(_Weighted):
     is detached. ``class_reduction='mean'`` reproduces MMDetection's ``KnowledgeDistillationKLDivLoss``.
     """
 
-    def __init__(self, T: float = 10.0, class_reduction: str = "sum", loss_weight: float = 1.0,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, T: float = 10.0, class_reduction: str = "sum", loss_weight: float = 1.0, reduction: str = "mean"
+    ) -> None:
         super().__init__(loss_weight, reduction)
         if not T > 0:
             raise ValueError(f"T must be > 0, got {T}")
         if class_reduction not in CLASS_REDUCTIONS:
-            raise ValueError(f"class_reduction must be one of {', '.join(repr(r) for r in CLASS_REDUCTIONS)}; "
-                             f"got {class_reduction!r}")
+            raise ValueError(
+                f"class_reduction must be one of {', '.join(repr(r) for r in CLASS_REDUCTIONS)}; "
+                f"got {class_reduction!r}"
+            )
         self.T, self.class_reduction = T, class_reduction
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor=None) -> Tensor:
@@ -244,16 +279,17 @@ def build_regression_loss(settings: Mapping[str, Any]) -> nn.Module:
 
 _MMR = "open-mmlab/mmrotate@dev-1.x:configs/"
 _LD = "Zzh-tju/Rotated-LD@main:configs/"
-_FOCAL = {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}                # mmdet.FocalLoss in every config
-_L1 = {"type": "l1", "loss_weight": 1.0}                                  # mmdet.L1Loss
-_SL1 = {"type": "smooth_l1", "beta": 0.11, "loss_weight": 1.0}           # mmdet.SmoothL1Loss (R3Det)
-_KLD_V1 = {"type": "kld", "stable": False, "fun": "log1p", "tau": 1.0, "loss_weight": 1.0}   # GDLoss_v1
+_FOCAL = {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}  # mmdet.FocalLoss in every config
+_L1 = {"type": "l1", "loss_weight": 1.0}  # mmdet.L1Loss
+_SL1 = {"type": "smooth_l1", "beta": 0.11, "loss_weight": 1.0}  # mmdet.SmoothL1Loss (R3Det)
+_KLD_V1 = {"type": "kld", "stable": False, "fun": "log1p", "tau": 1.0, "loss_weight": 1.0}  # GDLoss_v1
 # GDLoss(loss_type='gwd', loss_weight=5.0): fun, tau, alpha, normalize are GDLoss/gwd_loss defaults
-_GWD = {"type": "gwd", "stable": True, "fun": "log1p", "tau": 0.0, "alpha": 1.0, "normalize": True,
-        "loss_weight": 5.0}
-_V1_NOTE = ("GDLoss_v1 ignores weight and avg_factor: it keeps boxes with weight > 0 and returns their "
-            "unreduced losses, which MMEngine averages per FPN level and sums over levels; reproduce with "
-            "reduction='mean' on the positives of each level, without avg_factor, summed over levels")
+_GWD = {"type": "gwd", "stable": True, "fun": "log1p", "tau": 0.0, "alpha": 1.0, "normalize": True, "loss_weight": 5.0}
+_V1_NOTE = (
+    "GDLoss_v1 ignores weight and avg_factor: it keeps boxes with weight > 0 and returns their "
+    "unreduced losses, which MMEngine averages per FPN level and sums over levels; reproduce with "
+    "reduction='mean' on the positives of each level, without avg_factor, summed over levels"
+)
 
 
 def _kld_stable(weight: float) -> dict[str, Any]:
@@ -261,8 +297,12 @@ def _kld_stable(weight: float) -> dict[str, Any]:
 
 
 def _retina(source: str, loss_bbox: dict[str, Any], note: str = "") -> dict[str, Any]:
-    entry = {"source": _MMR + source, "loss_cls": dict(_FOCAL), "loss_bbox": dict(loss_bbox),
-             "reg_decoded_bbox": loss_bbox["type"] in ("kld", "gwd")}
+    entry = {
+        "source": _MMR + source,
+        "loss_cls": dict(_FOCAL),
+        "loss_bbox": dict(loss_bbox),
+        "reg_decoded_bbox": loss_bbox["type"] in ("kld", "gwd"),
+    }
     if note:
         entry["note"] = note
     return entry
@@ -276,9 +316,12 @@ def _r3det(source: str, loss_bbox: dict[str, Any], stages: tuple[float, ...] = (
 
 def _ld(source: str, loss_bbox: dict[str, Any], ld: float, kd: float, note: str = "") -> dict[str, Any]:
     entry = _retina("", loss_bbox, note)
-    entry.update(source=_LD + source, reg_max=8,
-                 loss_ld={"T": 5.0, "class_reduction": "mean", "loss_weight": ld},
-                 loss_kd={"T": 5.0, "class_reduction": "mean", "loss_weight": kd})
+    entry.update(
+        source=_LD + source,
+        reg_max=8,
+        loss_ld={"T": 5.0, "class_reduction": "mean", "loss_weight": ld},
+        loss_kd={"T": 5.0, "class_reduction": "mean", "loss_weight": kd},
+    )
     return entry
 
 
@@ -286,68 +329,94 @@ def _ld(source: str, loss_bbox: dict[str, Any], ld: float, kd: float, note: str 
 #: are ``rdet.config.LossConfig`` fields, ``loss_cls`` keys ``FocalConfig`` fields).
 PUBLISHED_LOSS_SETTINGS: dict[str, dict[str, Any]] = {
     # Rotated RetinaNet baselines: L1 on deltas (mmdet.L1Loss, loss_weight 1.0)
-    **{name: _retina(f"rotated_retinanet/{name}.py", _L1) for name in (
-        "rotated-retinanet-hbox-oc_r50_fpn_1x_dota",
-        "rotated-retinanet-hbox-le90_r50_fpn_1x_dota",
-        "rotated-retinanet-hbox-le135_r50_fpn_1x_dota",
-        "rotated-retinanet-rbox-oc_r50_fpn_1x_dota",
-        "rotated-retinanet-rbox-le90_r50_fpn_1x_dota",
-        "rotated-retinanet-rbox-le135_r50_fpn_1x_dota",
-        "rotated-retinanet-rbox-le90_r50_fpn_amp-1x_dota",
-        "rotated-retinanet-rbox-le90_r50_fpn_rr-1x_dota-ms",
-        "rotated-retinanet-hbox-oc_r50_fpn_rr-6x_hrsc",
-        "rotated-retinanet-rbox-le90_r50_fpn_rr-6x_hrsc",
-        "rotated-retinanet-rbox-le90_r50_fpn_1x_dior",
-        "rotated-retinanet-rbox-oc_r50_fpn_1x_dior",
-    )},
+    **{
+        name: _retina(f"rotated_retinanet/{name}.py", _L1)
+        for name in (
+            "rotated-retinanet-hbox-oc_r50_fpn_1x_dota",
+            "rotated-retinanet-hbox-le90_r50_fpn_1x_dota",
+            "rotated-retinanet-hbox-le135_r50_fpn_1x_dota",
+            "rotated-retinanet-rbox-oc_r50_fpn_1x_dota",
+            "rotated-retinanet-rbox-le90_r50_fpn_1x_dota",
+            "rotated-retinanet-rbox-le135_r50_fpn_1x_dota",
+            "rotated-retinanet-rbox-le90_r50_fpn_amp-1x_dota",
+            "rotated-retinanet-rbox-le90_r50_fpn_rr-1x_dota-ms",
+            "rotated-retinanet-hbox-oc_r50_fpn_rr-6x_hrsc",
+            "rotated-retinanet-rbox-le90_r50_fpn_rr-6x_hrsc",
+            "rotated-retinanet-rbox-le90_r50_fpn_1x_dior",
+            "rotated-retinanet-rbox-oc_r50_fpn_1x_dior",
+        )
+    },
     # KLD (GDLoss_v1) and KLD-stable (GDLoss, fun='log1p', tau=1, sqrt=False)
     "rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota": _retina(
-        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota.py", _KLD_V1, _V1_NOTE),
+        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota.py", _KLD_V1, _V1_NOTE
+    ),
     "rotated-retinanet-rbox-le90_r50_fpn_kld_1x_dota": _retina(
-        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld_1x_dota.py", _KLD_V1, _V1_NOTE),
+        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld_1x_dota.py", _KLD_V1, _V1_NOTE
+    ),
     "rotated-retinanet-hbox-oc_r50_fpn_kld-stable_1x_dota": _retina(
-        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_1x_dota.py", _kld_stable(5.5)),
+        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_1x_dota.py", _kld_stable(5.5)
+    ),
     "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota": _retina(
-        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py", _kld_stable(5.5)),
+        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py", _kld_stable(5.5)
+    ),
     "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota": _retina(
-        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota.py", _kld_stable(5.5),
-        "inherits the losses of rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota (only the optimizer changes)"),
+        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota.py",
+        _kld_stable(5.5),
+        "inherits the losses of rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota (only the optimizer changes)",
+    ),
     "rotated-retinanet-hbox-oc_r50_fpn_kld-stable_rr-6x_hrsc": _retina(
-        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_rr-6x_hrsc.py", _kld_stable(5.5)),
+        "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_rr-6x_hrsc.py", _kld_stable(5.5)
+    ),
     "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_rr-6x_hrsc": _retina(
-        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_rr-6x_hrsc.py", _kld_stable(1.0)),
+        "kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_rr-6x_hrsc.py", _kld_stable(1.0)
+    ),
     # GWD (GDLoss(loss_type='gwd', loss_weight=5.0); module default tau=0 -> loss = log1p(D / scale))
     "rotated-retinanet-hbox-oc_r50_fpn_gwd_1x_dota": _retina(
-        "gwd/rotated-retinanet-hbox-oc_r50_fpn_gwd_1x_dota.py", _GWD),
+        "gwd/rotated-retinanet-hbox-oc_r50_fpn_gwd_1x_dota.py", _GWD
+    ),
     "rotated-retinanet-rbox-le90_r50_fpn_gwd_1x_dota": _retina(
-        "gwd/rotated-retinanet-rbox-le90_r50_fpn_gwd_1x_dota.py", _GWD),
+        "gwd/rotated-retinanet-rbox-le90_r50_fpn_gwd_1x_dota.py", _GWD
+    ),
     "rotated-retinanet-rbox-le135_r50_fpn_gwd_1x_dota": _retina(
-        "gwd/rotated-retinanet-rbox-le135_r50_fpn_gwd_1x_dota.py", _GWD,
+        "gwd/rotated-retinanet-rbox-le135_r50_fpn_gwd_1x_dota.py",
+        _GWD,
         "its _base_ names rotated_retinanet/rotated-retinanet-obb-le135_r50_fpn_1x_dota.py, which does not "
-        "exist in dev-1.x (intended: rotated-retinanet-rbox-le135_r50_fpn_1x_dota.py)"),
+        "exist in dev-1.x (intended: rotated-retinanet-rbox-le135_r50_fpn_1x_dota.py)",
+    ),
     # R3Det: smooth-L1 (beta 0.11) in the initial and every refine stage; KLD variants in both
     "r3det-oc_r50_fpn_1x_dota": _r3det("r3det/r3det-oc_r50_fpn_1x_dota.py", _SL1),
     "r3det-refine-oc_r50_fpn_1x_dota": _r3det("r3det/r3det-refine-oc_r50_fpn_1x_dota.py", _SL1, (1.0, 1.0)),
     "r3det-tiny-oc_r50_fpn_1x_dota": _r3det("r3det/r3det-tiny-oc_r50_fpn_1x_dota.py", _SL1),
     "r3det-oc_r50_fpn_kld_1x_dota": _r3det("kld/r3det-oc_r50_fpn_kld_1x_dota.py", _KLD_V1, note=_V1_NOTE),
     "r3det-tiny-oc_r50_fpn_kld_1x_dota": _r3det(
-        "kld/r3det-tiny-oc_r50_fpn_kld_1x_dota.py", _KLD_V1,
-        note=_V1_NOTE + "; its _base_ is r3det-oc (not r3det-tiny-oc) with stacked_convs=2 overridden"),
+        "kld/r3det-tiny-oc_r50_fpn_kld_1x_dota.py",
+        _KLD_V1,
+        note=_V1_NOTE + "; its _base_ is r3det-oc (not r3det-tiny-oc) with stacked_convs=2 overridden",
+    ),
     "r3det-oc_r50_fpn_kld-stable_1x_dota": _r3det("kld/r3det-oc_r50_fpn_kld-stable_1x_dota.py", _kld_stable(5.0)),
     # Rotated-LD (distribution head reg_max=8; LD/KD = mmdet KnowledgeDistillationKLDivLoss, mean over bins).
     # Its GDLoss is a copy of MMRotate's from before PR #206 (clamps at 0 instead of 1e-7).
     "rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc": {
-        **_retina("", _GWD), "source": _LD + "gwd/rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc.py",
-        "reg_max": 8},
+        **_retina("", _GWD),
+        "source": _LD + "gwd/rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc.py",
+        "reg_max": 8,
+    },
     "rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc": {
         **_retina("", _KLD_V1, _V1_NOTE),
-        "source": _LD + "kld/rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc.py", "reg_max": 8},
+        "source": _LD + "kld/rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc.py",
+        "reg_max": 8,
+    },
     "rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc": _ld(
-        "ld/rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc.py", _GWD, ld=10.0, kd=20.0),
+        "ld/rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc.py", _GWD, ld=10.0, kd=20.0
+    ),
     "rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc": _ld(
-        "ld/rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py", _KLD_V1, ld=15.0, kd=15.0,
-        note=_V1_NOTE),
+        "ld/rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py", _KLD_V1, ld=15.0, kd=15.0, note=_V1_NOTE
+    ),
     "rotated_retinanet_distribution_hbb_gwd_r18_r50_fpn_1x_dota_oc": _ld(
-        "ld/rotated_retinanet_distribution_hbb_gwd_r18_r50_fpn_1x_dota_oc.py", _GWD, ld=30.0, kd=30.0,
-        note="also a feature-imitation loss (IMLoss, loss_weight 2.0) not covered here"),
+        "ld/rotated_retinanet_distribution_hbb_gwd_r18_r50_fpn_1x_dota_oc.py",
+        _GWD,
+        ld=30.0,
+        kd=30.0,
+        note="also a feature-imitation loss (IMLoss, loss_weight 2.0) not covered here",
+    ),
 }

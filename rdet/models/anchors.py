@@ -20,8 +20,9 @@ def base_anchors(stride: int, octave_base_scale: float, scales_per_octave: int, 
     Returns:
         Tensor[A, 4]: ``(w, h)`` pairs repeated as ``(-w/2, -h/2, w/2, h/2)`` in xyxy.
     """
-    scales = torch.tensor([octave_base_scale * 2 ** (k / scales_per_octave) for k in range(scales_per_octave)],
-                          dtype=torch.float64)
+    scales = torch.tensor(
+        [octave_base_scale * 2 ** (k / scales_per_octave) for k in range(scales_per_octave)], dtype=torch.float64
+    )
     ratios = torch.tensor(list(ratios), dtype=torch.float64)
     h_ratios = ratios.sqrt()
     w_ratios = 1 / h_ratios
@@ -30,8 +31,9 @@ def base_anchors(stride: int, octave_base_scale: float, scales_per_octave: int, 
     return torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], -1).float()
 
 
-def grid_anchors(featmap_sizes: list[tuple[int, int]], strides, octave_base_scale: float,
-                 scales_per_octave: int, ratios, device=None) -> list[Tensor]:
+def grid_anchors(
+    featmap_sizes: list[tuple[int, int]], strides, octave_base_scale: float, scales_per_octave: int, ratios, device=None
+) -> list[Tensor]:
     """Rotated anchors (angle 0) for every level.
 
     Args:
@@ -44,11 +46,14 @@ def grid_anchors(featmap_sizes: list[tuple[int, int]], strides, octave_base_scal
     out = []
     for (h, w), s in zip(featmap_sizes, strides):
         base = base_anchors(s, octave_base_scale, scales_per_octave, ratios).to(device)  # [A, 4]
-        ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32) * s,
-                                torch.arange(w, device=device, dtype=torch.float32) * s, indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(h, device=device, dtype=torch.float32) * s,
+            torch.arange(w, device=device, dtype=torch.float32) * s,
+            indexing="ij",
+        )
         centres = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # [HW, 2]
         a = base.shape[0]
-        wh = (base[:, 2:] - base[:, :2])  # [A, 2]
+        wh = base[:, 2:] - base[:, :2]  # [A, 2]
         c = centres[:, None, :].expand(-1, a, 2)
         boxes = torch.cat([c, wh[None].expand(c.shape[0], a, 2), torch.zeros(c.shape[0], a, 1, device=device)], -1)
         out.append(boxes.reshape(-1, 5))

@@ -96,8 +96,10 @@ class ResNet(nn.Module):
     def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                                       nn.BatchNorm2d(planes * block.expansion))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -114,7 +116,7 @@ class ResNet(nn.Module):
             for p in m.parameters():
                 p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ResNet":
+    def train(self, mode: bool = True) -> ResNet:
         super().train(mode)
         self._freeze()
         if mode and self.norm_eval:
@@ -145,12 +147,14 @@ class ResNet(nn.Module):
                 state = state[key]
         # MMDetection-style checkpoints prefix the backbone keys.
         if any(k.startswith("backbone.") for k in state):
-            state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+            state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         result = self.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
-            print(f"backbone weights {path}: {len(result.missing_keys)} missing keys "
-                  f"{result.missing_keys[:5]}, {len(result.unexpected_keys)} unexpected keys "
-                  f"{result.unexpected_keys[:5]}")
+            print(
+                f"backbone weights {path}: {len(result.missing_keys)} missing keys "
+                f"{result.missing_keys[:5]}, {len(result.unexpected_keys)} unexpected keys "
+                f"{result.unexpected_keys[:5]}"
+            )
         self._freeze()
         return list(result.missing_keys), list(result.unexpected_keys)

@@ -21,8 +21,10 @@ def build_model(config: Config) -> nn.Module:
     validate(config)
     names = class_names(config)
     if len(names) != config.model.head.num_classes:
-        raise ValueError(f"config field model.head.num_classes: {config.model.head.num_classes} but "
-                         f"{len(names)} class names in the data config")
+        raise ValueError(
+            f"config field model.head.num_classes: {config.model.head.num_classes} but "
+            f"{len(names)} class names in the data config"
+        )
     if config.model.type == "r3det":
         from rdet.models.r3det import R3Det
 

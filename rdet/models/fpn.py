@@ -25,8 +25,14 @@ class FPN(nn.Module):
     Shapes: ``[C2, C3, C4, C5]`` -> ``num_outs`` maps of ``out_channels`` at strides 8, 16, 32, 64, 128.
     """
 
-    def __init__(self, in_channels: tuple[int, ...], out_channels: int = 256, start_level: int = 1,
-                 num_outs: int = 5, add_extra_convs: str = "on_input"):
+    def __init__(
+        self,
+        in_channels: tuple[int, ...],
+        out_channels: int = 256,
+        start_level: int = 1,
+        num_outs: int = 5,
+        add_extra_convs: str = "on_input",
+    ):
         super().__init__()
         if add_extra_convs != "on_input":
             raise ValueError(f"FPN add_extra_convs must be 'on_input', got {add_extra_convs!r}")
@@ -43,11 +49,12 @@ class FPN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, feats: list[Tensor]) -> list[Tensor]:
-        inputs = feats[self.start_level:]
+        inputs = feats[self.start_level :]
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
         for i in range(len(laterals) - 1, 0, -1):  # top-down: upsample (nearest) and add
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:],
-                                                              mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + F.interpolate(
+                laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest"
+            )
         outs = [self.fpn_convs[i](x) for i, x in enumerate(laterals)]
         n = len(laterals)
         for i in range(n, len(self.fpn_convs)):

@@ -86,8 +86,7 @@ def bilinear_sample(feat: Tensor, xy: Tensor) -> Tensor:
     return (out * inside[:, None].to(out.dtype)).to(feat.dtype)
 
 
-def rotated_feature_align(feat: Tensor, boxes: Tensor, stride: float, points: int = 1,
-                          swap_xy: bool = True) -> Tensor:
+def rotated_feature_align(feat: Tensor, boxes: Tensor, stride: float, points: int = 1, swap_xy: bool = True) -> Tensor:
     """``feat`` plus its bilinear samples at each location's box points (mmcv ``rotated_feature_align``).
 
     Args:
@@ -101,8 +100,9 @@ def rotated_feature_align(feat: Tensor, boxes: Tensor, stride: float, points: in
     """
     b, c, h, w = feat.shape
     if tuple(boxes.shape) != (b, h, w, 5):
-        raise ValueError(f"boxes must be [B, H, W, 5] = {[b, h, w, 5]} for a feature map {list(feat.shape)}, "
-                         f"got {list(boxes.shape)}")
+        raise ValueError(
+            f"boxes must be [B, H, W, 5] = {[b, h, w, 5]} for a feature map {list(feat.shape)}, got {list(boxes.shape)}"
+        )
     pts = sample_points(boxes.float(), points, swap_xy) / stride  # [B, H, W, P, 2]
     sampled = bilinear_sample(feat, pts.reshape(b, h, w * points, 2))  # [B, C, H, W*P]
     return feat + sampled.reshape(b, c, h, w, points).sum(-1)
@@ -132,8 +132,10 @@ class FRM(nn.Module):
     def forward(self, feats: list[Tensor], boxes: list[Tensor]) -> list[Tensor]:
         """``feats[l] (Tensor[B, C, H_l, W_l])``, ``boxes[l] (Tensor[B, H_l, W_l, 5])`` -> refined features."""
         if not len(feats) == len(boxes) == len(self.strides):
-            raise ValueError(f"FRM got {len(feats)} feature levels and {len(boxes)} box levels for "
-                             f"{len(self.strides)} strides {self.strides}")
+            raise ValueError(
+                f"FRM got {len(feats)} feature levels and {len(boxes)} box levels for "
+                f"{len(self.strides)} strides {self.strides}"
+            )
         out = []
         for x, bx, s in zip(feats, boxes, self.strides):
             f = self.conv_5_1(self.conv_1_5(x)) + self.conv_1_1(x)

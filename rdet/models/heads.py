@@ -27,8 +27,15 @@ class RetinaHead(nn.Module):
     ``R = 5`` (deltas) or ``5 * (reg_max + 1)`` (distribution logits, delta-major then bin).
     """
 
-    def __init__(self, num_classes: int, in_channels: int, num_anchors: int, stacked_convs: int = 4,
-                 feat_channels: int = 256, reg_max: int = 0):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        num_anchors: int,
+        stacked_convs: int = 4,
+        feat_channels: int = 256,
+        reg_max: int = 0,
+    ):
         super().__init__()
         self.num_classes, self.num_anchors, self.reg_max = num_classes, num_anchors, reg_max
         self.reg_channels = 5 * (reg_max + 1) if reg_max > 0 else 5
@@ -92,8 +99,9 @@ def horizontal_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-6)
 
 
-def max_iou_assign(anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, min_pos_iou: float,
-                   horizontal: bool) -> tuple[Tensor, Tensor]:
+def max_iou_assign(
+    anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, min_pos_iou: float, horizontal: bool
+) -> tuple[Tensor, Tensor]:
     """MaxIoUAssigner (mmdet): each anchor -> a gt index, background or ignored.
 
     Args:
@@ -146,8 +154,15 @@ class Targets:
 
 
 @torch.no_grad()
-def assign_batch(anchors: Tensor, targets: list[dict], num_classes: int, pos_thr: float, neg_thr: float,
-                 min_pos_iou: float, horizontal: bool) -> Targets:
+def assign_batch(
+    anchors: Tensor,
+    targets: list[dict],
+    num_classes: int,
+    pos_thr: float,
+    neg_thr: float,
+    min_pos_iou: float,
+    horizontal: bool,
+) -> Targets:
     """``max_iou_assign`` for every image of a batch.
 
     Args:
@@ -172,8 +187,9 @@ def assign_batch(anchors: Tensor, targets: list[dict], num_classes: int, pos_thr
         poss.append(pos)
         ious.append(max_iou)
     pos = torch.stack(poss)
-    return Targets(torch.stack(labels), torch.stack(weights), torch.stack(gts), pos, torch.stack(ious),
-                   max(float(pos.sum()), 1.0))
+    return Targets(
+        torch.stack(labels), torch.stack(weights), torch.stack(gts), pos, torch.stack(ious), max(float(pos.sum()), 1.0)
+    )
 
 
 # --------------------------------------------------------------------------- losses
@@ -197,11 +213,25 @@ def regression_loss(cfg: LossConfig, pred: Tensor, target: Tensor) -> Tensor:
     if cfg.type == "smooth_l1":
         return smooth_l1(pred, target, beta=cfg.beta).sum(-1)
     if cfg.type == "kld":
-        return kld_loss(pred, target, fun=cfg.fun, tau=cfg.tau, alpha=cfg.alpha,
-                               sqrt=cfg.sqrt if cfg.stable else None, stable=cfg.stable)
+        return kld_loss(
+            pred,
+            target,
+            fun=cfg.fun,
+            tau=cfg.tau,
+            alpha=cfg.alpha,
+            sqrt=cfg.sqrt if cfg.stable else None,
+            stable=cfg.stable,
+        )
     if cfg.type == "gwd":
-        return gwd_loss(pred, target, fun=cfg.fun, tau=cfg.tau, alpha=cfg.alpha,
-                               normalize=cfg.normalize and cfg.stable, stable=cfg.stable)
+        return gwd_loss(
+            pred,
+            target,
+            fun=cfg.fun,
+            tau=cfg.tau,
+            alpha=cfg.alpha,
+            normalize=cfg.normalize and cfg.stable,
+            stable=cfg.stable,
+        )
     raise ValueError(f"unknown regression loss {cfg.type!r}")
 
 
@@ -216,8 +246,13 @@ def sigmoid_focal(logits: Tensor, labels: Tensor, num_classes: int, gamma: float
 # --------------------------------------------------------------------------- test-time selection
 
 
-def select_detections(cls_logits: list[Tensor], boxes: list[Tensor], cfg: TestConfig,
-                      score_thr: float | None = None, iou_thr: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def select_detections(
+    cls_logits: list[Tensor],
+    boxes: list[Tensor],
+    cfg: TestConfig,
+    score_thr: float | None = None,
+    iou_thr: float | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per-level score filter and top-k, then class-wise rotated NMS (mmdet 3.x ``_predict_by_feat_single``).
 
     Args:
@@ -248,9 +283,16 @@ def select_detections(cls_logits: list[Tensor], boxes: list[Tensor], cfg: TestCo
     return b[keep], s[keep], lab[keep]
 
 
-def detections_per_image(cls: Tensor, boxes: Tensor, per_level: list[int], cfg: TestConfig, angle_version: str,
-                         class_names: list[str], score_thr: float | None = None,
-                         iou_thr: float | None = None) -> list[Detections]:
+def detections_per_image(
+    cls: Tensor,
+    boxes: Tensor,
+    per_level: list[int],
+    cfg: TestConfig,
+    angle_version: str,
+    class_names: list[str],
+    score_thr: float | None = None,
+    iou_thr: float | None = None,
+) -> list[Detections]:
     """``select_detections`` for every image of a batch.
 
     Args:
@@ -261,7 +303,8 @@ def detections_per_image(cls: Tensor, boxes: Tensor, per_level: list[int], cfg: 
     """
     out = []
     for b in range(cls.shape[0]):
-        bx, sc, lab = select_detections(list(cls[b].split(per_level)), list(boxes[b].float().split(per_level)),
-                                        cfg, score_thr, iou_thr)
+        bx, sc, lab = select_detections(
+            list(cls[b].split(per_level)), list(boxes[b].float().split(per_level)), cfg, score_thr, iou_thr
+        )
         out.append(Detections(regularize(bx, angle_version), sc, lab, class_names))
     return out

@@ -34,8 +34,15 @@ from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
 from rdet.models.frm import FRM
-from rdet.models.heads import (RetinaHead, Targets, assign_batch, flatten_levels, regression_loss,
-                               detections_per_image, sigmoid_focal)
+from rdet.models.heads import (
+    RetinaHead,
+    Targets,
+    assign_batch,
+    detections_per_image,
+    flatten_levels,
+    regression_loss,
+    sigmoid_focal,
+)
 
 # Settings the config schema (rdet.config.RefineConfig) does not hold; the values are the published ones.
 # Refine stage i > 0 raises both IoU thresholds by 0.1 per stage (r3det-refine-oc: 0.6/0.5 then 0.7/0.6).
@@ -72,8 +79,16 @@ class Stage:
 class RefineHead(RetinaHead):
     """A RetinaHead with one anchor per location and its feature refinement module (dev-1.x ``R3RefineHead``)."""
 
-    def __init__(self, num_classes: int, in_channels: int, stacked_convs: int, feat_channels: int,
-                 strides: tuple[int, ...], frm_points: int = 1, frm_swap_xy: bool = True):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        stacked_convs: int,
+        feat_channels: int,
+        strides: tuple[int, ...],
+        frm_points: int = 1,
+        frm_swap_xy: bool = True,
+    ):
         super().__init__(num_classes, in_channels, 1, stacked_convs, feat_channels)
         self.feat_refine_module = FRM(in_channels, strides, frm_points, frm_swap_xy)
 
@@ -113,11 +128,15 @@ def _check(cfg: ModelConfig, class_names) -> None:
     if r is None:
         raise ValueError("config field model.refine: an r3det model needs a RefineConfig")
     if r.num_stages < 1 or len(r.stage_loss_weights) != r.num_stages:
-        raise ValueError(f"config field model.refine.stage_loss_weights: {len(r.stage_loss_weights)} weights for "
-                         f"model.refine.num_stages={r.num_stages}")
+        raise ValueError(
+            f"config field model.refine.stage_loss_weights: {len(r.stage_loss_weights)} weights for "
+            f"model.refine.num_stages={r.num_stages}"
+        )
     if len(cfg.anchors.strides) != cfg.neck.num_outs:
-        raise ValueError(f"config field model.anchors.strides: {len(cfg.anchors.strides)} strides (the FRM's "
-                         f"strides too) for {cfg.neck.num_outs} FPN levels")
+        raise ValueError(
+            f"config field model.anchors.strides: {len(cfg.anchors.strides)} strides (the FRM's "
+            f"strides too) for {cfg.neck.num_outs} FPN levels"
+        )
     if cfg.head.reg_max:
         raise ValueError("config field model.head.reg_max: R3Det has no distribution head (use 0)")
 
@@ -138,12 +157,21 @@ class R3Det(nn.Module):
         n, h, r = cfg.neck, cfg.head, cfg.refine
         self.neck = FPN(self.backbone.out_channels, n.out_channels, n.start_level, n.num_outs, n.add_extra_convs)
         self.num_anchors = A.num_base_anchors(cfg.anchors.scales_per_octave, cfg.anchors.ratios)
-        self.bbox_head_init = RetinaHead(h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs,
-                                         h.feat_channels)
+        self.bbox_head_init = RetinaHead(
+            h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs, h.feat_channels
+        )
         self.bbox_head_refine = nn.ModuleList(
-            RefineHead(h.num_classes, n.out_channels, r.stacked_convs, h.feat_channels, tuple(cfg.anchors.strides),
-                       r.frm_points, r.frm_swap_xy)
-            for _ in range(r.num_stages))
+            RefineHead(
+                h.num_classes,
+                n.out_channels,
+                r.stacked_convs,
+                h.feat_channels,
+                tuple(cfg.anchors.strides),
+                r.frm_points,
+                r.frm_swap_xy,
+            )
+            for _ in range(r.num_stages)
+        )
         self.coder = DeltaXYWHTCoder(**asdict(cfg.coder))
         self._anchor_cache: dict = {}
 
@@ -154,8 +182,9 @@ class R3Det(nn.Module):
         key = (tuple(featmap_sizes), str(device))
         if key not in self._anchor_cache:
             a = self.cfg.anchors
-            self._anchor_cache[key] = A.grid_anchors(featmap_sizes, a.strides, a.octave_base_scale,
-                                                     a.scales_per_octave, a.ratios, device)
+            self._anchor_cache[key] = A.grid_anchors(
+                featmap_sizes, a.strides, a.octave_base_scale, a.scales_per_octave, a.ratios, device
+            )
         return self._anchor_cache[key]
 
     def stages(self, images: Tensor) -> tuple[list[Stage], list[int]]:
@@ -201,30 +230,50 @@ class R3Det(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    def assign(self, anchors: Tensor, targets: list[dict], pos_iou_thr: float, neg_iou_thr: float,
-               min_pos_iou: float, horizontal: bool) -> Targets:
+    def assign(
+        self,
+        anchors: Tensor,
+        targets: list[dict],
+        pos_iou_thr: float,
+        neg_iou_thr: float,
+        min_pos_iou: float,
+        horizontal: bool,
+    ) -> Targets:
         """MaxIoU assignment of anchors ``[N, 5]`` (shared) or ``[B, N, 5]`` (per image) to each image's
         ``targets[i] = {'boxes': [G, 5], 'labels': [G]}``."""
-        return assign_batch(anchors, targets, self.cfg.head.num_classes, pos_iou_thr, neg_iou_thr, min_pos_iou,
-                            horizontal)
+        return assign_batch(
+            anchors, targets, self.cfg.head.num_classes, pos_iou_thr, neg_iou_thr, min_pos_iou, horizontal
+        )
 
     def stage_targets(self, index: int, stage: Stage, targets: list[dict]) -> Targets:
         """Assignment of stage ``index`` (0 = init: ``model.head`` thresholds and IoU kind; refine stage
         ``i = index - 1``: rotated IoU, ``model.refine`` thresholds + ``REFINE_IOU_STEP * i``)."""
         h = self.cfg.head
         if index == 0:
-            return self.assign(stage.anchors, targets, h.pos_iou_thr, h.neg_iou_thr, h.min_pos_iou,
-                               horizontal=h.assign_iou == "horizontal")
+            return self.assign(
+                stage.anchors,
+                targets,
+                h.pos_iou_thr,
+                h.neg_iou_thr,
+                h.min_pos_iou,
+                horizontal=h.assign_iou == "horizontal",
+            )
         r, step = self.cfg.refine, REFINE_IOU_STEP * (index - 1)
-        return self.assign(stage.anchors, targets, r.pos_iou_thr + step, r.neg_iou_thr + step, REFINE_MIN_POS_IOU,
-                           horizontal=False)
+        return self.assign(
+            stage.anchors, targets, r.pos_iou_thr + step, r.neg_iou_thr + step, REFINE_MIN_POS_IOU, horizontal=False
+        )
 
     def stage_loss(self, stage: Stage, tg: Targets, loss_bbox: LossConfig, reg_decoded: bool) -> tuple[Tensor, Tensor]:
         """Focal loss over non-ignored locations/anchors and the box loss over positives, both / num_pos."""
         fc = self.cfg.head.loss_cls
         valid = tg.label_weights > 0
-        loss_cls = sigmoid_focal(stage.cls[valid].float(), tg.labels[valid], self.cfg.head.num_classes, fc.gamma,
-                                 fc.alpha).sum() / tg.num_pos * fc.loss_weight
+        loss_cls = (
+            sigmoid_focal(
+                stage.cls[valid].float(), tg.labels[valid], self.cfg.head.num_classes, fc.gamma, fc.alpha
+            ).sum()
+            / tg.num_pos
+            * fc.loss_weight
+        )
         anchors = stage.anchors_per_image()[tg.pos]
         deltas = stage.reg[tg.pos].float()
         if reg_decoded:
@@ -261,8 +310,9 @@ class R3Det(nn.Module):
         """Detections per image from the last stage (boxes regularised to the model's angle version)."""
         cls, reg, rois, per_level = self.flat_outputs(images)
         boxes = self.coder.decode(rois, reg.float())
-        return detections_per_image(cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version,
-                                    self.class_names, score_thr, iou_thr)
+        return detections_per_image(
+            cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version, self.class_names, score_thr, iou_thr
+        )
 
 
 def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -275,11 +325,11 @@ def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for key, value in state.items():
         if key.startswith("bbox_head."):
-            key = "bbox_head_init." + key[len("bbox_head."):]
+            key = "bbox_head_init." + key[len("bbox_head.") :]
         elif key.startswith("refine_head."):
-            key = "bbox_head_refine." + key[len("refine_head."):]
+            key = "bbox_head_refine." + key[len("refine_head.") :]
         elif key.startswith("feat_refine_module."):
-            i, rest = key[len("feat_refine_module."):].split(".", 1)
+            i, rest = key[len("feat_refine_module.") :].split(".", 1)
             key = f"bbox_head_refine.{i}.feat_refine_module.{rest}"
         out[key] = value
     return out

@@ -21,8 +21,16 @@ from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder
 from rdet.models.fpn import FPN
-from rdet.models.heads import (RetinaHead, Targets, assign_batch, distribution_to_deltas, flatten_levels,
-                               regression_loss, detections_per_image, sigmoid_focal)
+from rdet.models.heads import (
+    RetinaHead,
+    Targets,
+    assign_batch,
+    detections_per_image,
+    distribution_to_deltas,
+    flatten_levels,
+    regression_loss,
+    sigmoid_focal,
+)
 
 # ImageNet statistics in RGB order, as the published configs (`data_preprocessor`); one definition, in the
 # transforms that apply them to training images.
@@ -42,8 +50,9 @@ class RotatedRetinaNet(nn.Module):
         self.neck = FPN(self.backbone.out_channels, n.out_channels, n.start_level, n.num_outs, n.add_extra_convs)
         h = cfg.head
         self.num_anchors = A.num_base_anchors(cfg.anchors.scales_per_octave, cfg.anchors.ratios)
-        self.bbox_head = RetinaHead(h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs,
-                                    h.feat_channels, h.reg_max)
+        self.bbox_head = RetinaHead(
+            h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs, h.feat_channels, h.reg_max
+        )
         self.coder = DeltaXYWHTCoder(**asdict(cfg.coder))
         self._anchor_cache: dict = {}
 
@@ -63,8 +72,9 @@ class RotatedRetinaNet(nn.Module):
         key = (tuple(featmap_sizes), str(device))
         if key not in self._anchor_cache:
             a = self.cfg.anchors
-            self._anchor_cache[key] = A.grid_anchors(featmap_sizes, a.strides, a.octave_base_scale,
-                                                     a.scales_per_octave, a.ratios, device)
+            self._anchor_cache[key] = A.grid_anchors(
+                featmap_sizes, a.strides, a.octave_base_scale, a.scales_per_octave, a.ratios, device
+            )
         return self._anchor_cache[key]
 
     def deltas(self, reg: Tensor) -> Tensor:
@@ -83,8 +93,11 @@ class RotatedRetinaNet(nn.Module):
     def _flatten(self, outs, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         cls, reg = outs
         anchors = self.anchors([tuple(c.shape[-2:]) for c in cls], images.device)
-        return (flatten_levels(cls, self.cfg.head.num_classes), flatten_levels(reg, self.bbox_head.reg_channels),
-                torch.cat(anchors))
+        return (
+            flatten_levels(cls, self.cfg.head.num_classes),
+            flatten_levels(reg, self.bbox_head.reg_channels),
+            torch.cat(anchors),
+        )
 
     def decode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Every anchor's decoded box and class probabilities, no selection (the export graph's ``none`` mode).
@@ -101,15 +114,25 @@ class RotatedRetinaNet(nn.Module):
     def assign(self, anchors: Tensor, targets: list[dict]) -> Targets:
         """Assign anchors ``[N, 5]`` to each image's ``targets[i] = {'boxes': [G, 5], 'labels': [G]}``."""
         h = self.cfg.head
-        return assign_batch(anchors, targets, h.num_classes, h.pos_iou_thr, h.neg_iou_thr, h.min_pos_iou,
-                            horizontal=h.assign_iou == "horizontal")
+        return assign_batch(
+            anchors,
+            targets,
+            h.num_classes,
+            h.pos_iou_thr,
+            h.neg_iou_thr,
+            h.min_pos_iou,
+            horizontal=h.assign_iou == "horizontal",
+        )
 
     def loss_from_outputs(self, cls: Tensor, reg: Tensor, anchors: Tensor, tg: Targets) -> dict[str, Tensor]:
         """Focal loss over non-ignored anchors and the regression loss over positives, both / num_pos."""
         h = self.cfg.head
         valid = tg.label_weights > 0
-        loss_cls = sigmoid_focal(cls[valid].float(), tg.labels[valid], h.num_classes, h.loss_cls.gamma,
-                                 h.loss_cls.alpha).sum() / tg.num_pos * h.loss_cls.loss_weight
+        loss_cls = (
+            sigmoid_focal(cls[valid].float(), tg.labels[valid], h.num_classes, h.loss_cls.gamma, h.loss_cls.alpha).sum()
+            / tg.num_pos
+            * h.loss_cls.loss_weight
+        )
         pos = tg.pos
         anchors_b = anchors[None].expand(cls.shape[0], -1, -1)
         deltas = self.deltas(reg[pos].float())
@@ -132,5 +155,6 @@ class RotatedRetinaNet(nn.Module):
         """Detections per image (boxes regularised to the model's angle version)."""
         cls, reg, anchors, per_level = self.flat_outputs(images)
         boxes = self.coder.decode(anchors[None].expand(reg.shape[0], -1, -1), self.deltas(reg).float())
-        return detections_per_image(cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version,
-                                    self.class_names, score_thr, iou_thr)
+        return detections_per_image(
+            cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version, self.class_names, score_thr, iou_thr
+        )

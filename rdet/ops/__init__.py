@@ -17,8 +17,7 @@ from torch import Tensor
 from rdet.ops import _ops
 from rdet.ops._ops import has_compiled, reference_only
 
-__all__ = ["box_iou_rotated", "poly_iou", "nms_rotated", "batched_nms_rotated", "has_compiled",
-           "reference_only"]
+__all__ = ["box_iou_rotated", "poly_iou", "nms_rotated", "batched_nms_rotated", "has_compiled", "reference_only"]
 
 
 def box_iou_rotated(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", aligned: bool = False) -> Tensor:

@@ -87,8 +87,9 @@ def check_pair(a: Tensor, b: Tensor, names: tuple[str, str], last: int, mode: st
     check_same_device(**{names[0]: a, names[1]: b})
     check_mode(mode)
     if aligned and a.shape[0] != b.shape[0]:
-        raise ValueError(f"aligned=True needs {names[0]} and {names[1]} of equal length, "
-                         f"got {list(a.shape)} and {list(b.shape)}")
+        raise ValueError(
+            f"aligned=True needs {names[0]} and {names[1]} of equal length, got {list(a.shape)} and {list(b.shape)}"
+        )
 
 
 def check_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> None:
@@ -116,8 +117,9 @@ def _iou_shape(a: Tensor, b: Tensor, aligned: bool) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------------------ custom ops
-def _pairwise_iou(a: Tensor, b: Tensor, names: tuple[str, str], dim: int, mode: str, aligned: bool,
-                  compiled, reference) -> Tensor:
+def _pairwise_iou(
+    a: Tensor, b: Tensor, names: tuple[str, str], dim: int, mode: str, aligned: bool, compiled, reference
+) -> Tensor:
     """The shared body of the IoU ops: validation, empty inputs, compiled kernel or reference, output dtype."""
     check_pair(a, b, names, dim, mode, aligned)
     check_finite(a, names[0])
@@ -136,8 +138,16 @@ def _pairwise_iou(a: Tensor, b: Tensor, names: tuple[str, str], dim: int, mode: 
 @torch.library.custom_op("rdet::box_iou_rotated", mutates_args=())
 def box_iou_rotated_op(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
     # lambda: _C is None when the extension is not built, and only the compiled path may touch it
-    return _pairwise_iou(boxes1, boxes2, ("boxes1", "boxes2"), 5, mode, aligned,
-                         lambda *x: _C.box_iou_rotated(*x), _reference.box_iou_rotated)
+    return _pairwise_iou(
+        boxes1,
+        boxes2,
+        ("boxes1", "boxes2"),
+        5,
+        mode,
+        aligned,
+        lambda *x: _C.box_iou_rotated(*x),
+        _reference.box_iou_rotated,
+    )
 
 
 @box_iou_rotated_op.register_fake
@@ -147,8 +157,9 @@ def _(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
 
 @torch.library.custom_op("rdet::poly_iou", mutates_args=())
 def poly_iou_op(polys1: Tensor, polys2: Tensor, mode: str, aligned: bool) -> Tensor:
-    return _pairwise_iou(polys1, polys2, ("polys1", "polys2"), 8, mode, aligned,
-                         lambda *x: _C.poly_iou(*x), _reference.poly_iou)
+    return _pairwise_iou(
+        polys1, polys2, ("polys1", "polys2"), 8, mode, aligned, lambda *x: _C.poly_iou(*x), _reference.poly_iou
+    )
 
 
 @poly_iou_op.register_fake
@@ -169,8 +180,9 @@ def nms_rotated_op(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Te
         dt = _reference.compute_dtype(boxes.dtype) if boxes.is_cuda else torch.float64
         # Scores are only ordered, so float64 keeps every distinction the input dtype had.
         cls = None if idxs is None else idxs.to(torch.long).contiguous()
-        return _C.nms_rotated(boxes.to(dt).contiguous(), scores.to(torch.float64).contiguous(),
-                              float(iou_threshold), cls)
+        return _C.nms_rotated(
+            boxes.to(dt).contiguous(), scores.to(torch.float64).contiguous(), float(iou_threshold), cls
+        )
     return _reference.nms_rotated(boxes, scores, float(iou_threshold), idxs)
 
 

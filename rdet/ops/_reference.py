@@ -126,8 +126,12 @@ def _convex_pieces(polys: Tensor) -> tuple[Tensor, Tensor]:
         pieces (Tensor[B, 2, 4, 2]), present (Tensor[B, 2] bool).
     """
     nxt, prv = polys.roll(-1, 1), polys.roll(1, 1)
-    turn = _cross(polys[..., 0] - prv[..., 0], polys[..., 1] - prv[..., 1],
-                  nxt[..., 0] - polys[..., 0], nxt[..., 1] - polys[..., 1])  # [B, 4]
+    turn = _cross(
+        polys[..., 0] - prv[..., 0],
+        polys[..., 1] - prv[..., 1],
+        nxt[..., 0] - polys[..., 0],
+        nxt[..., 1] - polys[..., 1],
+    )  # [B, 4]
     reflex = turn < 0
     nonconvex = reflex.any(1)
     r = torch.argmax(reflex.to(torch.uint8), dim=1)  # first reflex vertex, 0 when convex
@@ -169,8 +173,8 @@ def _pair_candidates(c1: Tensor, r1: Tensor, c2: Tensor, r2: Tensor, extra=None)
     rows = max(1, MASK_ELEMS // max(m, 1))
     ii, jj = [], []
     for s in range(0, n, rows):
-        d2 = ((c1[s:s + rows, None] - c2[None]) ** 2).sum(-1)
-        mask = d2 < (r1[s:s + rows, None] + r2[None]) ** 2
+        d2 = ((c1[s : s + rows, None] - c2[None]) ** 2).sum(-1)
+        mask = d2 < (r1[s : s + rows, None] + r2[None]) ** 2
         if extra is not None:
             mask &= extra(s, min(s + rows, n))
         i, j = mask.nonzero(as_tuple=True)
@@ -186,11 +190,11 @@ def _box_pair_inter(b1: Tensor, b2: Tensor) -> Tensor:
     """Intersection areas of rotated boxes ``b1[i], b2[i] (Tensor[P, 5])``, chunked."""
     out = b1.new_zeros(b1.shape[0])
     for s in range(0, b1.shape[0], PAIR_CHUNK):
-        x, y = b1[s:s + PAIR_CHUNK], b2[s:s + PAIR_CHUNK]
+        x, y = b1[s : s + PAIR_CHUNK], b2[s : s + PAIR_CHUNK]
         # Relative to the centre of x: its corners carry no cancellation error.
         p = box_corners(x)
         q = box_corners(y) + (y[:, None, :2] - x[:, None, :2])
-        out[s:s + PAIR_CHUNK] = convex_intersection_area(p, q)
+        out[s : s + PAIR_CHUNK] = convex_intersection_area(p, q)
     return out
 
 
@@ -242,9 +246,9 @@ def poly_iou(polys1: Tensor, polys2: Tensor, mode: str = "iou", aligned: bool = 
     def inter_of(i: Tensor, j: Tensor) -> Tensor:
         out = p1.new_zeros(i.shape[0])
         for s in range(0, i.shape[0], PAIR_CHUNK):
-            ii, jj = i[s:s + PAIR_CHUNK], j[s:s + PAIR_CHUNK]
+            ii, jj = i[s : s + PAIR_CHUNK], j[s : s + PAIR_CHUNK]
             origin = c1[ii][:, None]
-            out[s:s + PAIR_CHUNK] = quad_intersection_area(p1[ii] - origin, p2[jj] - origin)
+            out[s : s + PAIR_CHUNK] = quad_intersection_area(p1[ii] - origin, p2[jj] - origin)
         return out
 
     if aligned:
@@ -310,8 +314,8 @@ def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
     alive = np.ones(n, dtype=bool)
     keep: list[int] = []
     for st in range(0, n, NMS_BLOCK):
-        rows_np = st + np.flatnonzero(alive[st:st + NMS_BLOCK])
-        cols_np = st + 1 + np.flatnonzero(alive[st + 1:])
+        rows_np = st + np.flatnonzero(alive[st : st + NMS_BLOCK])
+        cols_np = st + 1 + np.flatnonzero(alive[st + 1 :])
         hit_i = hit_j = np.zeros(0, dtype=np.int64)
         if rows_np.size and cols_np.size:
             rows, cols = torch.from_numpy(rows_np).to(dev), torch.from_numpy(cols_np).to(dev)
@@ -323,8 +327,11 @@ def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
             ri, cj = m.nonzero(as_tuple=True)
             i, j = rows[ri], cols[cj]
             lo = torch.minimum(area[i], area[j])
-            ub_inter = torch.minimum(torch.minimum(ix[ri, cj], 2 * torch.minimum(ex[i], ex[j]))
-                                     * torch.minimum(iy[ri, cj], 2 * torch.minimum(ey[i], ey[j])), lo)
+            ub_inter = torch.minimum(
+                torch.minimum(ix[ri, cj], 2 * torch.minimum(ex[i], ex[j]))
+                * torch.minimum(iy[ri, cj], 2 * torch.minimum(ey[i], ey[j])),
+                lo,
+            )
             ub = ub_inter / (area[i] + area[j] - ub_inter).clamp(min=torch.finfo(b.dtype).tiny)
             sel = ub > bound_thr
             i, j = i[sel], j[sel]

@@ -25,8 +25,15 @@ def _fmt_time(seconds: float) -> str:
 class Progress:
     """Progress over ``total`` steps. Use as a context manager; ``update(n)``, ``set_postfix(dict)``."""
 
-    def __init__(self, total: int | None, desc: str = "", enabled: bool = True, width: int = 20,
-                 log_every: float = 10.0, stream=None):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str = "",
+        enabled: bool = True,
+        width: int = 20,
+        log_every: float = 10.0,
+        stream=None,
+    ):
         self.total, self.desc, self.enabled, self.width = total, desc, enabled, width
         self.n = 0
         self.postfix: dict[str, object] = {}
@@ -36,7 +43,7 @@ class Progress:
         self.start = time.perf_counter()
         self._last = 0.0
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._draw(force=True)
         return self
 
