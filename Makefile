@@ -9,7 +9,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rdet-installed
 
-.PHONY: setup test test-all demo serve bench clean
+.PHONY: setup test test-all lint demo serve bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(BROWSER):
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "note: chromium not installed; the browser test will be skipped"
 	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: setup $(BROWSER)
 	$(BIN)/python -m pytest -q --durations=15 tests

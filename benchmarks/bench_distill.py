@@ -31,8 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# Spinning OpenMP threads are 10-50x slower on shared cores (see bench_fps.py); libgomp reads this when torch is
+# Spinning OpenMP threads are 10-50x slower on shared cores (see rdet/bench/fps.py); libgomp reads this when torch is
 # imported, so it is set first. An explicit OMP_WAIT_POLICY wins; the report prints the value.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

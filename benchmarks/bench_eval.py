@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _rect_polys(cx, cy, w, h, a) -> np.ndarray:
     """Rotated rectangles [N] -> polygons [N, 8] (rdet convention, numpy)."""

@@ -34,15 +34,13 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_fps.py: spinning OpenMP threads on shared cores
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see rdet/bench/fps.py: spinning OpenMP threads on shared cores
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.bench_fps import MODELS, build, environment  # noqa: E402
+from rdet.bench.fps import MODELS, build, environment  # noqa: E402
 
 FULL_SIDE = 10_000
 BLOCK = 512  # TIFF tile and generator block

@@ -27,14 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_fps.py: spinning OpenMP threads on shared cores
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see rdet/bench/fps.py: spinning OpenMP threads on shared cores
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.bench_fps import DEFAULT_MODELS, MODELS, bench_config, environment, parse_input  # noqa: E402
+from rdet.bench.fps import DEFAULT_MODELS, MODELS, bench_config, environment, parse_input  # noqa: E402
 
 GIB = 1024**3
 

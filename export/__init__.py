@@ -14,12 +14,12 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "export_onnx": "export.onnx_export",
-    "read_metadata": "export.onnx_export",
-    "Runner": "export.runtime",
-    "build_engine": "export.trt_build",
-    "rotated_nms_batched": "export.rotated_nms_op",
-    "NMSParams": "export.rotated_nms_op",
+    "export_onnx": "rdet.export.onnx_export",
+    "read_metadata": "rdet.export.onnx_export",
+    "Runner": "rdet.export.runtime",
+    "build_engine": "rdet.export.trt_build",
+    "rotated_nms_batched": "rdet.export.rotated_nms_op",
+    "NMSParams": "rdet.export.rotated_nms_op",
 }
 
 __all__ = list(_LAZY)

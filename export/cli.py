@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from export.onnx_export import export_onnx
+    from rdet.export.onnx_export import export_onnx
 
     if len(args.imgsz) > 2:
         print("rdet export: --imgsz takes H or H W", file=sys.stderr)
@@ -54,7 +54,7 @@ def cli(argv: list[str]) -> int:
     if args.format == "onnx" and (args.fp16 or args.plugin_lib or args.min_batch or args.opt_batch or args.max_batch):
         print("rdet export: --fp16/--plugin-lib/--min/opt/max-batch apply to --format trt only", file=sys.stderr)
         return 2
-    from export.runtime import ENGINE_SUFFIXES
+    from rdet.export.runtime import ENGINE_SUFFIXES
 
     if args.format == "onnx" and output.suffix != ".onnx":
         print(f"rdet export: --output must end with .onnx for --format onnx, got {output}", file=sys.stderr)
@@ -84,7 +84,7 @@ def cli(argv: list[str]) -> int:
         )
         print(f"wrote {onnx_path}")
         if args.format == "trt":
-            from export.trt_build import build_engine
+            from rdet.export.trt_build import build_engine
 
             build_engine(
                 onnx_path,

@@ -1,6 +1,6 @@
 """Exact greedy rotated NMS from standard ONNX ops (the ``nms='onnx'`` export mode).
 
-The same four outputs and semantics as :mod:`export.rotated_nms_op`, written as fixed-shape torch code that
+The same four outputs and semantics as :mod:`rdet.export.rotated_nms_op`, written as fixed-shape torch code that
 the TorchScript exporter turns into standard ONNX ops, so any runtime (TensorRT without our plugin
 included) runs it:
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from export.rotated_nms_op import NMSParams, check_inputs
+from rdet.export.rotated_nms_op import NMSParams, check_inputs
 
 CAPACITY = 12  # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
 _PLACEHOLDER = "rdet_export::GreedyKeep"

@@ -6,9 +6,9 @@ The graph (TorchScript exporter, ``dynamo=False``, opset >= 17):
   (not normalised: the ImageNet mean/std normalisation of :mod:`rdet.models.retinanet` is inside the graph);
 * ``nms='none'``: outputs ``boxes [B, N, 5]`` (decoded ``(cx, cy, w, h, angle)``, pixels, radians, the
   canonical convention of :mod:`rdet.boxes`) and ``scores [B, N, C]`` (sigmoid); standard ops only;
-* ``nms='plugin'``: the same graph ending in one ``rdet::RotatedNMS`` node (:mod:`export.rotated_nms_op`):
+* ``nms='plugin'``: the same graph ending in one ``rdet::RotatedNMS`` node (:mod:`rdet.export.rotated_nms_op`):
   outputs ``num_dets [B, 1] int32``, ``det_boxes [B, K, 5]``, ``det_scores [B, K]``, ``det_classes [B, K] int32``;
-* ``nms='onnx'``: the same four outputs from standard ONNX ops only (:mod:`export.nms_onnx`).
+* ``nms='onnx'``: the same four outputs from standard ONNX ops only (:mod:`rdet.export.nms_onnx`).
 
 ``metadata_props`` record: ``rdet_version``, ``class_names`` (JSON list), ``angle_version``,
 ``box_format``, ``input_size`` (JSON ``[H, W]``), ``input_dtype``, ``input_layout``, ``batch`` (JSON int,
@@ -28,8 +28,8 @@ import torch
 from torch import Tensor, nn
 
 import rdet
-from export import nms_onnx
-from export.rotated_nms_op import OUTPUT_NAMES, NMSParams, register_onnx_symbolic, rotated_nms_batched
+from rdet.export import nms_onnx
+from rdet.export.rotated_nms_op import OUTPUT_NAMES, NMSParams, register_onnx_symbolic, rotated_nms_batched
 
 NMS_MODES = ("none", "plugin", "onnx")
 INPUT_DTYPES = ("uint8", "float32")

@@ -3,10 +3,10 @@
 One definition serves PyTorch inference and export: the eager implementation calls
 :func:`rdet.ops.batched_nms_rotated` image by image, and the TorchScript ONNX exporter emits the op as
 ONE node ``rdet::RotatedNMS`` (version 1), which the TensorRT plugin
-(``export/plugins/rotated_nms``) and the ONNX Runtime custom op (:mod:`export.runtime`) implement.
+(``export/plugins/rotated_nms``) and the ONNX Runtime custom op (:mod:`rdet.export.runtime`) implement.
 Node attributes and plugin fields come from ``plugins/rotated_nms/plugin_fields.json``.
 
-Semantics (shared by the eager op, :mod:`export.nms_onnx`, the ORT custom op and the plugin), per image:
+Semantics (shared by the eager op, :mod:`rdet.export.nms_onnx`, the ORT custom op and the plugin), per image:
 
 1. ``scores [N, C]`` is flattened to ``N * C`` candidates (index ``n * C + c``: box ``n``, class ``c``);
 2. the ``pre_nms_topk`` highest are kept (ties: lower flat index first), then those ``> score_threshold``;

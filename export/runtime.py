@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack
+from rdet.export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ORT_DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions registers Python ops in this domain only
@@ -112,7 +112,7 @@ class OrtBackend:
         import onnx
         import onnxruntime as ort
 
-        from export.onnx_export import read_metadata
+        from rdet.export.onnx_export import read_metadata
 
         try:
             proto = onnx.load(str(path))

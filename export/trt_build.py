@@ -3,7 +3,7 @@
 ``build_engine(onnx_path, engine_path, plugin_lib=..., fp16=..., min_batch/opt_batch/max_batch)`` parses the
 ONNX file (a ``plugin`` graph needs the RotatedNMS plugin library, built from ``export/plugins/rotated_nms``),
 adds an optimisation profile for a dynamic batch, and writes the serialized engine plus ``<engine>.json``
-(the ONNX metadata, which TensorRT engines cannot carry, read back by :class:`export.runtime.Runner`).
+(the ONNX metadata, which TensorRT engines cannot carry, read back by :class:`rdet.export.runtime.Runner`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from export.runtime import import_tensorrt, load_plugin_library, make_logger
+from rdet.export.runtime import import_tensorrt, load_plugin_library, make_logger
 
 
 def _batch_profile(
@@ -65,8 +65,8 @@ def build_engine(
         RuntimeError: TensorRT missing, the parser or the builder failed (their messages included).
         ValueError: inconsistent arguments.
     """
-    from export.onnx_export import read_metadata
-    from export.runtime import ENGINE_SUFFIXES
+    from rdet.export.onnx_export import read_metadata
+    from rdet.export.runtime import ENGINE_SUFFIXES
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():

@@ -26,7 +26,7 @@ _LAZY = {
     "predict": "rdet.inference.predict",
     "load_config": "rdet.config",
     "build_model": "rdet.models.build",
-    "load_checkpoint": "rdet.engine.checkpoint",
+    "load_checkpoint": "rdet.checkpoint",
     "read_labels": "rdet.data.formats",
 }
 

@@ -1,4 +1,4 @@
-"""``rdet`` command line: ``rdet train|distill|eval|split|convert|predict|export|bench|serve ...``.
+"""``rdet`` command line: ``rdet train|distill|eval|split|convert|predict|export|bench|serve|demo ...``.
 
 Each sub-command lives with the code it drives and exposes ``cli(argv: list[str]) -> int`` with its own
 argparse, so ``rdet <sub> --help`` is documented where the behaviour is. Heavy modules are imported only
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 
 COMMANDS = {
     "train": ("rdet.engine.train", "train a detector from a config"),
@@ -18,9 +17,10 @@ COMMANDS = {
     "split": ("rdet.data.split", "split large images into training tiles"),
     "convert": ("rdet.data.formats", "convert label formats"),
     "predict": ("rdet.inference.predict", "tiled inference on scenes of any size"),
-    "export": ("export.cli", "export to ONNX / TensorRT"),
-    "bench": ("benchmarks.bench_fps", "inference speed benchmark"),
-    "serve": ("serve.app", "Gradio demo"),
+    "export": ("rdet.export.cli", "export to ONNX / TensorRT"),
+    "bench": ("rdet.bench.fps", "inference speed benchmark"),
+    "serve": ("rdet.serve.app", "Gradio demo"),
+    "demo": ("rdet.demo", "the whole pipeline on the bundled samples"),
 }
 
 
@@ -38,16 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rdet: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    target = COMMANDS[name][0]
-    if not target.startswith("rdet."):
-        # export/, serve/ and benchmarks/ live beside the package (they use only its public API); they are
-        # importable from a source checkout, which is how `make` installs rdet (editable).
-        root = Path(__file__).resolve().parents[1]
-        if not (root / target.split(".")[0]).is_dir():
-            print(f"rdet {name}: needs a source checkout of rdet ({target.split('.')[0]}/ not found)", file=sys.stderr)
-            return 2
-        sys.path.insert(0, str(root))
-    module = importlib.import_module(target)
+    module = importlib.import_module(COMMANDS[name][0])
     return int(module.cli(rest) or 0)
 
 

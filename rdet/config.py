@@ -384,17 +384,47 @@ def _run_file(path: Path) -> Config:
     return config
 
 
+def config_names() -> dict[str, Path]:
+    """``{name: path}`` of every config shipped with rdet (``configs/``, installed as ``rdet.configs``)."""
+    from rdet.resources import configs_dir
+
+    root = configs_dir()
+    return {p.stem: p for p in sorted(root.rglob("*.py")) if p.name != "__init__.py"}
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """The config file for a path, or for the name of a shipped config.
+
+    ``find_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota")``, with or without ``.py`` and
+    with or without its folder (``"kld/..."``), finds the file in the installed ``rdet.configs``; an existing
+    path is returned as is.
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped config name (the message lists the closest names).
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = config_names()
+    stem = path.name[:-3] if path.name.endswith(".py") else path.name
+    if stem in names:
+        return names[stem]
+    hint = difflib.get_close_matches(stem, list(names), n=3)
+    more = f"; did you mean {', '.join(hint)}?" if hint else " (rdet.config.config_names() lists the shipped configs)"
+    raise FileNotFoundError(f"config not found: {name_or_path} is neither a file nor a shipped config name{more}")
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load and validate a config file.
 
     Args:
-        path: a Python config file defining ``config``.
+        path: a Python config file defining ``config``, or the name of a shipped config (:func:`find_config`).
         overrides: ``"section.field=value"`` strings, as given to ``--set``.
 
     Returns:
         Config: validated; ``source`` is set to the file path and data paths are resolved relative to it.
     """
-    path = Path(path).resolve()
+    path = find_config(path).resolve()
     config = _run_file(path)
     for item in overrides:
         apply_override(config, item)

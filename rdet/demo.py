@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data" / "samples"
-CONFIG = ROOT / "configs" / "quickstart" / "rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py"
+from rdet.resources import configs_dir, samples_dir
+
+SAMPLES = samples_dir()
+CONFIG = configs_dir() / "quickstart" / "rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py"
 SCENE = SAMPLES / "scenes" / "dota_demo.jpg"
 TILE, GAP = 512, 128
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rdet.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", default=str(ROOT / "demo_out"), help="output folder (default: demo_out/)")
+    parser.add_argument("--out", default="demo_out", help="output folder (default: ./demo_out)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     parser.add_argument("--retrain", action="store_true", help="train even if demo_out/model.pt exists")
     args = parser.parse_args(argv)
@@ -110,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     metric.to_json(out / "metrics.json")
 
     print("[4/5] exporting to ONNX (exact rotated NMS in standard ONNX ops)")
-    sys.path.insert(0, str(ROOT))
-    from export.onnx_export import export_onnx
+    from rdet.export.onnx_export import export_onnx
 
     onnx_path = export_onnx(checkpoint, out / "model.onnx", nms="onnx", imgsz=TILE)
 
@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     print("  next:         make serve   (Gradio app on this model)")
     print("=" * 72)
     return 0
+
+
+def cli(argv: list[str]) -> int:
+    """``rdet demo``."""
+    return main(argv)
 
 
 if __name__ == "__main__":

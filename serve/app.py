@@ -21,9 +21,9 @@ import torch
 
 from rdet.inference import io
 from rdet.inference.predict import SUFFIXES, load_backend, predict
+from rdet.resources import samples_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = ROOT / "data" / "samples" / "scenes"
+SAMPLES_DIR = samples_dir() / "scenes"
 MAX_DISPLAY_SIDE = 2048  # the page shows a shrunk copy of huge scenes; downloads keep full precision
 
 

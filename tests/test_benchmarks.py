@@ -14,16 +14,15 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_fps import (  # noqa: E402
+from rdet.bench.flops import conv2d_flops, count_flops, gpu_peak, linear_flops, model_flops  # noqa: E402
+from rdet.bench.fps import (  # noqa: E402
     MODELS,  # noqa: E402
     PUBLISHED_HEADER,
     bench_config,
     parse_args,
     parse_input,
 )
-from benchmarks.flops import conv2d_flops, count_flops, gpu_peak, linear_flops, model_flops  # noqa: E402
 
 
 def _run(*args: str, timeout: int = 120) -> str:

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import rdet
+import rdet.config
 from rdet.config import Config, apply_override
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-ALL_FILES = sorted(CONFIGS.rglob("*.py"))
+ALL_FILES = sorted(rdet.config.config_names().values())
 # The Rotated RetinaNet rows of the KLD table (configs/ld and configs/r3det have tests of their own).
 PUBLISHED = [
     p
@@ -300,3 +301,13 @@ def test_unknown_value_is_rejected_by_validation(tmp_path):
         rdet.load_config(path, ["model.coder.angle_version=le45"])
     with pytest.raises(ValueError, match="data.img_size"):
         rdet.load_config(path, ["data.img_size=(512, 810)"])  # not divisible by 32
+
+
+def test_configs_resolve_by_name_and_path():
+    by_name = rdet.config.find_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota")
+    assert by_name == CONFIGS / "kld" / "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py"
+    assert rdet.config.find_config("kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py") == by_name
+    assert rdet.config.find_config(by_name) == by_name
+    assert rdet.load_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota").source == str(by_name)
+    with pytest.raises(FileNotFoundError, match="did you mean rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"):
+        rdet.config.find_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stabel_1x_dota")

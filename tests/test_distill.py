@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import rdet
+from rdet.checkpoint import read_checkpoint, save_checkpoint
 from rdet.config import Config, DistillConfig
 from rdet.data.synthetic import make_synthetic_dataset
-from rdet.engine.checkpoint import read_checkpoint, save_checkpoint
 from rdet.engine.data import build_loader
 from rdet.engine.distill import Teacher, check_compatible, cli, distill, distill_losses
 from rdet.losses.ld import kd_loss, ld_loss, vlr_mask, vlr_weights

@@ -9,9 +9,9 @@ import torch
 import torch.multiprocessing as mp
 
 import rdet
+from rdet.checkpoint import read_checkpoint
 from rdet.config import Config, load_config
 from rdet.data.synthetic import make_synthetic_dataset
-from rdet.engine.checkpoint import read_checkpoint
 from rdet.engine.train import lr_at, resolve_config, train
 
 

@@ -23,13 +23,13 @@ ort = pytest.importorskip("onnxruntime")
 
 import helpers
 
-from export import nms_onnx  # noqa: E402
-from export.cli import cli  # noqa: E402
-from export.onnx_export import ExportGraph, export_onnx, read_metadata  # noqa: E402
-from export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack  # noqa: E402
-from export.runtime import Runner  # noqa: E402
 from rdet import ops  # noqa: E402
 from rdet.config import Config  # noqa: E402
+from rdet.export import nms_onnx  # noqa: E402
+from rdet.export.cli import cli  # noqa: E402
+from rdet.export.onnx_export import ExportGraph, export_onnx, read_metadata  # noqa: E402
+from rdet.export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack  # noqa: E402
+from rdet.export.runtime import Runner  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -370,7 +370,7 @@ def test_rotated_nms_op_padding_and_fp16():
 
 # ------------------------------------------------------------------------------ checkpoint and CLI
 def test_cli_export_fixed_batch_float_input(model, images, reference, tmp_path):
-    from rdet.engine.checkpoint import save_checkpoint
+    from rdet.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "tiny.pth", model, tiny_config())
     out = tmp_path / "tiny_fixed.onnx"
@@ -528,7 +528,7 @@ def _has_tensorrt() -> bool:
 
 @pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed")
 def test_tensorrt_absent_is_a_clear_error(exported, tmp_path):
-    from export.trt_build import build_engine
+    from rdet.export.trt_build import build_engine
 
     with pytest.raises(RuntimeError, match="TensorRT is not installed"):
         build_engine(exported("onnx"), tmp_path / "m.engine")
@@ -542,7 +542,7 @@ def test_tensorrt_absent_is_a_clear_error(exported, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not _has_tensorrt(), reason="needs TensorRT and a CUDA GPU")
 def test_tensorrt_engine_equals_pytorch(exported, reference, images, tmp_path):
-    from export.trt_build import build_engine
+    from rdet.export.trt_build import build_engine
 
     engine = build_engine(exported("onnx"), tmp_path / "tiny.engine", max_batch=4)
     got = Runner(engine, device="cuda").run(images)

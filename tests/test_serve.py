@@ -7,7 +7,6 @@ Chromium binary (Debian: ``apt-get install chromium``), and is skipped without t
 import json
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 import cv2
@@ -18,14 +17,13 @@ import torch
 gr = pytest.importorskip("gradio")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # serve/ lives beside the package
 
 import helpers
 
+from rdet.checkpoint import save_checkpoint  # noqa: E402
 from rdet.config import Config  # noqa: E402
-from rdet.engine.checkpoint import save_checkpoint  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
-from serve.app import build_app, bundled_samples, launch  # noqa: E402
+from rdet.serve.app import build_app, bundled_samples, launch  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "scenes" / "dota_demo.jpg"
 

@@ -1,7 +1,6 @@
 """Tiled inference: the window grid, mapping back to the scene, merging cut objects, predict and its CLI."""
 
 import sys
-from pathlib import Path
 
 import cv2
 import helpers
@@ -9,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from rdet.checkpoint import save_checkpoint
 from rdet.config import Config
-from rdet.engine.checkpoint import save_checkpoint
 from rdet.inference import io
 from rdet.inference.predict import PIXEL_MEAN, PIXEL_STD, cli, load_backend, predict
 from rdet.inference.tiling import (
@@ -283,10 +282,7 @@ def test_import_rdet_does_not_import_gradio():
 
 def test_onnx_backend_matches_torch(tmp_path, tiny_model):
     pytest.importorskip("onnxruntime")
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.insert(0, root)  # export/ lives beside the package
-    export_onnx = pytest.importorskip("export.onnx_export").export_onnx
+    export_onnx = pytest.importorskip("rdet.export.onnx_export").export_onnx
     path = export_onnx(tiny_model, tmp_path / "tiny.onnx", nms="none", imgsz=128, score_threshold=0.3)
     img = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     ref = predict(img, tiny_model, tile=128, overlap=32, score_thr=0.3, progress=False)

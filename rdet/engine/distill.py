@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rdet.checkpoint import read_checkpoint
 from rdet.config import Config, DistillConfig, load_config, to_dict
-from rdet.engine.checkpoint import read_checkpoint
 from rdet.engine.data import move_batch
 from rdet.engine.train import config_from_args, config_parser, fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
@@ -260,7 +260,7 @@ class Teacher:
 
 def build_teacher(config: Config, teacher=None, teacher_weights=None, device="cpu") -> tuple[Teacher, str]:
     """Resolve, check and load the teacher; returns it (frozen, eval mode, on ``device``) and its fingerprint."""
-    from rdet.engine.checkpoint import config_from_checkpoint, load_checkpoint
+    from rdet.checkpoint import config_from_checkpoint, load_checkpoint
 
     cfg, weights, model = resolve_teacher(config, teacher, teacher_weights)
     if cfg is None:  # only a checkpoint: its stored config

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from rdet.checkpoint import read_checkpoint, save_checkpoint
 from rdet.config import Config, apply_override, load_config, to_dict
-from rdet.engine.checkpoint import read_checkpoint, save_checkpoint
 from rdet.engine.data import build_loader, move_batch
 from rdet.models.build import build_model
 from rdet.utils.progress import Progress

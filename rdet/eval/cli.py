@@ -78,7 +78,7 @@ def run_model(model, data="val", device: str | None = None, progress: bool = Tru
 
     Args:
         model: an ``nn.Module`` with ``predict`` and ``class_names`` (``rdet.build_model``), or the path
-            of a checkpoint (``rdet.engine.checkpoint.load_checkpoint``).
+            of a checkpoint (``rdet.checkpoint.load_checkpoint``).
         data: a split name of the model's config (``'val'`` or ``'train'``; built with
             ``rdet.engine.data.build_loader``) or an iterable of batches ``{'images', 'targets'}``.
         device: where to run (default: the model's device; ``'cpu'`` for a checkpoint path).
@@ -91,7 +91,7 @@ def run_model(model, data="val", device: str | None = None, progress: bool = Tru
     from rdet.engine.evaluate import predict_loader
 
     if isinstance(model, (str, Path)):
-        from rdet.engine.checkpoint import load_checkpoint
+        from rdet.checkpoint import load_checkpoint
 
         model = load_checkpoint(model, device=device or "cpu")
     elif device is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import math
 import sys
 import time
@@ -185,20 +184,6 @@ class TorchBackend:
         return [(d.boxes, d.scores, d.labels) for d in dets]
 
 
-def _import_runner():
-    """``export.runtime.Runner`` (export/ lives beside the package, in a source checkout)."""
-    try:
-        return importlib.import_module("export.runtime").Runner
-    except ModuleNotFoundError as e:
-        root = Path(__file__).resolve().parents[2]
-        if e.name not in ("export", "export.runtime") or not (root / "export" / "runtime.py").is_file():
-            raise ValueError(
-                f"backends 'onnx'/'trt' need export/runtime.py from a source checkout of rdet ({e})"
-            ) from e
-        sys.path.insert(0, str(root))
-        return importlib.import_module("export.runtime").Runner
-
-
 class RunnerBackend:
     """Runs an exported model with ``export.runtime.Runner(path).run(images) -> per-image dicts``.
 
@@ -217,7 +202,8 @@ class RunnerBackend:
         score_thr: float | None = None,
         iou_thr: float | None = None,
     ):
-        Runner = _import_runner()
+        from rdet.export.runtime import Runner  # onnx/tensorrt are imported only for these backends
+
         self.name, self.device, self.path = kind, str(device), Path(path)
         self.runner = Runner(str(path), device=self.device)
         self.class_names = list(self.runner.class_names)
@@ -301,7 +287,7 @@ def load_backend(
             f"got {path.name}{hint}"
         )
     if backend == "torch":
-        from rdet.engine.checkpoint import load_checkpoint
+        from rdet.checkpoint import load_checkpoint
 
         return TorchBackend(load_checkpoint(path, device=device), device, score_thr, iou_thr)
     return RunnerBackend(path, backend, device, score_thr, iou_thr)

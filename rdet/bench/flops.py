@@ -10,7 +10,7 @@ RetinaNet's arithmetic). Two independent counters:
 
 Models are built on the ``meta`` device, so counting a 1024 x 1024 R-50 takes a second and no memory. Example::
 
-    .venv/bin/python benchmarks/flops.py --models retinanet-r18 retinanet-r50 --inputs dota hrsc
+    .venv/bin/python -m rdet.bench.flops --models retinanet-r18 retinanet-r50 --inputs dota hrsc
 
 gives 327.8 GFLOP (R-18) and 430.3 GFLOP (R-50) per 1024 x 1024 image with the DOTA configs (15 classes,
 9 anchors per location, 256-channel FPN and head with 4 stacked convs): the head alone is 224.1 GFLOP because
@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -260,8 +259,7 @@ def cli(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"], help="dota (1024x1024), hrsc (512x800) or HxW")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.bench_fps import MODELS, bench_config, parse_input
+    from rdet.bench.fps import MODELS, bench_config, parse_input
 
     print("| model | input | GFLOP (hooks) | GFLOP (FlopCounterMode) | backbone | neck | head(s) |")
     print("|---|---|---:|---:|---:|---:|---:|")

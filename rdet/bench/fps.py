@@ -1,0 +1,644 @@
+"""Inference speed of rdet detectors beside MMRotate's published fps (``rdet bench``).
+
+For each model x input x batch x backend, with and without NMS: warm-up, then the median and p90 of
+``--iters`` synchronized iterations (>= 50 unless ``--allow-few-iters``, which the ``iters`` column shows).
+
+* without NMS: ``model.decode(images)`` (network + anchor decoding + sigmoid, the ONNX ``none`` graph);
+* with NMS: ``model.predict(images)`` (the same + per-level top-k + class-wise rotated NMS), which is what
+  MMRotate's "Inf Time (fps)" measured (one RTX 2080 Ti, batch 1, fp32, forward + rotated NMS, data loading
+  excluded); that published fps is printed beside every row of the model and input ("2080 Ti, published").
+
+Weights are random (no trained checkpoints are needed to time arithmetic), which makes the NMS workload
+arbitrary: ``--nms-load cap`` (default) sets the score threshold to 0 so every FPN level hands ``nms_pre``
+(2000) candidates to NMS, an upper bound of the published test config's work; ``--nms-load config`` keeps
+the config's threshold (random heads then score below it, so NMS sees almost nothing). ``dets/img`` shows it.
+
+Backends: ``eager`` (fp32), ``channels_last``, ``bf16``/``fp16`` (autocast), ``compile`` (``torch.compile``),
+``cudagraphs`` (``torch.compile(mode='reduce-overhead')``, CUDA only), ``onnx`` (ONNX Runtime on a
+``nms='none'`` export from :mod:`rdet.export.onnx_export`; NMS by :class:`rdet.export.runtime.Runner`, i.e. rdet.ops),
+``trt``/``trt-fp16`` (TensorRT engine of the same file). Unavailable backends are listed as skipped.
+ONNX/TensorRT rows take uint8 images from host memory (the graph normalises them), PyTorch rows a normalised
+float batch already on the device.
+
+The physical limit is ``peak FLOP/s / FLOPs per image`` (:mod:`rdet.bench.flops`; model FLOPs = 2 x MACs
+of every conv): on a GPU the datasheet peak of the row's precision (tf32 for fp32 rows, as PyTorch/ORT/TRT
+use tf32 convolutions by default; ``--peak-tflops`` overrides), on a CPU the best FLOP/s of 2048^3 matmuls
+measured right after each row (its practical peak under the load of that moment: on a shared machine the
+load changes within minutes). ``CPU ms`` is the process CPU time per iteration (all threads): on a CPU, wall
+time much above ``CPU ms / threads`` means other processes had the cores.
+
+    rdet bench --quick                                        # tiny model, seconds
+    rdet bench --models retinanet-r18 retinanet-r50 --inputs dota --batch 1 --backends eager onnx \\
+        --iters 3 --warmup 1 --allow-few-iters --out /tmp/cpu.md   # the CPU table
+    rdet bench --backends all --batch 1 16 --out gpu.md       # the full matrix on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# OpenMP threads that spin while waiting are 10-50x slower when the cores are shared with other processes
+# (measured: 2.8 s instead of 60 ms per tiny forward on 2 busy cores). libgomp reads this when torch is
+# imported, so it is set before; an explicit OMP_WAIT_POLICY wins, and every report prints the value.
+# torch imported by a caller before any policy was set: the setting below cannot act any more
+_OMP_LATE = "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from rdet.bench.flops import Peaks, device_peaks, model_flops  # noqa: E402
+from rdet.resources import configs_dir  # noqa: E402
+
+INPUTS = {"dota": (1024, 1024), "hrsc": (512, 800)}  # (H, W): DOTA split tiles, HRSC img_size (512, 800)
+MIN_ITERS = 50
+BACKENDS = ("eager", "channels_last", "bf16", "fp16", "compile", "cudagraphs", "onnx", "trt", "trt-fp16")
+COMPILED = ("compile", "cudagraphs")
+COMPILE_WARMUP = 3
+PUBLISHED_HEADER = "2080 Ti, published (fps)"
+
+RETINA_DOTA = "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py"
+RETINA_HRSC = "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_rr-6x_hrsc.py"
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A benchmark model: published configs per input, with the changes that make the variant.
+
+    Attributes:
+        configs: input key (``'dota'``/``'hrsc'``) -> config path relative to ``configs/``.
+        depth: backbone depth override (None: the config's).
+        narrow: 64-channel FPN and head with 2 stacked convs (the quickstart's width, for CPU runs).
+        published: input key -> MMRotate's fps on one RTX 2080 Ti (batch 1, fp32, with NMS).
+        published_mem: input key -> MMRotate's training "Mem (GB)" (batch 2 per GPU).
+    """
+
+    label: str
+    configs: dict[str, str]
+    depth: int | None = None
+    narrow: bool = False
+    published: dict[str, str] = field(default_factory=dict)
+    published_mem: dict[str, str] = field(default_factory=dict)
+
+
+# Published numbers: MMRotate configs/kld/README.md and configs/r3det/README.md (1.x tables): Rotated RetinaNet
+# R-50 hbox-oc 15.7 fps / le90 16.9 fps, 3.38 GB; HRSC (800, 512) le90 38.2 / oc 39.2 fps, 1.56 GB; R3Det 12.4 fps,
+# 3.54 GB; R3Det-tiny 15.6 fps (14.0 with KLD), 3.23 GB (3.44 with KLD). No R-18/R-34 speeds are published.
+MODELS: dict[str, BenchModel] = {
+    "retinanet-r18": BenchModel("Rotated RetinaNet R-18", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=18),
+    "retinanet-r34": BenchModel("Rotated RetinaNet R-34", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=34),
+    "retinanet-r50": BenchModel(
+        "Rotated RetinaNet R-50",
+        {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC},
+        published={"dota": "15.7-16.9", "hrsc": "38.2-39.2"},
+        published_mem={"dota": "3.38", "hrsc": "1.56"},
+    ),
+    "retinanet-r18-ld": BenchModel(
+        "Rotated RetinaNet R-18 LD student (distribution head)",
+        {"dota": "ld/rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc.py"},
+    ),
+    "retinanet-r18-narrow": BenchModel(
+        "Rotated RetinaNet R-18, 64-ch FPN/head", {"dota": RETINA_DOTA, "hrsc": RETINA_HRSC}, depth=18, narrow=True
+    ),
+    "r3det-r50": BenchModel(
+        "R3Det R-50",
+        {"dota": "r3det/r3det-oc_r50_fpn_1x_dota.py"},
+        published={"dota": "12.4"},
+        published_mem={"dota": "3.54"},
+    ),
+    "r3det-tiny-r50": BenchModel(
+        "R3Det-tiny R-50",
+        {"dota": "r3det/r3det-tiny-oc_r50_fpn_1x_dota.py"},
+        published={"dota": "14.0-15.6"},
+        published_mem={"dota": "3.23-3.44"},
+    ),
+    "tiny": BenchModel(
+        "tiny (quickstart R-18, 64-ch, 4 classes)",
+        {
+            "dota": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py",
+            "hrsc": "quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py",
+        },
+    ),
+}
+DEFAULT_MODELS = ("retinanet-r18", "retinanet-r34", "retinanet-r50", "r3det-r50", "r3det-tiny-r50")
+
+
+def parse_input(text: str) -> tuple[str, tuple[int, int]]:
+    """``'dota'`` / ``'hrsc'`` / ``'WxH'`` (width first, as "800x512") -> (config key, (H, W)).
+
+    A ``WxH`` size uses the model's DOTA config.
+    """
+    if text in INPUTS:
+        return text, INPUTS[text]
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"input must be one of {sorted(INPUTS)} or WIDTHxHEIGHT, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise ValueError(f"input {text!r}: width and height must be positive multiples of 32")
+    return "dota", (h, w)
+
+
+def bench_config(model: BenchModel, key: str):
+    """The model's config for input ``key`` with its variant changes, no backbone weights; None if it has none."""
+    from rdet.config import load_config
+
+    if key not in model.configs:
+        return None
+    config = load_config(configs_dir() / model.configs[key])
+    m = config.model
+    m.backbone.weights = None  # random weights: speed does not depend on them, and nothing is downloaded
+    if model.depth is not None:
+        m.backbone.depth = model.depth
+    if model.narrow:
+        m.neck.out_channels, m.head.feat_channels, m.head.stacked_convs = 64, 64, 2
+    return config
+
+
+def build(model: BenchModel, key: str, device: torch.device) -> torch.nn.Module | None:
+    """The eval-mode model (seeded random weights) on ``device``, or None if the model has no such input."""
+    import rdet
+
+    config = bench_config(model, key)
+    if config is None:
+        return None
+    torch.manual_seed(0)
+    return rdet.build_model(config).eval().to(device)
+
+
+# ------------------------------------------------------------------------------------------ backends
+class Skip(Exception):
+    """A backend that cannot run here (missing package or device): listed, not an error."""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _count(dets) -> int:
+    return sum(len(d) for d in dets)
+
+
+def _torch_step(
+    model, x: torch.Tensor, nms: bool, score_thr: float | None, autocast: torch.dtype | None = None, decode=None
+) -> Callable[[], int]:
+    decode = decode or model.decode
+    ctx = (lambda: torch.autocast(x.device.type, dtype=autocast)) if autocast else contextlib.nullcontext
+
+    def step() -> int:
+        with torch.inference_mode(), ctx():
+            if nms:
+                return _count(model.predict(x, score_thr=score_thr))
+            decode(x)
+            return 0
+
+    return step
+
+
+class ExportCache:
+    """ONNX files (and TensorRT engines) per model/input/batch, exported once per run into ``workdir``."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.files = workdir, {}
+
+    def onnx(self, name: str, model, size: tuple[int, int], batch: int, score_thr: float | None) -> Path:
+        key = ("onnx", name, size, batch)
+        if key not in self.files:
+            try:
+                from rdet.export.onnx_export import export_onnx
+            except ImportError as e:
+                raise Skip(f"onnx export needs the onnx package ({e})") from e
+            path = self.workdir / f"{name}_{size[1]}x{size[0]}_b{batch}.onnx"
+            self.files[key] = export_onnx(
+                copy.deepcopy(model).cpu(), path, nms="none", batch=batch, imgsz=size, score_threshold=score_thr
+            )
+        return self.files[key]
+
+    def engine(self, name: str, onnx_path: Path, fp16: bool) -> Path:
+        key = ("trt", onnx_path, fp16)
+        if key not in self.files:
+            from rdet.export.trt_build import build_engine
+
+            self.files[key] = build_engine(
+                onnx_path, onnx_path.with_suffix(".fp16.engine" if fp16 else ".engine"), fp16=fp16
+            )
+        return self.files[key]
+
+
+def make_step(
+    backend: str,
+    name: str,
+    model,
+    images: torch.Tensor,
+    raw: np.ndarray,
+    nms: bool,
+    score_thr: float | None,
+    exports: ExportCache,
+) -> Callable[[], int]:
+    """One synchronizable iteration of ``backend``: returns the number of detections (0 without NMS).
+
+    Args:
+        images: normalised float ``[B, 3, H, W]`` on the model's device (PyTorch backends).
+        raw: the same images as uint8 0-255 ``[B, 3, H, W]`` numpy (ONNX Runtime / TensorRT).
+    """
+    device = images.device
+    if backend == "eager":
+        return _torch_step(model, images, nms, score_thr)
+    if backend == "channels_last":
+        m = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        return _torch_step(m, images.contiguous(memory_format=torch.channels_last), nms, score_thr)
+    if backend in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if backend == "bf16" else torch.float16
+        if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise Skip("this GPU has no bf16")
+        return _torch_step(model, images, nms, score_thr, autocast=dtype)
+    if backend in ("compile", "cudagraphs"):
+        if backend == "cudagraphs" and device.type != "cuda":
+            raise Skip("CUDA graphs need a CUDA device")
+        mode = "reduce-overhead" if backend == "cudagraphs" else None
+        m = copy.deepcopy(model)
+        if nms:  # predict() has data-dependent shapes (score filter, NMS): compile the dense part it calls
+            m.flat_outputs = torch.compile(m.flat_outputs, mode=mode)
+            return _torch_step(m, images, nms, score_thr)
+        return _torch_step(m, images, nms, score_thr, decode=torch.compile(m.decode, mode=mode))
+    if backend == "onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise Skip(f"onnxruntime is not installed ({e})") from e
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise Skip("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+        from rdet.export.runtime import Runner
+
+        path = exports.onnx(name, model, tuple(images.shape[-2:]), images.shape[0], score_thr)
+        runner = Runner(path, device="cuda" if device.type == "cuda" else "cpu")
+        return _runner_step(runner, raw, nms)
+    if backend in ("trt", "trt-fp16"):
+        if device.type != "cuda":
+            raise Skip("TensorRT needs a CUDA device")
+        try:
+            importlib.import_module("tensorrt")
+        except ImportError as e:
+            raise Skip(f"TensorRT is not installed ({e})") from e
+        from rdet.export.runtime import Runner
+
+        onnx_path = exports.onnx(name, model, tuple(images.shape[-2:]), images.shape[0], score_thr)
+        runner = Runner(exports.engine(name, onnx_path, backend == "trt-fp16"), device=str(device))
+        return _runner_step(runner, raw, nms)
+    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+
+
+def _runner_step(runner, raw: np.ndarray, nms: bool) -> Callable[[], int]:
+    def step() -> int:
+        if nms:  # the Runner applies the export's NMS thresholds to the 'none' graph's outputs
+            return sum(len(r["scores"]) for r in runner.run(raw))
+        runner.backend(raw)
+        return 0
+
+    return step
+
+
+def time_step(
+    step: Callable[[], int], iters: int, warmup: int, device: torch.device
+) -> tuple[list[float], list[float], int]:
+    """Run ``warmup`` then ``iters`` synchronized iterations.
+
+    Returns:
+        wall milliseconds per iteration, process CPU milliseconds per iteration (all threads), last dets.
+    """
+    dets = 0
+    for _ in range(warmup):
+        dets = step()
+    _sync(device)
+    wall, cpu = [], []
+    for _ in range(iters):
+        _sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        dets = step()
+        _sync(device)
+        wall.append(1000.0 * (time.perf_counter() - t0))
+        cpu.append(1000.0 * (time.process_time() - c0))
+    return wall, cpu, dets
+
+
+# ------------------------------------------------------------------------------------------ device + table
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Device, date, commit, versions and load: the header of every table."""
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or "unknown"
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    if device.type == "cuda":
+        dev = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), host CPU {cpu_name()}"
+    else:
+        dev = f"CPU {cpu_name()}, {torch.get_num_threads()} torch threads of {os.cpu_count()} cores"
+    dev += f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+    dev += " (set after torch was imported: not in effect)" if _OMP_LATE else ""
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    return {
+        "device": dev,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "torch": torch.__version__,
+        "load average (1/5/15 min)": load,
+    }
+
+
+@dataclass
+class Row:
+    model: str
+    input: str
+    batch: int
+    backend: str
+    nms: bool
+    iters: int
+    median_ms: float
+    p90_ms: float
+    cpu_ms: float
+    dets: float
+    gflop: float
+    published: str
+    limit: float | None
+    precision: str
+
+    @property
+    def images_per_s(self) -> float:
+        return 1000.0 * self.batch / self.median_ms
+
+
+COLUMNS = [
+    "model",
+    "input",
+    "batch",
+    "backend",
+    "NMS",
+    "iters",
+    "median ms",
+    "p90 ms",
+    "CPU ms",
+    "images/s",
+    PUBLISHED_HEADER,
+    "GFLOP/img",
+    "limit img/s",
+    "% of limit",
+    "dets/img",
+]
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * 4 + ":-:|" + "---:|" * (len(COLUMNS) - 5)]
+    for r in rows:
+        limit = f"{r.limit:.3g} ({r.precision})" if r.limit else "n/a"
+        frac = f"{100 * r.images_per_s / r.limit:.1f}" if r.limit else "n/a"
+        lines.append(
+            f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
+            f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.cpu_ms:.0f} | {r.images_per_s:.3g} | {r.published or '-'} | "
+            f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ run
+def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
+    """Run the matrix. Returns (rows, skipped lines, failed lines)."""
+    from rdet.models.retinanet import PIXEL_MEAN, PIXEL_STD
+
+    device = torch.device(args.device)
+    rows, skipped, failed = [], [], []
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rdet_bench_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    exports = ExportCache(workdir)
+    peaks = args.peaks
+    score_thr = 0.0 if args.nms_load == "cap" else None
+    nms_modes = {"both": (False, True), "yes": (True,), "no": (False,)}[args.nms]
+    for name in args.models:
+        spec = MODELS[name]
+        for text in args.inputs:
+            key, size = parse_input(text)
+            shown = f"{size[1]}x{size[0]}"
+            try:
+                model = build(spec, key, device)
+            except Exception as e:  # noqa: BLE001 - e.g. a model still being written: report and go on
+                failed.append(f"{name} {shown}: cannot build the model: {type(e).__name__}: {e}")
+                continue
+            if model is None:
+                skipped.append(f"{name} {shown}: no published config for input {key!r}")
+                continue
+            gflop = model_flops(bench_config(spec, key), size).gflop
+            for batch in args.batch:
+                gen = torch.Generator().manual_seed(0)
+                raw_t = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=gen)
+                images = (
+                    (raw_t.float() - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
+                    / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
+                ).to(device)
+                raw = raw_t.numpy()
+                for backend in args.backends:
+                    for nms in nms_modes:
+                        what = f"{name} {shown} b{batch} {backend} nms={'yes' if nms else 'no'}"
+                        try:
+                            step = make_step(backend, name, model, images, raw, nms, score_thr, exports)
+                            t0 = time.perf_counter()
+                            # compiled callables recompile once more after the first call fills the anchor
+                            # cache: give them COMPILE_WARMUP warm-up iterations at least
+                            warmup = max(args.warmup, COMPILE_WARMUP) if backend in COMPILED else args.warmup
+                            times, cpu_times, dets = time_step(step, args.iters, warmup, device)
+                        except Skip as e:
+                            skipped.append(f"{what}: {e}")
+                            break  # the same reason holds with and without NMS
+                        except Exception as e:  # noqa: BLE001 - one failing backend must not end a GPU session
+                            failed.append(f"{what}: {type(e).__name__}: {str(e)[:300]}")
+                            continue
+                        limit, precision = peaks.for_backend(backend, device)
+                        precision = "bf16" if backend == "bf16" else precision
+                        row = Row(
+                            spec.label,
+                            shown,
+                            batch,
+                            backend,
+                            nms,
+                            args.iters,
+                            float(np.median(times)),
+                            float(np.percentile(times, 90)),
+                            float(np.median(cpu_times)),
+                            dets / batch,
+                            gflop,
+                            spec.published.get(key, "") if text == key else "",
+                            limit / (gflop * 1e9) if limit else None,
+                            precision,
+                        )
+                        rows.append(row)
+                        print(
+                            f"  {what}: median {row.median_ms:.1f} ms, p90 {row.p90_ms:.1f} ms "
+                            f"({time.perf_counter() - t0:.0f} s)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+            del model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return rows, skipped, failed
+
+
+def report(
+    rows: list[Row],
+    skipped: list[str],
+    failed: list[str],
+    env: dict[str, str],
+    peaks: Peaks,
+    args: argparse.Namespace,
+    command: str,
+) -> str:
+    lines = [f"- {k}: {v}" for k, v in env.items()]
+    lines.append("- peak FLOP/s (physical limit): " + peaks.describe())
+    lines.append(
+        f"- iterations: {args.warmup} warm-up (compile/cudagraphs: >= {COMPILE_WARMUP}) + {args.iters} timed"
+        + (f" (FEWER than {MIN_ITERS}: --allow-few-iters)" if args.iters < MIN_ITERS else "")
+    )
+    lines.append(
+        f"- NMS load: {args.nms_load}"
+        + (
+            " (score_thr 0: nms_pre candidates per level, random weights)"
+            if args.nms_load == "cap"
+            else " (config score_thr)"
+        )
+    )
+    lines.append("- load average at the end (1/5/15 min): " + " / ".join(f"{v:.2f}" for v in os.getloadavg()))
+    lines.append(f"- command: `{command}`")
+    out = "\n".join(lines) + "\n\n" + markdown_table(rows) + "\n"
+    if skipped:
+        out += "\nSkipped:\n" + "\n".join(f"- {s}" for s in skipped) + "\n"
+    if failed:
+        out += "\nFailed:\n" + "\n".join(f"- {s}" for s in failed) + "\n"
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="rdet bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"{', '.join(sorted(MODELS))} (default: {' '.join(DEFAULT_MODELS)})",
+    )
+    ap.add_argument(
+        "--inputs",
+        nargs="+",
+        default=["dota", "hrsc"],
+        help="dota (1024x1024), hrsc (800x512) or WIDTHxHEIGHT (with the DOTA config)",
+    )
+    ap.add_argument("--batch", nargs="+", type=int, default=None, help="batch sizes (default: 1 16 on CUDA, 1 on CPU)")
+    ap.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help=f"{', '.join(BACKENDS)} or 'all' "
+        "(default: eager channels_last fp16 bf16 cudagraphs onnx trt-fp16 on CUDA; eager onnx on CPU)",
+    )
+    ap.add_argument("--nms", choices=("both", "yes", "no"), default="both")
+    ap.add_argument("--nms-load", choices=("cap", "config"), default="cap")
+    ap.add_argument("--iters", type=int, default=MIN_ITERS)
+    ap.add_argument("--warmup", type=int, default=None, help="default: 10 on CUDA, 1 on CPU")
+    ap.add_argument("--allow-few-iters", action="store_true", help=f"allow --iters < {MIN_ITERS} (slow CPUs)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the device, overrides the table")
+    ap.add_argument("--workdir", default=None, help="where ONNX files / engines go (default: a temporary folder)")
+    ap.add_argument("--out", default=None, help="also write the markdown report here")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny model, 128x128, batch 1 and 2, eager/channels_last/onnx, 3 iterations",
+    )
+    args = ap.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    cuda = args.device.startswith("cuda")
+    if args.quick:
+        args.models, args.inputs, args.batch = ["tiny"], ["128x128"], args.batch or [1, 2]
+        args.backends = args.backends or ["eager", "channels_last", "onnx"]
+        args.iters, args.warmup, args.allow_few_iters = (
+            min(args.iters, 3),
+            1 if args.warmup is None else args.warmup,
+            True,
+        )
+    args.batch = args.batch or ([1, 16] if cuda else [1])
+    if args.backends is None:
+        args.backends = (
+            ["eager", "channels_last", "fp16", "bf16", "cudagraphs", "onnx", "trt-fp16"] if cuda else ["eager", "onnx"]
+        )
+    elif args.backends == ["all"]:
+        args.backends = list(BACKENDS)
+    unknown = [b for b in args.backends if b not in BACKENDS]
+    if unknown:
+        ap.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)} or 'all'")
+    if args.warmup is None:
+        args.warmup = 10 if cuda else 1
+    if args.iters < 1 or args.warmup < 0 or any(b < 1 for b in args.batch):
+        ap.error("--iters and --batch must be >= 1, --warmup >= 0")
+    if args.iters < MIN_ITERS and not args.allow_few_iters:
+        ap.error(f"--iters {args.iters} < {MIN_ITERS}: pass --allow-few-iters (the table will say so)")
+    for text in args.inputs:
+        try:
+            parse_input(text)
+        except ValueError as e:
+            ap.error(str(e))
+    return args
+
+
+def cli(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    env = environment(device)
+    args.peaks = device_peaks(device, args.peak_tflops)
+    rows, skipped, failed = run(args)
+    text = report(rows, skipped, failed, env, args.peaks, args, "rdet bench " + " ".join(argv))
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
