@@ -117,7 +117,7 @@ def test_read_image_conversions(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_image(tmp_path / "missing.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(ValueError, match="cannot decode image .*bad.png"):
+    with pytest.raises(ValueError, match="bad.png: cannot decode"):
         read_image(tmp_path / "bad.png")
     cv2.imwrite(str(tmp_path / "f.tif"), np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="unsupported pixel type float32"):

@@ -186,7 +186,7 @@ def test_split_dataset_processes_and_cli(synthetic, tmp_path, capsys):
         nproc=2,
         show_progress=False,
     )
-    assert rep == {"images": 2, "patches": 8, "resumed": 0, "missing_labels": []}
+    assert rep == {"images": 2, "patches": 8, "resumed": 0, "missing_labels": [], "depth": {}}
     assert len(list((tmp_path / "a/labelTxt").glob("*.txt"))) == 8
     rc = S.cli(
         [

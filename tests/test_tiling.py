@@ -182,7 +182,7 @@ def test_bad_images_raise_naming_the_cause(tmp_path, tiny_model):
         run(corrupt)
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    with pytest.raises(ValueError, match="empty.jpg: empty file"):
+    with pytest.raises(ValueError, match="empty.jpg: cannot decode the image: empty file"):
         run(empty)
     gif = tmp_path / "scene.gif"
     gif.write_bytes(b"GIF89a")

@@ -20,16 +20,18 @@ from rdet.boxes import check_version, poly2obb
 from rdet.data.annotations import Annotations
 from rdet.data.classes import DOTA2_0, resolve_classes
 from rdet.data.formats import IMAGE_EXTS, read_labels
+from rdet.data.images import decode_image
 from rdet.data.transforms import Sample, normalize
 
 UINT16_MODES = ('error', 'scale', 'stretch')
 
 
-def read_image(path: str | Path, uint16: str = 'error') -> np.ndarray:
+def read_image(path: str | Path, uint16: str = 'error', max_pixels: int | None = None) -> np.ndarray:
     """Read an image as RGB uint8 ``[H, W, 3]`` (module docstring for the conversions).
 
     Raises:
-        FileNotFoundError: no such file. ValueError: undecodable file, unsupported depth, or 16-bit data with
+        FileNotFoundError: no such file. ImageTooLargeError: over the pixel budget (``rdet.data.images``, checked
+            from the header). ValueError: undecodable or truncated file, unsupported depth, or 16-bit data with
             ``uint16='error'``; every message names the file.
     """
     if uint16 not in UINT16_MODES:
@@ -37,9 +39,7 @@ def read_image(path: str | Path, uint16: str = 'error') -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'image not found: {path}')
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'cannot decode image {path} (corrupt or unsupported format)')
+    img = decode_image(path, max_pixels)
     if img.dtype == np.uint16:
         if uint16 == 'error':
             raise ValueError(f'{path} is a 16-bit image; pass uint16="scale" (value/257) or "stretch" '

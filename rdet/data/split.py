@@ -21,6 +21,12 @@ Two reference behaviours, chosen by ``SplitConfig.style``:
       ``[1, size]``; difficulty ``2`` when IoF <= ``iof_thr``;
     * border patches padded with 0; names ``<image>__<rate>__<x>___<y>``, e.g. ``P0706__1__0___256``.
 
+Input images are checked before they are decoded (the pixel budget ``max_pixels``, ``rdet.data.images``) and
+refused when undecodable or truncated (OpenCV would fill a cut JPEG with grey and only warn on stderr). Bit depth
+is converted explicitly (``SplitConfig.depth``): ``'auto'`` keeps 16-bit samples where the patch format holds them
+(PNG, TIFF) and scales them to 8 bits (value / 257) for JPEG/BMP, which would clip them to white; ``'keep'``,
+``'scale'`` and ``'stretch'`` (2nd..98th percentile per band) choose; the report says which per image.
+
 Patches are written atomically (temporary file, then rename), so a patch whose image and label files both
 exist is complete; ``resume=True`` skips those, and skips decoding an image whose patches all exist.
 """
@@ -40,11 +46,15 @@ import numpy as np
 import torch
 
 from rdet.data.annotations import Annotations
-from rdet.data.formats import IMAGE_EXTS, read_image_size, read_labels
+from rdet.data.formats import IMAGE_EXTS, read_labels
+from rdet.data.images import check_pixels, decode_image, read_header, resolve_max_pixels
+from rdet.data.split_devkit import _five_to_four, _shoelace, clip_polygon, devkit_cut  # noqa: F401 - re-exported
 from rdet.ops import poly_iou
 from rdet.utils.progress import Progress
 
-STYLES = ('mmrotate', 'devkit')
+STYLES = ("mmrotate", "devkit")
+DEPTHS = ("auto", "keep", "scale", "stretch")
+DEEP_EXTS = (".png", ".tif")  # patch formats that hold 16-bit samples
 
 
 @dataclass(frozen=True)
@@ -58,30 +68,40 @@ class SplitConfig:
     img_rate_thr: float = 0.6
     padding: bool = True
     padding_value: tuple[int, int, int] | None = None  # RGB; None: (124, 116, 104) mmrotate, 0 devkit
-    style: str = 'mmrotate'
-    ext: str = '.png'
+    style: str = "mmrotate"
+    ext: str = ".png"
+    depth: str = "auto"  # 16-bit images: 'auto', 'keep', 'scale', 'stretch' (module docstring)
+    max_pixels: int | None = None  # pixel budget per image (None: rdet.data.images.DEFAULT_MAX_PIXELS)
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
-            raise ValueError(f'style must be one of {STYLES}, got {self.style!r}')
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
         if not 0 <= self.gap < self.patch_size:
-            raise ValueError(f'gap must lie in [0, patch_size), got gap={self.gap}, patch_size={self.patch_size}')
+            raise ValueError(f"gap must lie in [0, patch_size), got gap={self.gap}, patch_size={self.patch_size}")
         if not self.rates or min(self.rates) <= 0:
-            raise ValueError(f'rates must be positive, got {self.rates}')
+            raise ValueError(f"rates must be positive, got {self.rates}")
         if not 0 <= self.iof_thr <= 1:
-            raise ValueError(f'iof_thr must lie in [0, 1], got {self.iof_thr}')
-        if self.ext not in ('.png', '.jpg', '.bmp', '.tif'):
+            raise ValueError(f"iof_thr must lie in [0, 1], got {self.iof_thr}")
+        if self.ext not in (".png", ".jpg", ".bmp", ".tif"):
             raise ValueError(f"ext must be '.png', '.jpg', '.bmp' or '.tif', got {self.ext!r}")
+        if self.depth not in DEPTHS:
+            raise ValueError(f"depth must be one of {DEPTHS}, got {self.depth!r}")
+        if self.depth == "keep" and self.ext not in DEEP_EXTS:
+            raise ValueError(
+                f"depth='keep' needs an output format that holds 16 bits ({', '.join(DEEP_EXTS)}), got ext={self.ext!r}"
+            )
+        resolve_max_pixels(self.max_pixels)
 
     def pad_rgb(self) -> tuple[int, int, int]:
         if self.padding_value is not None:
             return tuple(self.padding_value)
-        return (124, 116, 104) if self.style == 'mmrotate' else (0, 0, 0)
+        return (124, 116, 104) if self.style == "mmrotate" else (0, 0, 0)
 
 
 # ----------------------------------------------------------------------------- windows
-def sliding_windows(width: int, height: int, size: int | list[int], gap: int | list[int],
-                    img_rate_thr: float = 0.6) -> np.ndarray:
+def sliding_windows(
+    width: int, height: int, size: int | list[int], gap: int | list[int], img_rate_thr: float = 0.6
+) -> np.ndarray:
     """MMRotate's windows: ``np.ndarray[K, 4]`` int64 ``(x0, y0, x1, y1)``, per size x-major.
 
     ``size``/``gap`` may be lists (one window grid per pair, as for several rates). Windows whose in-image
@@ -148,7 +168,7 @@ def window_objects(polys: np.ndarray, windows: np.ndarray, iof_thr: float) -> li
         cand = np.nonzero((lo[:, 0] < win[2]) & (hi[:, 0] > win[0]) & (lo[:, 1] < win[3]) & (hi[:, 1] > win[1]))[0]
         if len(cand):
             rect = torch.from_numpy(np.repeat(_rect_poly(win[None]), len(cand), 0))
-            iof = poly_iou(torch.from_numpy(polys[cand]), rect, mode='iof', aligned=True).numpy()
+            iof = poly_iou(torch.from_numpy(polys[cand]), rect, mode="iof", aligned=True).numpy()
             # "wholly inside" is decided on the corners, not on iof == 1, which float rounding can miss.
             inside = ((lo[cand] >= win[:2]) & (hi[cand] <= win[2:])).all(1)
             keep = (iof >= iof_thr) | inside
@@ -157,93 +177,16 @@ def window_objects(polys: np.ndarray, windows: np.ndarray, iof_thr: float) -> li
     return out
 
 
-# ----------------------------------------------------------------------------- devkit polygon cutting
-def _shoelace(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
-
-
-def clip_polygon(pts: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    """Intersection of a polygon ``[P, 2]`` with the rectangle ``[x0, x1] x [y0, y1]`` (Sutherland-Hodgman),
-    repeated points removed. Exact for convex polygons (all DOTA boxes in practice)."""
-    def cut(points, inside, cross):
-        res = []
-        for i in range(len(points)):
-            a, b = points[i - 1], points[i]
-            if inside(b):
-                if not inside(a):
-                    res.append(cross(a, b))
-                res.append(b)
-            elif inside(a):
-                res.append(cross(a, b))
-        return res
-
-    def at_x(x):
-        return lambda a, b: (x, a[1] + (b[1] - a[1]) * (x - a[0]) / (b[0] - a[0]))
-
-    def at_y(y):
-        return lambda a, b: (a[0] + (b[0] - a[0]) * (y - a[1]) / (b[1] - a[1]), y)
-
-    points = [tuple(p) for p in np.asarray(pts, np.float64)]
-    for inside, cross in ((lambda p: p[0] >= x0, at_x(x0)), (lambda p: p[0] <= x1, at_x(x1)),
-                          (lambda p: p[1] >= y0, at_y(y0)), (lambda p: p[1] <= y1, at_y(y1))):
-        points = cut(points, inside, cross) if points else points
-    out = [p for i, p in enumerate(points) if p != points[i - 1]] if len(points) > 1 else points
-    return np.array(out, np.float64).reshape(-1, 2)
-
-
-def _five_to_four(p: np.ndarray) -> np.ndarray:
-    """Devkit's ``GetPoly4FromPoly5``: merge the shortest edge of a pentagon into its midpoint."""
-    d = np.hypot(*(np.roll(p, -1, 0) - p).T)
-    k = int(np.argsort(d, kind='stable')[0])
-    mid = (p[k] + p[(k + 1) % 5]) / 2
-    return np.array([mid if i == k else p[i] for i in range(5) if i != (k + 1) % 5])
-
-
-def _best_start(p: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Devkit's ``choose_best_pointorder_fit_another``: the cyclic shift closest to ``ref`` (first on ties)."""
-    shifts = [np.roll(p, -s, 0) for s in range(4)]
-    d = [np.sum((s.reshape(-1) - ref) ** 2) for s in shifts]
-    return shifts[int(np.argsort(d, kind='stable')[0])]
-
-
-def devkit_cut(poly: np.ndarray, left: int, up: int, right: int, down: int, size: int,
-               iof_thr: float) -> tuple[np.ndarray, bool] | None:
-    """The DOTA devkit's treatment of one object in one window.
-
-    Returns:
-        ``(poly_in_patch [8], low_iof)`` or ``None`` when the object is dropped (no overlap, or a cut with
-        fewer than 4 or more than 5 corners). ``low_iof`` is True when IoF <= ``iof_thr`` (difficulty 2).
-    """
-    pts = np.asarray(poly, np.float64).reshape(4, 2)
-    area = abs(_shoelace(pts))
-    if area <= 0:
-        return None
-    cut = clip_polygon(pts, left, up, right, down)
-    inter = abs(_shoelace(cut)) if len(cut) >= 3 else 0.0
-    iof = inter / area
-    if iof == 1:
-        return np.trunc(pts.reshape(-1) - [left, up] * 4) + 0.0, False
-    if iof <= 0 or len(cut) < 4 or len(cut) > 5:
-        return None
-    if _shoelace(cut) < 0:
-        cut = cut[::-1]  # shapely's orient(sign=1): positive signed area
-    if len(cut) == 5:
-        cut = _five_to_four(cut)
-    out = np.trunc(_best_start(cut, pts.reshape(-1)).reshape(-1) - [left, up] * 4) + 0.0  # no '-0.0'
-    return np.clip(np.where(out <= 1, 1, out), None, size), bool(iof <= iof_thr)
-
-
 # ----------------------------------------------------------------------------- one image
 def _patch_plan(stem: str, width: int, height: int, cfg: SplitConfig) -> list[tuple[str, float, np.ndarray]]:
     """``(patch name, rate, window (x0, y0, x1, y1) in the rate-scaled image)`` for every patch."""
     plan = []
-    if cfg.style == 'mmrotate':
+    if cfg.style == "mmrotate":
         sizes = [int(cfg.patch_size / r) for r in cfg.rates]
         gaps = [int(cfg.gap / r) for r in cfg.rates]
         seen = set()
         for w in sliding_windows(width, height, sizes, gaps, cfg.img_rate_thr):
-            name = f'{stem}__{w[2] - w[0]}__{w[0]}___{w[1]}'
+            name = f"{stem}__{w[2] - w[0]}__{w[0]}___{w[1]}"
             if name not in seen:  # two rates can give the same window size
                 seen.add(name)
                 plan.append((name, 1.0, w))
@@ -251,31 +194,37 @@ def _patch_plan(stem: str, width: int, height: int, cfg: SplitConfig) -> list[tu
         for rate in cfg.rates:
             w, h = (width, height) if rate == 1 else (round(width * rate), round(height * rate))  # as cv2.resize
             for left, up in devkit_windows(w, h, cfg.patch_size, cfg.gap):
-                plan.append((f'{stem}__{rate:g}__{left}___{up}', rate,
-                             np.array([left, up, left + cfg.patch_size, up + cfg.patch_size]), ))
+                plan.append(
+                    (
+                        f"{stem}__{rate:g}__{left}___{up}",
+                        rate,
+                        np.array([left, up, left + cfg.patch_size, up + cfg.patch_size]),
+                    )
+                )
     return plan
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f'.{path.stem}.tmp{path.suffix}')
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write(tmp)
     os.replace(tmp, path)
 
 
 def _imwrite(path: Path, img: np.ndarray) -> None:
     if not cv2.imwrite(str(path), img):
-        raise ValueError(f'cannot write image {path}')
+        raise ValueError(f"cannot write image {path}")
 
 
-def _label_lines(ann: Annotations, rate: float, win: np.ndarray, scaled_size: tuple[int, int],
-                 cfg: SplitConfig, objects) -> list[str]:
+def _label_lines(
+    ann: Annotations, rate: float, win: np.ndarray, scaled_size: tuple[int, int], cfg: SplitConfig, objects
+) -> list[str]:
     names = ann.class_names
-    if cfg.style == 'mmrotate':
+    if cfg.style == "mmrotate":
         idx, trunc = objects
         lines = []
         for i, t in zip(idx, trunc):
-            coords = ' '.join(str(np.float32(v)) for v in ann.polygons[i].astype(np.float64) - [win[0], win[1]] * 4)
-            lines.append(f'{coords} {names[ann.labels[i]]} {2 if t else ann.difficulty[i]}')
+            coords = " ".join(str(np.float32(v)) for v in ann.polygons[i].astype(np.float64) - [win[0], win[1]] * 4)
+            lines.append(f"{coords} {names[ann.labels[i]]} {2 if t else ann.difficulty[i]}")
         return lines
     left, up = int(win[0]), int(win[1])
     right, down = min(left + cfg.patch_size, scaled_size[0] - 1), min(up + cfg.patch_size, scaled_size[1] - 1)
@@ -283,61 +232,110 @@ def _label_lines(ann: Annotations, rate: float, win: np.ndarray, scaled_size: tu
     for poly, label, diff in zip(ann.polygons.astype(np.float64) * rate, ann.labels, ann.difficulty):
         res = devkit_cut(poly, left, up, right, down, cfg.patch_size, cfg.iof_thr)
         if res is not None:
-            lines.append(' '.join(str(float(v)) for v in res[0]) + f' {names[label]} {2 if res[1] else diff}')
+            lines.append(" ".join(str(float(v)) for v in res[0]) + f" {names[label]} {2 if res[1] else diff}")
     return lines
 
 
-def split_image(image_path: str | Path, ann: Annotations | None, out_dir: str | Path,
-                config: SplitConfig = SplitConfig(), resume: bool = True) -> tuple[list[str], int]:
+def convert_depth(image: np.ndarray, config: SplitConfig, source: str) -> tuple[np.ndarray, str]:
+    """The pixels to write and what was done to them: ``'8-bit'`` (as read), ``'16-bit kept'``, ``'16-bit scaled
+    to 8-bit (/257)'`` or ``'16-bit stretched to 8-bit (2..98th percentile per band)'``.
+
+    ``config.depth='auto'`` keeps 16 bits where the patch format holds them (PNG, TIFF) and scales to 8 bits
+    otherwise (JPEG, BMP would clip every value above 255 to white).
+    """
+    if image.dtype == np.uint8:
+        return image, "8-bit"
+    if image.dtype != np.uint16:
+        raise ValueError(f"{source}: {image.dtype} pixels; rdet split reads 8- and 16-bit images")
+    mode = config.depth
+    if mode == "auto":
+        mode = "keep" if config.ext in DEEP_EXTS else "scale"
+    if mode == "keep":
+        return image, "16-bit kept"
+    if mode == "scale":
+        return np.rint(image / 257.0).astype(np.uint8), "16-bit scaled to 8-bit (/257)"
+    x = image.reshape(image.shape[0], image.shape[1], -1).astype(np.float32)
+    lo, hi = np.percentile(x[::4, ::4], 2, axis=(0, 1)), np.percentile(x[::4, ::4], 98, axis=(0, 1))
+    out = np.clip(np.rint((x - lo) * (255.0 / np.maximum(hi - lo, 1))), 0, 255).astype(np.uint8)
+    return out.reshape(image.shape), "16-bit stretched to 8-bit (2..98th percentile per band)"
+
+
+def image_depth_note(image_path: str | Path, config: SplitConfig) -> str | None:
+    """What :func:`convert_depth` will do to this image, from its header (``None`` for 8-bit images)."""
+    h = read_header(image_path)
+    if (h.bits or 8) <= 8:
+        return None
+    mode = config.depth if config.depth != "auto" else ("keep" if config.ext in DEEP_EXTS else "scale")
+    return {
+        "keep": f"{h.bits}-bit kept ({config.ext} holds 16 bits)",
+        "scale": f"{h.bits}-bit scaled to 8-bit (/257)",
+        "stretch": f"{h.bits}-bit stretched to 8-bit (2..98th percentile per band)",
+    }[mode]
+
+
+def split_image(
+    image_path: str | Path,
+    ann: Annotations | None,
+    out_dir: str | Path,
+    config: SplitConfig = SplitConfig(),
+    resume: bool = True,
+) -> tuple[list[str], int]:
     """Split one image into ``out_dir/images`` (+ ``out_dir/labelTxt`` when ``ann`` is given).
 
     Returns:
         (names of all its patches, number of patches skipped because they already existed).
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
-    img_dir, lab_dir = out_dir / 'images', out_dir / 'labelTxt'
+    img_dir, lab_dir = out_dir / "images", out_dir / "labelTxt"
     img_dir.mkdir(parents=True, exist_ok=True)
     if ann is not None:
         lab_dir.mkdir(parents=True, exist_ok=True)
-    width, height = read_image_size(image_path)
+    header = read_header(image_path)
+    width, height = header.width, header.height
+    check_pixels(str(image_path), width, height, config.max_pixels)  # before any decode
     plan = _patch_plan(image_path.stem, width, height, config)
 
     def done(name: str) -> bool:
-        return resume and (img_dir / (name + config.ext)).is_file() and (
-            ann is None or (lab_dir / (name + '.txt')).is_file())
+        return (
+            resume
+            and (img_dir / (name + config.ext)).is_file()
+            and (ann is None or (lab_dir / (name + ".txt")).is_file())
+        )
 
     todo = [p for p in plan if not done(p[0])]
     if not todo:
         return [p[0] for p in plan], len(plan)
-    image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f'cannot decode image {image_path}')
+    image = decode_image(image_path, config.max_pixels)  # refuses truncated files instead of grey patches
+    image, _ = convert_depth(image, config, str(image_path))
     pad = config.pad_rgb()[::-1]  # BGR, like the pixels of cv2
+    if image.dtype == np.uint16:
+        pad = tuple(v * 257 for v in pad)
     channels = 1 if image.ndim == 2 else image.shape[2]
     pad = pad[:channels] if channels <= 3 else pad + (255,) * (channels - 3)
     scaled: dict[float, np.ndarray] = {}
     objects = {}
-    if ann is not None and config.style == 'mmrotate':
+    if ann is not None and config.style == "mmrotate":
         wins = np.stack([p[2] for p in todo])
         objects = dict(zip([p[0] for p in todo], window_objects(ann.polygons, wins, config.iof_thr)))
     for name, rate, win in todo:
         if rate not in scaled:
             # fx/fy (not a target size) as the devkit calls it: OpenCV then samples with exactly 1/rate.
-            scaled[rate] = image if rate == 1 else cv2.resize(image, None, fx=rate, fy=rate,
-                                                              interpolation=cv2.INTER_CUBIC)
+            scaled[rate] = (
+                image if rate == 1 else cv2.resize(image, None, fx=rate, fy=rate, interpolation=cv2.INTER_CUBIC)
+            )
         src = scaled[rate]
         x0, y0, x1, y1 = (int(v) for v in win)
         patch = src[y0:y1, x0:x1]
         if config.padding and patch.shape[:2] != (y1 - y0, x1 - x0):
             full = np.empty((y1 - y0, x1 - x0) + patch.shape[2:], patch.dtype)
             full[...] = pad if channels > 1 else pad[0]
-            full[:patch.shape[0], :patch.shape[1]] = patch
+            full[: patch.shape[0], : patch.shape[1]] = patch
             patch = full
         if ann is not None:
             lines = _label_lines(ann, rate, win, (src.shape[1], src.shape[0]), config, objects.get(name))
             _write_atomic(img_dir / (name + config.ext), lambda p, im=patch: _imwrite(p, im))
-            _write_atomic(lab_dir / (name + '.txt'),
-                          lambda p, t=''.join(ln + '\n' for ln in lines): p.write_text(t, encoding='utf-8'))
+            text = "".join(ln + "\n" for ln in lines)
+            _write_atomic(lab_dir / (name + ".txt"), lambda p, t=text: p.write_text(t, encoding="utf-8"))
         else:
             _write_atomic(img_dir / (name + config.ext), lambda p, im=patch: _imwrite(p, im))
     return [p[0] for p in plan], len(plan) - len(todo)
@@ -351,32 +349,53 @@ def _split_one(job) -> tuple[str, int, int, bool]:
             ann = read_labels(label_path, classes=classes, strict=strict, image_path=image_path)
         else:  # DOTA's convention: an image without a label file has no objects
             from rdet.data.classes import DOTA2_0, resolve_classes  # noqa: PLC0415
+
             ann, missing = Annotations.empty(resolve_classes(classes, DOTA2_0), str(image_path)), True
+    note = image_depth_note(image_path, config)
     names, skipped = split_image(image_path, ann, out_dir, config, resume)
-    return str(image_path), len(names), skipped, missing
+    return str(image_path), len(names), skipped, missing, note
 
 
-def split_dataset(image_dir: str | Path, label_dir: str | Path | None, out_dir: str | Path,
-                  config: SplitConfig = SplitConfig(), nproc: int = 1, resume: bool = True, classes=None,
-                  strict: bool = True, show_progress: bool = True) -> dict:
+def split_dataset(
+    image_dir: str | Path,
+    label_dir: str | Path | None,
+    out_dir: str | Path,
+    config: SplitConfig = SplitConfig(),
+    nproc: int = 1,
+    resume: bool = True,
+    classes=None,
+    strict: bool = True,
+    show_progress: bool = True,
+) -> dict:
     """Split every image of ``image_dir`` (labels ``label_dir/<stem>.txt``, or ``None`` for test images)
     in ``nproc`` processes with a progress bar.
 
     Returns:
-        ``{'images', 'patches', 'resumed' (patches already present), 'missing_labels' (image paths)}``.
+        ``{'images', 'patches', 'resumed' (patches already present), 'missing_labels' (image paths), 'depth'
+        ({image path: bit-depth conversion} for images that are not 8-bit)}``.
     """
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
-        raise FileNotFoundError(f'image folder not found: {image_dir}')
+        raise FileNotFoundError(f"image folder not found: {image_dir}")
     if label_dir is not None and not Path(label_dir).is_dir():
-        raise FileNotFoundError(f'label folder not found: {label_dir}')
+        raise FileNotFoundError(f"label folder not found: {label_dir}")
     images = sorted(p for p in image_dir.iterdir() if p.suffix in IMAGE_EXTS)
-    jobs = [(p, None if label_dir is None else Path(label_dir) / (p.stem + '.txt'), Path(out_dir), config, resume,
-             classes, strict) for p in images]
-    report = {'images': len(images), 'patches': 0, 'resumed': 0, 'missing_labels': []}
-    with Progress(len(jobs), desc='split', enabled=show_progress) as bar:
+    jobs = [
+        (
+            p,
+            None if label_dir is None else Path(label_dir) / (p.stem + ".txt"),
+            Path(out_dir),
+            config,
+            resume,
+            classes,
+            strict,
+        )
+        for p in images
+    ]
+    report = {"images": len(images), "patches": 0, "resumed": 0, "missing_labels": [], "depth": {}}
+    with Progress(len(jobs), desc="split", enabled=show_progress) as bar:
         if nproc > 1 and len(jobs) > 1:
-            with get_context('spawn').Pool(min(nproc, len(jobs))) as pool:
+            with get_context("spawn").Pool(min(nproc, len(jobs))) as pool:
                 results = pool.imap_unordered(_split_one, jobs)
                 for res in results:
                     _count(report, res, bar)
@@ -387,45 +406,87 @@ def split_dataset(image_dir: str | Path, label_dir: str | Path | None, out_dir: 
 
 
 def _count(report: dict, res, bar: Progress) -> None:
-    path, n, skipped, missing = res
-    report['patches'] += n
-    report['resumed'] += skipped
+    path, n, skipped, missing, note = res
+    if note:
+        report["depth"][path] = note
+    report["patches"] += n
+    report["resumed"] += skipped
     if missing:
-        report['missing_labels'].append(path)
+        report["missing_labels"].append(path)
     bar.update()
-    bar.set_postfix({'patches': report['patches']})
+    bar.set_postfix({"patches": report["patches"]})
 
 
 def cli(argv: list[str]) -> int:
     """``rdet split``: split DOTA-like images (and labels) into patches."""
-    p = argparse.ArgumentParser(prog='rdet split', description='Split large images into patches (DOTA style).')
-    p.add_argument('--images', required=True, help='folder of images')
-    p.add_argument('--labels', default=None, help='folder of DOTA labelTxt files (omit for unlabelled test images)')
-    p.add_argument('--out', required=True, help='output folder (gets images/ and labelTxt/)')
-    p.add_argument('--size', type=int, default=1024, help='patch size (default 1024)')
-    p.add_argument('--gap', type=int, default=200, help='overlap between patches (default 200)')
-    p.add_argument('--rates', type=float, nargs='+', default=[1.0], help='scales, e.g. 0.5 1.0 1.5')
-    p.add_argument('--iof-thr', type=float, default=0.7, help='keep objects with IoF >= this (default 0.7)')
-    p.add_argument('--img-rate-thr', type=float, default=0.6, help='drop windows mostly outside the image (mmrotate)')
-    p.add_argument('--no-padding', action='store_true', help='do not pad border patches to full size')
-    p.add_argument('--padding-value', type=int, nargs=3, default=None, metavar=('R', 'G', 'B'))
-    p.add_argument('--style', choices=STYLES, default='mmrotate', help='reference behaviour (see docs)')
-    p.add_argument('--ext', default='.png', help='patch image extension (default .png)')
-    p.add_argument('--classes', default=None, help='class list key or names file (default dota2.0)')
-    p.add_argument('--nproc', type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    p.add_argument('--no-resume', action='store_true', help='rewrite patches that already exist')
-    p.add_argument('--lenient', action='store_true', help='skip malformed label lines (reported) instead of failing')
+    p = argparse.ArgumentParser(prog="rdet split", description="Split large images into patches (DOTA style).")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--labels", default=None, help="folder of DOTA labelTxt files (omit for unlabelled test images)")
+    p.add_argument("--out", required=True, help="output folder (gets images/ and labelTxt/)")
+    p.add_argument("--size", type=int, default=1024, help="patch size (default 1024)")
+    p.add_argument("--gap", type=int, default=200, help="overlap between patches (default 200)")
+    p.add_argument("--rates", type=float, nargs="+", default=[1.0], help="scales, e.g. 0.5 1.0 1.5")
+    p.add_argument("--iof-thr", type=float, default=0.7, help="keep objects with IoF >= this (default 0.7)")
+    p.add_argument("--img-rate-thr", type=float, default=0.6, help="drop windows mostly outside the image (mmrotate)")
+    p.add_argument("--no-padding", action="store_true", help="do not pad border patches to full size")
+    p.add_argument("--padding-value", type=int, nargs=3, default=None, metavar=("R", "G", "B"))
+    p.add_argument("--style", choices=STYLES, default="mmrotate", help="reference behaviour (see docs)")
+    p.add_argument("--ext", default=".png", help="patch image extension (default .png)")
+    p.add_argument("--classes", default=None, help="class list key or names file (default dota2.0)")
+    p.add_argument("--nproc", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    p.add_argument("--no-resume", action="store_true", help="rewrite patches that already exist")
+    p.add_argument("--lenient", action="store_true", help="skip malformed label lines (reported) instead of failing")
+    p.add_argument(
+        "--depth",
+        choices=DEPTHS,
+        default="auto",
+        help="16-bit images: keep (PNG/TIFF), scale (/257) or stretch (2..98th percentile) to 8 bits; "
+        "auto keeps where the patch format can (default auto)",
+    )
+    p.add_argument("--max-pixels", type=int, default=None, help="pixel budget per image (default: rdet default)")
     args = p.parse_args(argv)
-    cfg = SplitConfig(args.size, args.gap, tuple(args.rates), args.iof_thr, args.img_rate_thr, not args.no_padding,
-                      None if args.padding_value is None else tuple(args.padding_value), args.style, args.ext)
-    rep = split_dataset(args.images, args.labels, args.out, cfg, args.nproc, not args.no_resume, args.classes,
-                        not args.lenient)
-    print(f"split {rep['images']} images into {rep['patches']} patches ({rep['resumed']} already present) "
-          f"in {args.out}")
-    for m in rep['missing_labels']:
-        print(f'note: no label file for {m}: written as an image without objects', file=sys.stderr)
+    try:
+        cfg = SplitConfig(
+            args.size,
+            args.gap,
+            tuple(args.rates),
+            args.iof_thr,
+            args.img_rate_thr,
+            not args.no_padding,
+            None if args.padding_value is None else tuple(args.padding_value),
+            args.style,
+            args.ext,
+            args.depth,
+            args.max_pixels,
+        )
+        rep = split_dataset(
+            args.images, args.labels, args.out, cfg, args.nproc, not args.no_resume, args.classes, not args.lenient
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"rdet split: error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"split {rep['images']} images into {rep['patches']} patches ({rep['resumed']} already present) in {args.out}"
+    )
+    for path, note in sorted(rep["depth"].items()):
+        print(f"note: {path}: {note}", file=sys.stderr)
+    for m in rep["missing_labels"]:
+        print(f"note: no label file for {m}: written as an image without objects", file=sys.stderr)
     return 0
 
 
-__all__ = ['SplitConfig', 'STYLES', 'sliding_windows', 'devkit_windows', 'window_objects', 'clip_polygon',
-           'devkit_cut', 'split_image', 'split_dataset', 'cli']
+__all__ = [
+    "SplitConfig",
+    "STYLES",
+    "DEPTHS",
+    "convert_depth",
+    "image_depth_note",
+    "sliding_windows",
+    "devkit_windows",
+    "window_objects",
+    "clip_polygon",
+    "devkit_cut",
+    "split_image",
+    "split_dataset",
+    "cli",
+]

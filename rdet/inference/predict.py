@@ -306,6 +306,7 @@ def predict(
     iou_thr: float | None = None,
     device: str = "cpu",
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> SceneDetections:
     """Detect objects in a scene of any size by sliding-window inference.
 
@@ -320,6 +321,8 @@ def predict(
             own threshold is a floor).
         iou_thr: NMS IoU threshold within windows and for the merge (``None``: the model's ``test.iou_thr``).
         progress: show a progress bar over tiles on stderr.
+        max_pixels: pixel budget of a scene given by path or array (``None``: ``io.DEFAULT_MAX_PIXELS``), checked
+            from the header before anything is decoded (``io.ImageTooLargeError``).
 
     Returns:
         :class:`SceneDetections`: boxes ``[N, 5]`` in scene pixels (canonical convention), scores ``[N]``
@@ -332,9 +335,14 @@ def predict(
     scales = tuple(float(s) for s in scales)
     if not scales or not all(s > 0 and math.isfinite(s) for s in scales):
         raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales!r}")
-    runner = load_backend(model_or_path, backend, device, score_thr, iou_thr)
     owned = not isinstance(image_or_path, io.Scene)
-    scene = io.open_scene(image_or_path)
+    scene = io.open_scene(image_or_path, max_pixels)  # before the model loads: a refused scene costs nothing
+    try:
+        runner = load_backend(model_or_path, backend, device, score_thr, iou_thr)
+    except BaseException:
+        if owned:
+            scene.close()
+        raise
     try:
         return _predict_scene(scene, runner, tile, overlap, scales, batch, progress, t_start)
     finally:

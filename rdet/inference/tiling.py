@@ -116,6 +116,30 @@ def tile_windows(width: int, height: int, tile: int = 1024, overlap: int = 200, 
     return wins
 
 
+def _axis_count(length: int, tile: int, overlap: int) -> int:
+    """``len(window_starts(length, tile, overlap))`` without building the list."""
+    return 1 if length <= tile else -(-(length - tile) // (tile - overlap)) + 1
+
+
+def count_windows(
+    width: int, height: int, tile: int = 1024, overlap: int = 200, scales: Sequence[float] = (1.0,)
+) -> int:
+    """Number of windows :func:`tile_windows` gives over all ``scales``, by arithmetic alone (for budgets: how
+    much work a scene is before any pixel is read). Example: 2500 x 1800, tile 1024, overlap 200 -> 6."""
+    check_tiling(tile, overlap)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"scene size must be positive, got {width} x {height}")
+    total = 0
+    for scale in scales:
+        if not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"scales must be positive numbers, got {scale!r}")
+        t, o = (tile, overlap) if scale == 1.0 else (round(tile / scale), round(overlap / scale))
+        if t < 32 or t <= o:
+            raise ValueError(f"scale {scale}: tile {tile} / overlap {overlap} become {t} / {o} scene pixels")
+        total += _axis_count(width, t, o) * _axis_count(height, t, o)
+    return total
+
+
 def batched(items: Sequence, size: int) -> Iterator[list]:
     """Consecutive chunks of ``size`` items (the last may be shorter)."""
     if size < 1:
@@ -228,6 +252,7 @@ __all__ = [
     "check_tiling",
     "window_starts",
     "tile_windows",
+    "count_windows",
     "batched",
     "resize_window",
     "pad_image",

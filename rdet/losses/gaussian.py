@@ -64,8 +64,9 @@ transcription) and stay finite for degenerate boxes. Deviations from MMRotate, a
 
 * ``stable=True, sqrt=False``: ``D`` is clamped at 0 (MMRotate: unclamped). It only differs where
   rounding makes the divergence negative, and it keeps ``loss >= 0``.
-* Each axis of the whitened centre offset is capped at ``1e15`` (i.e. ``|offset| > 1e15`` standard
-  deviations) so that its square cannot overflow fp32; only absurd inputs reach it.
+* Each axis of the whitened centre offset (KLD) and of the centre offset in pixels (GWD) is capped at ``1e15``
+  so that its square cannot overflow fp32 (GWD returned ``inf`` for offsets >= 1e20 px); only absurd inputs
+  reach it.
 * ``fun='none'`` for ``stable=False``: ``GDLoss_v1`` silently maps unknown ``fun`` values to ``log1p``;
   here ``'none'`` means the identity and anything else is an error. ``alpha`` for ``stable=False``
   is an extension (``GDLoss_v1`` has none; ``alpha=1`` reproduces it).
@@ -288,7 +289,10 @@ def gwd_loss(
     with _no_autocast(pred):
         px, py, a, b, pt = _split(pred)
         tx, ty, c, e, tt = _split(target)
-        centre = (px - tx) ** 2 + (py - ty) ** 2
+        # each axis of the offset capped as KLD's whitened offset: its square cannot overflow fp32 (1e20 px -> inf)
+        dx = (px - tx).clamp(-_OFFSET_CAP, _OFFSET_CAP)
+        dy = (py - ty).clamp(-_OFFSET_CAP, _OFFSET_CAP)
+        centre = dx * dx + dy * dy
         d = pt - tt
         cos2, sin2 = torch.cos(d) ** 2, torch.sin(d) ** 2
         abce = a * b * c * e

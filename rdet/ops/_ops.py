@@ -81,6 +81,14 @@ def check_finite(t: Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
+def check_sides(t: Tensor, name: str) -> None:
+    """Box widths and heights must be >= 0 (a negative side gave negative IoUs such as -5e10). Sides up to
+    ``_reference.MIN_SIDE`` are allowed and mean an empty box (IoU 0 with anything)."""
+    if t.numel() and not bool((t[:, 2:4] >= 0).all()):
+        bad = int((t[:, 2:4] < 0).any(1).nonzero()[0, 0])
+        raise ValueError(f"{name} has a negative width or height (row {bad}: {t[bad].tolist()}); sides must be >= 0")
+
+
 def check_pair(a: Tensor, b: Tensor, names: tuple[str, str], last: int, mode: str, aligned: bool) -> None:
     check_float(a, names[0], last)
     check_float(b, names[1], last)
@@ -124,6 +132,9 @@ def _pairwise_iou(
     check_pair(a, b, names, dim, mode, aligned)
     check_finite(a, names[0])
     check_finite(b, names[1])
+    if dim == 5:
+        check_sides(a, names[0])
+        check_sides(b, names[1])
     out_dtype = _out_dtype(a, b)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return a.new_zeros(_iou_shape(a, b, aligned), dtype=out_dtype)
@@ -172,6 +183,7 @@ def nms_rotated_op(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Te
     check_nms(boxes, scores, iou_threshold, idxs)
     check_finite(boxes, "boxes")
     check_finite(scores, "scores")
+    check_sides(boxes, "boxes")
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     # A negative threshold suppresses even disjoint pairs, which the kernels' rejection tests skip;

@@ -25,6 +25,9 @@ MASK_ELEMS = 1 << 22
 CAPACITY = 12
 # Score-sorted boxes resolved per step of the blocked greedy NMS.
 NMS_BLOCK = 256
+# Boxes with a side <= MIN_SIDE px are empty (area 0, IoU 0 with anything), as in csrc/geometry.h (kMinSide):
+# below it the clip's round-off exceeds the box and IoUs came out asymmetric, up to 1.
+MIN_SIDE = 1e-6
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -47,6 +50,12 @@ def box_corners(boxes: Tensor) -> Tensor:
     u = torch.stack([w / 2 * cos, w / 2 * sin], dim=-1)
     v = torch.stack([-h / 2 * sin, h / 2 * cos], dim=-1)
     return torch.stack([-u - v, u - v, u + v, -u + v], dim=-2)
+
+
+def box_areas(boxes: Tensor) -> Tensor:
+    """``w * h`` of boxes ``Tensor[N, 5]``, 0 for empty boxes (a side <= ``MIN_SIDE``)."""
+    w, h = boxes[:, 2], boxes[:, 3]
+    return torch.where((w > MIN_SIDE) & (h > MIN_SIDE), w * h, torch.zeros_like(w))
 
 
 def _cross(ax: Tensor, ay: Tensor, bx: Tensor, by: Tensor) -> Tensor:
@@ -211,7 +220,7 @@ def box_iou_rotated(boxes1: Tensor, boxes2: Tensor, mode: str = "iou", aligned: 
     """
     dt = compute_dtype(torch.promote_types(boxes1.dtype, boxes2.dtype))
     b1, b2 = boxes1.to(dt), boxes2.to(dt)
-    a1, a2 = b1[:, 2] * b1[:, 3], b2[:, 2] * b2[:, 3]
+    a1, a2 = box_areas(b1), box_areas(b2)
     r1, r2 = 0.5 * torch.hypot(b1[:, 2], b1[:, 3]), 0.5 * torch.hypot(b2[:, 2], b2[:, 3])
     if aligned:
         near = ((b1[:, :2] - b2[:, :2]) ** 2).sum(-1) < (r1 + r2) ** 2
@@ -305,7 +314,7 @@ def nms_rotated(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
         return _first_per_class(order, idxs)
     b = boxes.to(compute_dtype(boxes.dtype))[order]
     cls = None if idxs is None else idxs[order]
-    area = b[:, 2] * b[:, 3]
+    area = box_areas(b)
     cos, sin = torch.cos(b[:, 4]).abs(), torch.sin(b[:, 4]).abs()
     ex = 0.5 * (cos * b[:, 2] + sin * b[:, 3])  # half extents of the bounding boxes
     ey = 0.5 * (sin * b[:, 2] + cos * b[:, 3])

@@ -28,6 +28,11 @@ namespace geom {
 // the slack absorbs duplicate vertices that round-off can produce on degenerate (collinear) input.
 constexpr int kCap = 16;
 
+// Boxes with a side <= kMinSide pixels (or a negative/NaN side) are empty: area 0, so their IoU with anything is
+// 0. Below this size the clip's round-off exceeds the box itself and gave asymmetric IoUs up to 1 (issue 18.5);
+// rdet.ops rejects negative sides before calling the kernels, and _reference.py applies the same rule.
+constexpr double kMinSide = 1e-6;
+
 template <typename T>
 RDET_HD T min_(T a, T b) { return a < b ? a : b; }
 template <typename T>
@@ -59,7 +64,8 @@ RDET_HD BoxPre<T> precompute(const T* b) {
   p.s = sin_(b[4]);
   p.ex = abs_(p.c) * p.hw + abs_(p.s) * p.hh;
   p.ey = abs_(p.s) * p.hw + abs_(p.c) * p.hh;
-  p.area = b[2] * b[3];
+  // `!(x > eps)` is also true for NaN: such a box is empty too.
+  p.area = (b[2] > T(kMinSide) && b[3] > T(kMinSide)) ? b[2] * b[3] : T(0);
   return p;
 }
 
