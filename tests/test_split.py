@@ -209,3 +209,44 @@ def test_split_dataset_processes_and_cli(synthetic, tmp_path, capsys):
         S.SplitConfig(128, 128)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         S.split_dataset(tmp_path / "nowhere", None, tmp_path / "b")
+
+
+def test_split_refuses_truncated_and_oversized_images(tmp_path, capsys):
+    img_dir = tmp_path / "images"
+    img_dir.mkdir()
+    rng = np.random.default_rng(0)
+    ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))
+    (img_dir / "cut.jpg").write_bytes(buf.tobytes()[: len(buf) // 2])  # libjpeg would fill the rest with grey
+    with pytest.raises(ValueError, match="cut.jpg: cannot decode the image: truncated JPEG"):
+        S.split_dataset(img_dir, None, tmp_path / "out", S.SplitConfig(128, 28), show_progress=False)
+    assert not list((tmp_path / "out" / "images").glob("*"))  # no patch written
+    assert S.cli(["--images", str(img_dir), "--out", str(tmp_path / "o2"), "--nproc", "1"]) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("split ")]  # progress bar
+    assert len(err) == 1 and err[0].startswith("rdet split: error:") and "truncated JPEG" in err[0]
+    (img_dir / "cut.jpg").write_bytes(buf.tobytes())
+    with pytest.raises(ValueError, match=r"cut.jpg: 300 x 300 = 90,000 pixels exceeds the pixel budget of 1,000"):
+        S.split_dataset(img_dir, None, tmp_path / "o3", S.SplitConfig(128, 28, max_pixels=1000), show_progress=False)
+
+
+def test_split_16_bit_depth_is_explicit(tmp_path):
+    img_dir = tmp_path / "images"
+    img_dir.mkdir()
+    deep = np.full((100, 120, 3), 40000, np.uint16)
+    deep[:, 60:] = 1000
+    cv2.imwrite(str(img_dir / "d.png"), deep)
+    # .jpg cannot hold 16 bits: scaled to 8 bits (value / 257), never clipped to white
+    rep = S.split_dataset(img_dir, None, tmp_path / "j", S.SplitConfig(64, 0, ext=".jpg"), show_progress=False)
+    assert rep["depth"] == {str(img_dir / "d.png"): "16-bit scaled to 8-bit (/257)"}
+    patch = cv2.imread(str(tmp_path / "j/images/d__64__0___0.jpg"), cv2.IMREAD_UNCHANGED)
+    assert patch.dtype == np.uint8 and abs(int(patch[10, 10, 0]) - 156) <= 2  # 40000 / 257 = 155.6
+    # .png holds 16 bits: kept as they are
+    rep = S.split_dataset(img_dir, None, tmp_path / "p", S.SplitConfig(64, 0), show_progress=False)
+    assert rep["depth"] == {str(img_dir / "d.png"): "16-bit kept (.png holds 16 bits)"}
+    patch = cv2.imread(str(tmp_path / "p/images/d__64__56___0.png"), cv2.IMREAD_UNCHANGED)
+    assert patch.dtype == np.uint16 and patch[0, 0, 0] == 40000 and patch[0, -1, 0] == 1000
+    stretched = S.split_dataset(
+        img_dir, None, tmp_path / "s", S.SplitConfig(64, 0, ext=".jpg", depth="stretch"), show_progress=False
+    )
+    assert "stretched" in stretched["depth"][str(img_dir / "d.png")]
+    with pytest.raises(ValueError, match="depth='keep' needs an output format that holds 16 bits"):
+        S.SplitConfig(64, 0, ext=".jpg", depth="keep")
