@@ -91,7 +91,7 @@ def test_geotiff_window_reads(tmp_path, layout):
     img = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
     path = tmp_path / "scene.tif"
     write_geotiff(path, img, photometric="rgb", **layout)
-    with io.open_scene(path) as scene:
+    with io.open_scene(path, reader="tifffile") as scene:
         assert (scene.width, scene.height, scene.reader) == (200, 300, "tifffile-windows")
         assert scene.georef.transform == (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5) and scene.georef.epsg == 32633
         assert np.array_equal(scene.read(70, 130, 90, 100), img[130:230, 70:160])
@@ -107,20 +107,21 @@ def test_tiff_gray_and_16bit(tmp_path):
     tifffile.imwrite(
         tmp_path / "gray.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8), tile=(32, 32)
     )
-    scene = io.open_scene(tmp_path / "gray.tif")
+    scene = io.open_scene(tmp_path / "gray.tif", reader="tifffile")
     assert scene.read(0, 1, 2, 1).tolist() == [[[64, 64, 64], [65, 65, 65]]] and scene.georef is None
     tifffile.imwrite(tmp_path / "deep.tif", np.zeros((8, 8), np.uint16))
     with pytest.raises(ValueError, match="deep.tif: 16-bit uint16 image; rdet reads 8-bit"):
-        io.open_scene(tmp_path / "deep.tif")
+        io.open_scene(tmp_path / "deep.tif", reader="tifffile")
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(ValueError, match="broken.tif: (cannot read as TIFF|cannot decode)"):
-        io.open_scene(tmp_path / "broken.tif")
+        io.open_scene(tmp_path / "broken.tif", reader="tifffile")
 
 
 def test_tiff_without_tifffile_falls_back_to_opencv(tmp_path, monkeypatch):
     img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "plain.tif"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     monkeypatch.setitem(sys.modules, "tifffile", None)  # import tifffile -> ImportError
+    monkeypatch.setitem(sys.modules, "rasterio", None)
     with pytest.warns(UserWarning, match="tifffile is not installed"):
         scene = io.open_scene(tmp_path / "plain.tif")
     assert scene.reader == "opencv" and np.array_equal(scene.read(0, 0, 30, 20), img)

@@ -44,6 +44,7 @@ class ImageHeader:
         bits: bits per sample (8, 16, ...), ``None`` when unknown.
         planar: TIFF only: samples stored plane by plane (PlanarConfiguration 2).
         tiled: TIFF only: stored in tiles (else strips).
+        geotiff: TIFF only: has GeoTIFF georeferencing tags (ModelPixelScale, ModelTiepoint, ModelTransformation).
     """
 
     format: str
@@ -53,6 +54,7 @@ class ImageHeader:
     bits: int | None = None
     planar: bool = False
     tiled: bool = False
+    geotiff: bool = False
 
     @property
     def pixels(self) -> int:
@@ -177,9 +179,11 @@ def _tiff(path: Path, f) -> ImageHeader:
     if len(table) < n * entry_size:
         raise _bad(path, "truncated TIFF: cut inside the first image directory")
     tags: dict[int, int] = {}
+    geo = False
     for k in range(n):
         e = table[k * entry_size : (k + 1) * entry_size]
         tag, typ = struct.unpack(order + "HH", e[:4])
+        geo = geo or tag in (33550, 33922, 34264)
         if tag not in (256, 257, 258, 277, 284, 322) or typ not in _TIFF_TYPES:
             continue
         count = struct.unpack(order + ("Q" if big else "I"), e[4 : 12 if big else 8])[0]
@@ -205,6 +209,7 @@ def _tiff(path: Path, f) -> ImageHeader:
         int(tags.get(258, 1)),
         planar=tags.get(284, 1) == 2,
         tiled=322 in tags,
+        geotiff=geo,
     )
 
 
