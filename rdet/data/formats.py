@@ -1,4 +1,5 @@
-"""Label readers and writers: DOTA labelTxt, YOLO-OBB, DIOR-R XML, HRSC2016 XML; ``rdet convert``.
+"""Label readers: DOTA labelTxt, YOLO-OBB, DIOR-R XML, HRSC2016 XML (writers: :mod:`rdet.data.writers`,
+``rdet convert``: :mod:`rdet.data.convert`).
 
 Every reader returns an :class:`~rdet.data.annotations.Annotations` (polygons ``[N, 8]`` in pixels).
 
@@ -8,8 +9,11 @@ Formats
               header lines (v1.0, v1.5 and v2.0 differ only in their class lists, ``rdet.data.classes``).
               With ``classes=None`` the v2.0 list is used: it contains v1.0 and v1.5, with the same ids.
 ``yolo-obb``  ``class_id x1 y1 ... x4 y4`` normalised by the image width/height (Ultralytics). The class
-              names come from ``classes`` (a list, or a ``dota8.yaml``-like / one-per-line file); the
-              image size from ``image_size`` or from the header of the matching image.
+              names come from ``classes`` (a list, or a ``dota8.yaml``-like / one-per-line file), else from the
+              ``classes.yaml``/``data.yaml`` found beside the labels or up to 3 folders above; the image size
+              from ``image_size`` or from the header of the matching image. Coordinates must lie in [0, 1];
+              objects cut by the image border may reach ``YOLO_MARGIN`` (0.25) beyond (DOTA8 has -0.07 and
+              1.04), and must overlap the image: pixel coordinates are refused, not scaled.
 ``dior-r``    VOC-style XML, one ``<object>`` per box with ``<robndbox>`` corners ``x_left_top`` ...
 ``hrsc``      HRSC2016 XML: ``mbox_cx, mbox_cy, mbox_w, mbox_h, mbox_ang``. ``mbox_ang`` is in radians and
               measured like ours (from +x towards +y, y down: positive = clockwise on screen), which we
@@ -18,10 +22,14 @@ Formats
 
 Bad input
 ---------
-``strict=True`` (default): a malformed line (wrong field count, non-numeric or non-finite value, unknown
-class, polygon with zero area) raises ``ValueError('<file>:<line>: <reason>: <text>')``. ``strict=False``
-skips such lines, lists every one in ``Annotations.meta['skipped']`` and warns once per call with all of
-them. Nothing is dropped silently.
+Every value is validated where it is read (:mod:`rdet.data._parse`): numbers must be ASCII decimal text
+(``١٠``, ``１０``, ``1_0``, ``inf``, ``nan`` are refused), finite and in range (coordinates within 1e9 px,
+``difficult`` an integer in [0, 255], XML image sizes positive integers -- checked before they are used), and
+line numbers count ``\n``/``\r\n`` only. ``strict=True`` (default): a malformed entry (wrong field count, bad
+value, unknown class, polygon with zero area) raises ``ValueError('<file>:<line>: <reason>: <text>')`` (XML:
+``<file>:object <k>: ...`` or ``<file>:size: ...``). ``strict=False`` skips such entries, lists every one in
+``Annotations.meta['skipped']`` and warns once per call with all of them; ``read_label_dir`` also skips (and
+lists) files that cannot be read at all. Nothing is dropped silently.
 """
 
 from __future__ import annotations
