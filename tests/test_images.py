@@ -112,3 +112,21 @@ def test_truncated_jpeg_and_png_are_refused(tmp_path):
         I.decode_image(tmp_path / "cut.png")
     (tmp_path / "whole.jpg").write_bytes(cv2.imencode(".jpg", img)[1].tobytes())
     assert I.decode_image(tmp_path / "whole.jpg").shape == (64, 64, 3)
+
+
+def test_damaged_jpeg_is_refused_and_the_warning_is_shown(tmp_path, capfd):
+    rng = np.random.default_rng(1)
+    data = bytearray(cv2.imencode(".jpg", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))[1].tobytes())
+    sos = data.find(b"\xff\xda")
+    data[sos + 40 : sos + 60] = b"\xff\xd0" * 10  # restart markers in the middle of the scan: libjpeg only warns
+    (tmp_path / "dam.jpg").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"dam.jpg: cannot decode the image: damaged image data \(Corrupt JPEG data"):
+        I.decode_image(tmp_path / "dam.jpg")
+    assert "Corrupt JPEG data" in capfd.readouterr().err  # libjpeg's own words still reach the user
+
+
+def test_bigtiff_offset_past_any_file(tmp_path):
+    # found by the fuzz campaign: a BigTIFF whose first-directory offset does not fit a seek gave OSError
+    (tmp_path / "big.tif").write_bytes(b"II+\x00\x08\x00\x00\x00" + b"\xff" * 8)
+    with pytest.raises(ValueError, match="big.tif: cannot decode the image"):
+        I.read_header(tmp_path / "big.tif")

@@ -12,13 +12,19 @@ second job; pass ``max_pixels=`` (``--max-pixels``) to raise it for a larger sce
 window by window, so their memory does not grow with the scene, but the budget still bounds the work.
 
 :func:`decode_image` decodes with OpenCV after the budget check and refuses what OpenCV would silently accept:
-a JPEG cut short (libjpeg only prints "Premature end of JPEG file" and fills the rest with grey), a PNG without
+a JPEG cut short (libjpeg only prints "Premature end of JPEG file" and fills the rest with grey) or otherwise
+damaged (libjpeg's "Corrupt JPEG data" warnings are captured from stderr while decoding, and shown), a PNG without
 its end chunk, and a decoded size that differs from the header.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +174,9 @@ def _tiff(path: Path, f) -> ImageHeader:
     else:
         offset = struct.unpack(order + "I", head[4:8])[0]
         count_fmt, entry_size, inline = "H", 12, 4
+    file_size = os.fstat(f.fileno()).st_size
+    if offset >= file_size:  # also keeps seek() away from offsets no file can have
+        raise _bad(path, "truncated TIFF: the first image directory lies past the end of the file")
     f.seek(offset)
     raw = f.read(struct.calcsize(count_fmt))
     if len(raw) < struct.calcsize(count_fmt):
@@ -191,6 +200,8 @@ def _tiff(path: Path, f) -> ImageHeader:
         value = e[12:] if big else e[8:]
         if count * size > inline:  # stored elsewhere (BitsPerSample of RGB): the first value is enough
             ptr = struct.unpack(order + ("Q" if big else "I"), value)[0]
+            if ptr >= file_size:
+                raise _bad(path, f"truncated TIFF: tag {tag} points past the end of the file")
             pos = f.tell()
             f.seek(ptr)
             value = f.read(size)
@@ -239,7 +250,7 @@ def read_header(path: str | Path) -> ImageHeader:
                 raise _bad(path, "empty file (0 bytes)")
             else:
                 raise _bad(path, "not a PNG, JPEG, BMP or TIFF file (unknown signature)")
-        except struct.error as e:  # a short read the checks above did not foresee
+        except (struct.error, OSError, OverflowError) as e:  # a short read, or an offset past any file (seek)
             raise _bad(path, f"truncated or corrupt image header ({e})") from None
     if h.width <= 0 or h.height <= 0:
         raise _bad(path, f"zero-size image ({h.width} x {h.height}) in the {h.format.upper()} header")
@@ -268,6 +279,37 @@ def check_complete(path: Path, data: bytes | np.ndarray, fmt: str) -> None:
             raise _bad(path, "truncated PNG (no IEND chunk): refusing to decode it")
 
 
+# What libjpeg/libpng print (to stderr, through OpenCV) when they decode a damaged file and fill in the rest.
+_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "JPEG datastream contains no image", "libpng error")
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _library_warnings():
+    """Capture what C libraries write to file descriptor 2 inside the block (yields a list that receives the
+    text); everything captured is written back to stderr afterwards, so nothing is hidden from the user."""
+    out: list[str] = []
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): decode without the check
+            yield out
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield out
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                text = tmp.read().decode("utf-8", "replace")
+                out.append(text)
+                if text:
+                    sys.stderr.write(text)
+
+
 def decode_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Decode a PNG/JPEG/BMP/TIFF with OpenCV, unchanged (bit depth and channels as stored, BGR order), after
     checking its header against the pixel budget and that the file is complete.
@@ -286,10 +328,18 @@ def decode_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     check_pixels(str(path), header.width, header.height, max_pixels)
     data = np.fromfile(path, np.uint8)  # not cv2.imread: it fails silently on non-ASCII paths
     check_complete(path, data.tobytes() if header.format in ("jpeg", "png") else b"", header.format)
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error as e:  # e.g. OpenCV's own pixel cap, or a codec error
-        raise _bad(path, f"OpenCV: {str(e).strip().splitlines()[-1]}") from None
+    with _library_warnings() as messages:
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error as e:  # e.g. OpenCV's own pixel cap, or a codec error
+            image, error = None, str(e).strip().splitlines()[-1]
+        else:
+            error = None
+    if error is not None:
+        raise _bad(path, f"OpenCV: {error}")
+    damage = [ln for ln in "".join(messages).splitlines() if ln.startswith(_CORRUPT)]
+    if damage:  # libjpeg decoded a damaged stream and filled the rest in: refuse instead of using grey pixels
+        raise _bad(path, f"damaged image data ({damage[0].strip()}): refusing to use it")
     if image is None or image.size == 0:
         raise _bad(path, f"corrupt file, or not a {header.format.upper()}")
     if image.shape[:2] != (header.height, header.width):

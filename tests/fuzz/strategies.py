@@ -48,6 +48,7 @@ NUMBERS = st.sampled_from(
         "1,5",
     ]
 )
+GOOD = st.sampled_from(["0", "1", "7", "10", "512", "-3.5", "0.25", "1e3", "1.", ".5", "+4", "-0", "3e-320"])
 CLASSES = st.sampled_from(["ship", "plane", "small-vehicle", "storage tank", "harbor", "ufo", "Ship", "0", ""])
 SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\t", "\x0c", "\x0b", "\x85", "\u2028", "\u00a0", "\r"])
 NEWLINES = st.sampled_from(["\n", "\n", "\r\n", "\x0c\n", "\u2028", "\x85"])
@@ -68,9 +69,11 @@ def dota_text(draw) -> str:
         elif kind == "junk":
             lines.append(draw(st.text(max_size=30)))
         else:
-            fields = [draw(NUMBERS) for _ in range(8)] + [draw(CLASSES)]
+            fields = [draw(GOOD) for _ in range(8)] + [draw(CLASSES)]
             if draw(st.booleans()):
-                fields.append(draw(NUMBERS))
+                fields.append(draw(st.sampled_from(["0", "1", "2"])))
+            if draw(st.booleans()):  # one field replaced by an edge case (bad numbers, non-ASCII digits...)
+                fields[draw(st.integers(0, len(fields) - 1))] = draw(NUMBERS)
             if draw(st.integers(0, 9)) == 0:
                 fields = fields[: draw(st.integers(0, len(fields)))]
             seps = [draw(SEPARATORS) for _ in fields]
@@ -81,11 +84,13 @@ def dota_text(draw) -> str:
 @st.composite
 def yolo_text(draw) -> str:
     """YOLO-OBB text: class id + 8 normalised coordinates (and pixel coordinates, out-of-range values...)."""
-    coord = st.one_of(st.floats(-0.5, 1.5, allow_nan=False).map(lambda v: f"{v:.6g}"), NUMBERS)
+    coord = st.floats(-0.3, 1.3, allow_nan=False).map(lambda v: f"{v:.6g}")
     lines = []
     for _ in range(draw(st.integers(0, 6))):
-        fields = [draw(st.sampled_from(["0", "1", "2", "-1", "١", "1.0", "99999999999999999999"]))]
+        fields = [draw(st.sampled_from(["0", "1", "2", "2", "1", "-1", "١", "1.0", "99999999999999999999"]))]
         fields += [draw(coord) for _ in range(draw(st.sampled_from([8, 8, 8, 7, 9])))]
+        if draw(st.booleans()):
+            fields[draw(st.integers(1, len(fields) - 1))] = draw(NUMBERS)
         lines.append(_join(fields, [draw(SEPARATORS) for _ in fields]))
     return "".join(ln + draw(NEWLINES) for ln in lines)
 
