@@ -11,7 +11,10 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import Affine  # noqa: E402
 
 
-def write(path, data, transform=Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0), crs="EPSG:32633", **kw):
+UTM = Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0)
+
+
+def write(path, data, transform=UTM, crs="EPSG:32633", **kw):
     count = data.shape[0]
     with rasterio.open(
         path,
