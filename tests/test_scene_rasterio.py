@@ -10,7 +10,6 @@ from rdet.inference import io
 rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import Affine  # noqa: E402
 
-
 UTM = Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0)
 
 
