@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_images import png_header_only
 
 from rdet.inference import io
 from rdet.inference.tiling import count_windows, tile_windows
-from tests.test_images import png_header_only
 
 tifffile = pytest.importorskip("tifffile")
 
