@@ -43,6 +43,15 @@ def parse_task1(text: str, source: str = "<string>") -> Task1Detections:
             continue
         if len(parts) != 10:
             raise ValueError(f'{source}:{n}: expected 10 fields "image_id score x1 y1 ... x4 y4", got {len(parts)}')
+        bad = [v for v in parts[1:] if not P.is_float(v)]
+        if bad:
+            # keep the two cases apart: a NaN/inf is a broken detector, a word a broken file
+            kind = (
+                "NaN or infinite value"
+                if bad[0].lower().lstrip("+-") in ("nan", "inf", "infinity")
+                else "non-numeric field"
+            )
+            raise ValueError(f"{source}:{n}: {kind} {bad[0][:20]!r} in {line.strip()[:80]!r}")
         try:
             vals = [P.parse_float(parts[1], "score", -1e9, 1e9)]
             vals += [P.parse_float(v, f"coordinate {i + 1}") for i, v in enumerate(parts[2:])]
