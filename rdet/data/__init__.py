@@ -9,10 +9,39 @@ and are imported from their modules.
 from rdet.data.annotations import Annotations
 from rdet.data.classes import DIOR_R, DOTA1_0, DOTA1_5, DOTA2_0, HRSC, SYNTHETIC, get_classes
 from rdet.data.dataset import RotatedDataset, collate, read_image
-from rdet.data.formats import (FORMATS, detect_format, find_image, read_image_size, read_label_dir, read_labels,
-                               remap_classes, write_dota, write_yolo_obb)
+from rdet.data.formats import (
+    FORMATS,
+    detect_format,
+    find_image,
+    read_image_size,
+    read_label_dir,
+    read_labels,
+    remap_classes,
+    write_dota,
+    write_yolo_obb,
+)
 from rdet.data.synthetic import make_synthetic_dataset
 
-__all__ = ['Annotations', 'DIOR_R', 'DOTA1_0', 'DOTA1_5', 'DOTA2_0', 'FORMATS', 'HRSC', 'SYNTHETIC', 'RotatedDataset',
-           'collate', 'detect_format', 'find_image', 'get_classes', 'make_synthetic_dataset', 'read_image',
-           'read_image_size', 'read_label_dir', 'read_labels', 'remap_classes', 'write_dota', 'write_yolo_obb']
+__all__ = [
+    "Annotations",
+    "DIOR_R",
+    "DOTA1_0",
+    "DOTA1_5",
+    "DOTA2_0",
+    "FORMATS",
+    "HRSC",
+    "SYNTHETIC",
+    "RotatedDataset",
+    "collate",
+    "detect_format",
+    "find_image",
+    "get_classes",
+    "make_synthetic_dataset",
+    "read_image",
+    "read_image_size",
+    "read_label_dir",
+    "read_labels",
+    "remap_classes",
+    "write_dota",
+    "write_yolo_obb",
+]

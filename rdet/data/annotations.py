@@ -53,20 +53,22 @@ class Annotations:
             self.difficulty = self.difficult.astype(np.int64)
         self.difficulty = np.asarray(self.difficulty, dtype=np.int64).reshape(-1)
         self.class_names = list(self.class_names)
-        where = self.label_path or self.image_path or 'Annotations'
-        for name, arr in (('labels', self.labels), ('difficult', self.difficult), ('difficulty', self.difficulty)):
+        where = self.label_path or self.image_path or "Annotations"
+        for name, arr in (("labels", self.labels), ("difficult", self.difficult), ("difficulty", self.difficulty)):
             if len(arr) != n:
-                raise ValueError(f'{where}: {name} has {len(arr)} entries but there are {n} polygons')
+                raise ValueError(f"{where}: {name} has {len(arr)} entries but there are {n} polygons")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError(f'{where}: labels must lie in [0, {len(self.class_names)}), got '
-                             f'[{self.labels.min()}, {self.labels.max()}]')
+            raise ValueError(
+                f"{where}: labels must lie in [0, {len(self.class_names)}), got "
+                f"[{self.labels.min()}, {self.labels.max()}]"
+            )
         if not np.array_equal(self.difficult, self.difficulty != 0):
-            raise ValueError(f'{where}: difficult must equal difficulty != 0')
+            raise ValueError(f"{where}: difficult must equal difficulty != 0")
         if not np.isfinite(self.polygons).all():
-            raise ValueError(f'{where}: polygons contain NaN or infinity')
-        for name, v in (('width', self.width), ('height', self.height)):
+            raise ValueError(f"{where}: polygons contain NaN or infinity")
+        for name, v in (("width", self.width), ("height", self.height)):
             if v is not None and int(v) <= 0:
-                raise ValueError(f'{where}: {name} must be positive, got {v}')
+                raise ValueError(f"{where}: {name} must be positive, got {v}")
 
     def __len__(self) -> int:
         return len(self.polygons)
@@ -76,7 +78,7 @@ class Annotations:
         """Class name of each object (``[N]``)."""
         return [self.class_names[i] for i in self.labels]
 
-    def boxes(self, version: str = 'le90') -> torch.Tensor:
+    def boxes(self, version: str = "le90") -> torch.Tensor:
         """Rotated boxes fitted to the polygons (minimum-area rectangles, ``rdet.boxes.poly2obb``).
 
         Returns:
@@ -87,13 +89,33 @@ class Annotations:
 
     def select(self, keep: np.ndarray) -> Annotations:
         """A copy with only the objects selected by ``keep`` (bool mask ``[N]`` or indices)."""
-        return Annotations(self.image_path, self.width, self.height, self.polygons[keep], self.labels[keep],
-                           self.class_names, self.difficult[keep], self.difficulty[keep], self.label_path,
-                           dict(self.meta))
+        return Annotations(
+            self.image_path,
+            self.width,
+            self.height,
+            self.polygons[keep],
+            self.labels[keep],
+            self.class_names,
+            self.difficult[keep],
+            self.difficulty[keep],
+            self.label_path,
+            dict(self.meta),
+        )
 
     @staticmethod
-    def empty(class_names: list[str] | tuple[str, ...], image_path: str | None = None, width: int | None = None,
-              height: int | None = None) -> Annotations:
+    def empty(
+        class_names: list[str] | tuple[str, ...],
+        image_path: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> Annotations:
         """A record without objects."""
-        return Annotations(image_path, width, height, np.zeros((0, 8), np.float32), np.zeros(0, np.int64),
-                           list(class_names), np.zeros(0, bool))
+        return Annotations(
+            image_path,
+            width,
+            height,
+            np.zeros((0, 8), np.float32),
+            np.zeros(0, np.int64),
+            list(class_names),
+            np.zeros(0, bool),
+        )

@@ -23,10 +23,10 @@ from rdet.data.formats import IMAGE_EXTS, read_labels
 from rdet.data.images import decode_image
 from rdet.data.transforms import Sample, normalize
 
-UINT16_MODES = ('error', 'scale', 'stretch')
+UINT16_MODES = ("error", "scale", "stretch")
 
 
-def read_image(path: str | Path, uint16: str = 'error', max_pixels: int | None = None) -> np.ndarray:
+def read_image(path: str | Path, uint16: str = "error", max_pixels: int | None = None) -> np.ndarray:
     """Read an image as RGB uint8 ``[H, W, 3]`` (module docstring for the conversions).
 
     Raises:
@@ -35,30 +35,32 @@ def read_image(path: str | Path, uint16: str = 'error', max_pixels: int | None =
             ``uint16='error'``; every message names the file.
     """
     if uint16 not in UINT16_MODES:
-        raise ValueError(f'uint16 must be one of {UINT16_MODES}, got {uint16!r}')
+        raise ValueError(f"uint16 must be one of {UINT16_MODES}, got {uint16!r}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'image not found: {path}')
+        raise FileNotFoundError(f"image not found: {path}")
     img = decode_image(path, max_pixels)
     if img.dtype == np.uint16:
-        if uint16 == 'error':
-            raise ValueError(f'{path} is a 16-bit image; pass uint16="scale" (value/257) or "stretch" '
-                             '(min..max per channel) to convert it to 8 bits')
-        if uint16 == 'scale':
+        if uint16 == "error":
+            raise ValueError(
+                f'{path} is a 16-bit image; pass uint16="scale" (value/257) or "stretch" '
+                "(min..max per channel) to convert it to 8 bits"
+            )
+        if uint16 == "scale":
             img = np.rint(img / 257.0).astype(np.uint8)
         else:
             x = img.reshape(img.shape[0], img.shape[1], -1).astype(np.float32)
             lo, hi = x.min((0, 1)), x.max((0, 1))
             img = np.rint((x - lo) * (255.0 / np.maximum(hi - lo, 1))).astype(np.uint8).reshape(img.shape)
     elif img.dtype != np.uint8:
-        raise ValueError(f'{path}: unsupported pixel type {img.dtype} (8-bit, or 16-bit with uint16=..., only)')
+        raise ValueError(f"{path}: unsupported pixel type {img.dtype} (8-bit, or 16-bit with uint16=..., only)")
     if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
         return np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)  # alpha dropped
     if img.shape[2] == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    raise ValueError(f'{path}: unsupported channel count {img.shape[2]}')
+    raise ValueError(f"{path}: unsupported channel count {img.shape[2]}")
 
 
 class RotatedDataset(torch.utils.data.Dataset):
@@ -84,19 +86,31 @@ class RotatedDataset(torch.utils.data.Dataset):
     (Tensor[N] bool), ``image_id`` (file stem), ``meta`` (path, original size, applied transforms).
     """
 
-    def __init__(self, image_dir: str | Path | None = None, label_dir: str | Path | None = None, *,
-                 annotations: Sequence[Annotations] | None = None, classes=None, format: str | None = None,
-                 version: str = 'le90', transforms: Callable | None = None, normalize: bool = True,
-                 uint16: str = 'error', strict: bool = True, filter_empty: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        image_dir: str | Path | None = None,
+        label_dir: str | Path | None = None,
+        *,
+        annotations: Sequence[Annotations] | None = None,
+        classes=None,
+        format: str | None = None,
+        version: str = "le90",
+        transforms: Callable | None = None,
+        normalize: bool = True,
+        uint16: str = "error",
+        strict: bool = True,
+        filter_empty: bool = False,
+        seed: int = 0,
+    ):
         check_version(version)
         if (image_dir is None) == (annotations is None):
-            raise ValueError('give either image_dir (with optional label_dir) or annotations')
+            raise ValueError("give either image_dir (with optional label_dir) or annotations")
         if annotations is None:
             annotations = self._scan(Path(image_dir), label_dir, classes, format, strict)
         else:
             for a in annotations:
                 if a.image_path is None:
-                    raise ValueError(f'{a.label_path}: annotation without image_path')
+                    raise ValueError(f"{a.label_path}: annotation without image_path")
         self.num_empty = sum(len(a) == 0 for a in annotations)
         self.annotations = [a for a in annotations if len(a) or not filter_empty]
         self.class_names = list(self.annotations[0].class_names) if self.annotations else []
@@ -106,16 +120,16 @@ class RotatedDataset(torch.utils.data.Dataset):
     @staticmethod
     def _scan(image_dir: Path, label_dir, classes, format, strict) -> list[Annotations]:
         if not image_dir.is_dir():
-            raise FileNotFoundError(f'image folder not found: {image_dir}')
-        label_dir = Path(label_dir) if label_dir is not None else image_dir.parent / 'labelTxt'
+            raise FileNotFoundError(f"image folder not found: {image_dir}")
+        label_dir = Path(label_dir) if label_dir is not None else image_dir.parent / "labelTxt"
         if not label_dir.is_dir():
-            raise FileNotFoundError(f'label folder not found: {label_dir}')
+            raise FileNotFoundError(f"label folder not found: {label_dir}")
         images = sorted(p for p in image_dir.iterdir() if p.suffix in IMAGE_EXTS)
         if not images:
-            raise ValueError(f'no images ({", ".join(IMAGE_EXTS[:6])}) in {image_dir}')
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTS[:6])}) in {image_dir}")
         pairs = []
         for img in images:
-            lab = [label_dir / (img.stem + e) for e in ('.txt', '.xml') if (label_dir / (img.stem + e)).is_file()]
+            lab = [label_dir / (img.stem + e) for e in (".txt", ".xml") if (label_dir / (img.stem + e)).is_file()]
             rec = read_labels(lab[0], format, classes, strict=strict, image_path=img) if lab else None
             pairs.append((img, rec))
         read = [r for _, r in pairs if r is not None]
@@ -125,7 +139,7 @@ class RotatedDataset(torch.utils.data.Dataset):
             if rec is None:  # DOTA's convention: an image without a label file has no objects
                 rec = Annotations.empty(names, str(img))
             elif rec.class_names != names:
-                raise ValueError(f'{rec.label_path}: class list differs from {read[0].label_path}; pass classes=')
+                raise ValueError(f"{rec.label_path}: class list differs from {read[0].label_path}; pass classes=")
             out.append(rec)
         return out
 
@@ -141,7 +155,7 @@ class RotatedDataset(torch.utils.data.Dataset):
         image = read_image(ann.image_path, self.uint16)
         h, w = image.shape[:2]
         if ann.width is not None and (ann.width, ann.height) != (w, h):
-            raise ValueError(f'{ann.image_path}: image is {w}x{h} but its labels say {ann.width}x{ann.height}')
+            raise ValueError(f"{ann.image_path}: image is {w}x{h} but its labels say {ann.width}x{ann.height}")
         sample = Sample(image, ann.polygons.astype(np.float64), ann.labels.copy(), ann.difficult.copy())
         if self.transforms is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -149,7 +163,7 @@ class RotatedDataset(torch.utils.data.Dataset):
         img = sample.image
         if self.normalize:
             if img.dtype != np.uint8:
-                raise ValueError('transforms returned a float image: drop Normalize from them or use normalize=False')
+                raise ValueError("transforms returned a float image: drop Normalize from them or use normalize=False")
             img = normalize(img)
         polys = torch.from_numpy(np.ascontiguousarray(sample.polygons, dtype=np.float64)).reshape(-1, 8)
         return dict(
@@ -175,15 +189,21 @@ def collate(batch: list[dict], size_divisor: int = 32, pad_value: float = 0.0) -
         ``labels``, ``polygons``, ``difficult`` (lists of B tensors), ``image_ids``, ``metas``.
     """
     if not batch:
-        raise ValueError('collate got an empty batch')
-    hs, ws = [b['image'].shape[1] for b in batch], [b['image'].shape[2] for b in batch]
+        raise ValueError("collate got an empty batch")
+    hs, ws = [b["image"].shape[1] for b in batch], [b["image"].shape[2] for b in batch]
     div = max(1, size_divisor)
     H, W = -(-max(hs) // div) * div, -(-max(ws) // div) * div
-    first = batch[0]['image']
+    first = batch[0]["image"]
     images = first.new_full((len(batch), first.shape[0], H, W), pad_value)
     for i, b in enumerate(batch):
-        images[i, :, :hs[i], :ws[i]] = b['image']
-    return dict(images=images, image_sizes=list(zip(hs, ws)),
-                boxes=[b['boxes'] for b in batch], labels=[b['labels'] for b in batch],
-                polygons=[b['polygons'] for b in batch], difficult=[b['difficult'] for b in batch],
-                image_ids=[b['image_id'] for b in batch], metas=[b['meta'] for b in batch])
+        images[i, :, : hs[i], : ws[i]] = b["image"]
+    return dict(
+        images=images,
+        image_sizes=list(zip(hs, ws)),
+        boxes=[b["boxes"] for b in batch],
+        labels=[b["labels"] for b in batch],
+        polygons=[b["polygons"] for b in batch],
+        difficult=[b["difficult"] for b in batch],
+        image_ids=[b["image_id"] for b in batch],
+        metas=[b["meta"] for b in batch],
+    )

@@ -29,8 +29,8 @@ from rdet.boxes import obb2poly, poly2obb
 from rdet.data.task1 import Task1Detections, parse_task1, read_task1, write_task1
 from rdet.ops import batched_nms_rotated
 
-_NAME = re.compile(r'^(?P<image>.+?)__(?P<scale>\d+(?:\.\d*)?)__(?P<x>\d+)___(?P<y>\d+)$')
-NAMINGS = ('auto', 'size', 'rate')
+_NAME = re.compile(r"^(?P<image>.+?)__(?P<scale>\d+(?:\.\d*)?)__(?P<x>\d+)___(?P<y>\d+)$")
+NAMINGS = ("auto", "size", "rate")
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,24 @@ class PatchName:
     scale_field: str
 
 
-def parse_patch_name(name: str, naming: str = 'auto') -> PatchName:
+def parse_patch_name(name: str, naming: str = "auto") -> PatchName:
     """Parse ``<image>__<size or rate>__<x>___<y>`` (an extension, if any, is ignored).
 
     Args:
         naming: ``'size'`` (MMRotate), ``'rate'`` (devkit) or ``'auto'`` (module docstring).
     """
     if naming not in NAMINGS:
-        raise ValueError(f'naming must be one of {NAMINGS}, got {naming!r}')
-    stem = Path(name).stem if Path(name).suffix.lower() in ('.png', '.jpg', '.jpeg', '.tif', '.bmp', '.txt') else name
+        raise ValueError(f"naming must be one of {NAMINGS}, got {naming!r}")
+    stem = Path(name).stem if Path(name).suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".bmp", ".txt") else name
     m = _NAME.match(stem)
     if m is None:
-        raise ValueError(f'patch name {name!r} is not <image>__<size|rate>__<x>___<y> (e.g. P0706__1024__0___824)')
-    field = m['scale']
+        raise ValueError(f"patch name {name!r} is not <image>__<size|rate>__<x>___<y> (e.g. P0706__1024__0___824)")
+    field = m["scale"]
     value = float(field)
-    is_rate = naming == 'rate' or (naming == 'auto' and ('.' in field or value < 16))
+    is_rate = naming == "rate" or (naming == "auto" and ("." in field or value < 16))
     if is_rate and value <= 0:
-        raise ValueError(f'patch name {name!r}: rate must be positive')
-    return PatchName(m['image'], int(m['x']), int(m['y']), value if is_rate else 1.0, field)
+        raise ValueError(f"patch name {name!r}: rate must be positive")
+    return PatchName(m["image"], int(m["x"]), int(m["y"]), value if is_rate else 1.0, field)
 
 
 def patch_to_image(boxes: Tensor, patch: PatchName) -> Tensor:
@@ -70,8 +70,9 @@ def patch_to_image(boxes: Tensor, patch: PatchName) -> Tensor:
     return torch.cat([(boxes[:, :2] + shift) / patch.rate, boxes[:, 2:4] / patch.rate, boxes[:, 4:]], -1)
 
 
-def merge_patch_detections(patch_dets: dict[str, tuple[Tensor, Tensor, Tensor]], iou_threshold: float = 0.1,
-                           naming: str = 'auto') -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+def merge_patch_detections(
+    patch_dets: dict[str, tuple[Tensor, Tensor, Tensor]], iou_threshold: float = 0.1, naming: str = "auto"
+) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
     """Patch detections -> full-image detections with class-wise rotated NMS.
 
     Args:
@@ -85,8 +86,10 @@ def merge_patch_detections(patch_dets: dict[str, tuple[Tensor, Tensor, Tensor]],
     grouped: dict[str, list] = {}
     for name, (boxes, scores, labels) in patch_dets.items():
         if not (boxes.ndim == 2 and boxes.shape[1] == 5 and scores.shape == (len(boxes),) == labels.shape):
-            raise ValueError(f'{name}: expected boxes [N, 5], scores [N], labels [N], got '
-                             f'{list(boxes.shape)}, {list(scores.shape)}, {list(labels.shape)}')
+            raise ValueError(
+                f"{name}: expected boxes [N, 5], scores [N], labels [N], got "
+                f"{list(boxes.shape)}, {list(scores.shape)}, {list(labels.shape)}"
+            )
         p = parse_patch_name(name, naming)
         grouped.setdefault(p.image_id, []).append((patch_to_image(boxes, p), scores, labels))
     out = {}
@@ -106,22 +109,30 @@ def to_task1(merged: dict[str, tuple[Tensor, Tensor, Tensor]], class_names: list
         polys = obb2poly(boxes.double()).numpy()
         for poly, s, c in zip(polys, scores.tolist(), labels.tolist()):
             if not 0 <= c < len(class_names):
-                raise ValueError(f'{image_id}: label {c} outside the {len(class_names)} class names')
+                raise ValueError(f"{image_id}: label {c} outside the {len(class_names)} class names")
             ids, sc, pl = per_class[class_names[c]]
             ids.append(image_id), sc.append(s), pl.append(poly)
-    return {n: Task1Detections(ids, np.array(sc, np.float64), np.array(pl, np.float64).reshape(-1, 8))
-            for n, (ids, sc, pl) in per_class.items()}
+    return {
+        n: Task1Detections(ids, np.array(sc, np.float64), np.array(pl, np.float64).reshape(-1, 8))
+        for n, (ids, sc, pl) in per_class.items()
+    }
 
 
-def merge_to_task1(patch_dets: dict[str, tuple[Tensor, Tensor, Tensor]], out_dir: str | Path, class_names: list[str],
-                   iou_threshold: float = 0.1, naming: str = 'auto') -> list[Path]:
+def merge_to_task1(
+    patch_dets: dict[str, tuple[Tensor, Tensor, Tensor]],
+    out_dir: str | Path,
+    class_names: list[str],
+    iou_threshold: float = 0.1,
+    naming: str = "auto",
+) -> list[Path]:
     """``merge_patch_detections`` then ``write_task1``: the DOTA submission of patch-level detections."""
     merged = merge_patch_detections(patch_dets, iou_threshold, naming)
     return write_task1(out_dir, to_task1(merged, class_names), class_names)
 
 
-def merge_task1_dir(in_dir: str | Path, out_dir: str | Path, iou_threshold: float = 0.1,
-                    naming: str = 'auto') -> list[Path]:
+def merge_task1_dir(
+    in_dir: str | Path, out_dir: str | Path, iou_threshold: float = 0.1, naming: str = "auto"
+) -> list[Path]:
     """Merge Task1 files whose image ids are patch names (the devkit's ``ResultMerge``) into Task1 files of
     the full images. NMS runs on the boxes fitted to the polygons; the kept polygons are written as given."""
     written = []
@@ -134,12 +145,24 @@ def merge_task1_dir(in_dir: str | Path, out_dir: str | Path, iou_threshold: floa
         polys_t = torch.tensor(np.array(polys, np.float64).reshape(-1, 8))
         image_index = {k: i for i, k in enumerate(dict.fromkeys(ids))}
         group = torch.tensor([image_index[i] for i in ids], dtype=torch.int64)
-        keep = batched_nms_rotated(poly2obb(polys_t), torch.tensor(scores, dtype=torch.float64), group,
-                                   iou_threshold).tolist()
+        keep = batched_nms_rotated(
+            poly2obb(polys_t), torch.tensor(scores, dtype=torch.float64), group, iou_threshold
+        ).tolist()
         merged = Task1Detections([ids[k] for k in keep], np.array(scores)[keep], polys_t.numpy()[keep].reshape(-1, 8))
         written += write_task1(out_dir, {name: merged}, [name])
     return written
 
 
-__all__ = ['PatchName', 'parse_patch_name', 'patch_to_image', 'merge_patch_detections', 'to_task1', 'merge_to_task1',
-           'merge_task1_dir', 'Task1Detections', 'parse_task1', 'read_task1', 'write_task1']
+__all__ = [
+    "PatchName",
+    "parse_patch_name",
+    "patch_to_image",
+    "merge_patch_detections",
+    "to_task1",
+    "merge_to_task1",
+    "merge_task1_dir",
+    "Task1Detections",
+    "parse_task1",
+    "read_task1",
+    "write_task1",
+]

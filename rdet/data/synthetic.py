@@ -32,8 +32,12 @@ from rdet.data.formats import write_dota
 
 _SHIFT = 4  # cv2 drawing with 4 fractional bits: sub-pixel accurate, anti-aliased edges
 # Per class: (length range as a fraction of the image size, h / w range).
-_SIZES = {0: ((0.11, 0.19), (0.75, 0.9)), 1: ((0.16, 0.27), (0.17, 0.25)), 2: ((0.04, 0.065), (0.45, 0.55)),
-          3: ((0.06, 0.12), (1.0, 1.0))}
+_SIZES = {
+    0: ((0.11, 0.19), (0.75, 0.9)),
+    1: ((0.16, 0.27), (0.17, 0.25)),
+    2: ((0.04, 0.065), (0.45, 0.55)),
+    3: ((0.06, 0.12), (1.0, 1.0)),
+}
 
 
 def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -74,8 +78,22 @@ def _draw(img: np.ndarray, label: int, box: np.ndarray, rng: np.random.Generator
     if label == 0:  # plane: fuselage along u, wings and tail plane along v
         body = jitter((225, 228, 232))
         _poly(img, _rect(-w, -0.09 * w, w, 0.09 * w), box, body)
-        _poly(img, np.array([[0.25 * w, -0.08 * w], [-0.15 * w, -h], [-0.4 * w, -h], [-0.2 * w, 0],
-                             [-0.4 * w, h], [-0.15 * w, h], [0.25 * w, 0.08 * w]]), box, body)
+        _poly(
+            img,
+            np.array(
+                [
+                    [0.25 * w, -0.08 * w],
+                    [-0.15 * w, -h],
+                    [-0.4 * w, -h],
+                    [-0.2 * w, 0],
+                    [-0.4 * w, h],
+                    [-0.15 * w, h],
+                    [0.25 * w, 0.08 * w],
+                ]
+            ),
+            box,
+            body,
+        )
         _poly(img, _rect(-w, -0.35 * h, -0.8 * w, 0.35 * h), box, body)
     elif label == 1:  # ship: pointed bow at +u, darker deck house
         hull = np.array([[-w, -h], [w - 1.6 * h, -h], [w, 0], [w - 1.6 * h, h], [-w, h]])
@@ -91,8 +109,12 @@ def _draw(img: np.ndarray, label: int, box: np.ndarray, rng: np.random.Generator
         cv2.circle(img, centre, int(r * 0.86), jitter((215, 215, 205)), -1, cv2.LINE_AA, _SHIFT)
 
 
-def make_synthetic_scene(rng: np.random.Generator, size: int = 256, objects: tuple[int, int] = (3, 10),
-                         class_ids: tuple[int, ...] = (0, 1, 2, 3)) -> tuple[np.ndarray, Annotations]:
+def make_synthetic_scene(
+    rng: np.random.Generator,
+    size: int = 256,
+    objects: tuple[int, int] = (3, 10),
+    class_ids: tuple[int, ...] = (0, 1, 2, 3),
+) -> tuple[np.ndarray, Annotations]:
     """One scene: ``(image uint8 RGB [size, size, 3], Annotations)`` with ``objects[0]..objects[1]`` objects
     (fewer if they do not fit without overlapping) of the classes ``class_ids`` (indices into SYNTHETIC)."""
     img = _ground(rng, size)
@@ -116,27 +138,33 @@ def make_synthetic_scene(rng: np.random.Generator, size: int = 256, objects: tup
     return img, ann
 
 
-def make_synthetic_dataset(out_dir: str | Path, n_images: int, size: int = 256, seed: int = 0,
-                           objects: tuple[int, int] = (3, 10), class_ids: tuple[int, ...] = (0, 1, 2, 3),
-                           prefix: str = 'syn') -> list[Annotations]:
+def make_synthetic_dataset(
+    out_dir: str | Path,
+    n_images: int,
+    size: int = 256,
+    seed: int = 0,
+    objects: tuple[int, int] = (3, 10),
+    class_ids: tuple[int, ...] = (0, 1, 2, 3),
+    prefix: str = "syn",
+) -> list[Annotations]:
     """Write ``n_images`` scenes as ``out_dir/images/<prefix>_00000.png`` + DOTA ``out_dir/labelTxt/*.txt``.
 
     Image ``i`` depends only on ``(seed, i, size, objects, class_ids)``, so a larger dataset extends a smaller
     one. Returns the records (with ``image_path`` set).
     """
     if n_images < 0 or size < 32:
-        raise ValueError(f'need n_images >= 0 and size >= 32, got {n_images}, {size}')
+        raise ValueError(f"need n_images >= 0 and size >= 32, got {n_images}, {size}")
     out_dir = Path(out_dir)
-    (out_dir / 'images').mkdir(parents=True, exist_ok=True)
-    (out_dir / 'labelTxt').mkdir(parents=True, exist_ok=True)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "labelTxt").mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(n_images):
         img, ann = make_synthetic_scene(np.random.default_rng([seed, i]), size, objects, class_ids)
-        stem = f'{prefix}_{i:05d}'
-        ann.image_path = str(out_dir / 'images' / f'{stem}.png')
-        ann.label_path = str(out_dir / 'labelTxt' / f'{stem}.txt')
+        stem = f"{prefix}_{i:05d}"
+        ann.image_path = str(out_dir / "images" / f"{stem}.png")
+        ann.label_path = str(out_dir / "labelTxt" / f"{stem}.txt")
         if not cv2.imwrite(ann.image_path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise ValueError(f'cannot write {ann.image_path}')
+            raise ValueError(f"cannot write {ann.image_path}")
         write_dota(ann.label_path, ann, header=False)
         records.append(ann)
     return records

@@ -60,11 +60,11 @@ def flip_polygons(polys: np.ndarray, width: float, height: float, direction: str
     """Mirror polygons ``[N, 8]``: ``'horizontal'`` (x -> W - x), ``'vertical'`` (y -> H - y) or
     ``'diagonal'`` (both, i.e. MMRotate's diagonal flip = a 180-degree turn)."""
     out = np.array(polys, dtype=np.float64, copy=True)
-    if direction not in ('horizontal', 'vertical', 'diagonal'):
+    if direction not in ("horizontal", "vertical", "diagonal"):
         raise ValueError(f"direction must be 'horizontal', 'vertical' or 'diagonal', got {direction!r}")
-    if direction in ('horizontal', 'diagonal'):
+    if direction in ("horizontal", "diagonal"):
         out[:, 0::2] = width - out[:, 0::2]
-    if direction in ('vertical', 'diagonal'):
+    if direction in ("vertical", "diagonal"):
         out[:, 1::2] = height - out[:, 1::2]
     return out
 
@@ -72,13 +72,13 @@ def flip_polygons(polys: np.ndarray, width: float, height: float, direction: str
 def flip_boxes(boxes: torch.Tensor, width: float, height: float, direction: str) -> torch.Tensor:
     """``flip_polygons`` for rotated boxes ``[N, 5]`` (angle not regularised)."""
     out = boxes.clone()
-    if direction in ('horizontal', 'diagonal'):
+    if direction in ("horizontal", "diagonal"):
         out[:, 0] = width - boxes[:, 0]
-    if direction in ('vertical', 'diagonal'):
+    if direction in ("vertical", "diagonal"):
         out[:, 1] = height - boxes[:, 1]
-    if direction in ('horizontal', 'vertical'):
+    if direction in ("horizontal", "vertical"):
         out[:, 4] = -boxes[:, 4]  # a mirror reverses the angle; a rectangle is symmetric about its axes
-    elif direction != 'diagonal':
+    elif direction != "diagonal":
         raise ValueError(f"direction must be 'horizontal', 'vertical' or 'diagonal', got {direction!r}")
     return out
 
@@ -136,7 +136,7 @@ def resize_boxes(boxes: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def _fit(polys: np.ndarray) -> np.ndarray:
-    return poly2obb(torch.from_numpy(np.asarray(polys, np.float64)).reshape(-1, 8), 'le90').numpy()
+    return poly2obb(torch.from_numpy(np.asarray(polys, np.float64)).reshape(-1, 8), "le90").numpy()
 
 
 # ---------------------------------------------------------------- transforms
@@ -152,7 +152,7 @@ class Compose:
         return sample
 
     def __repr__(self) -> str:
-        return f'Compose({self.transforms!r})'
+        return f"Compose({self.transforms!r})"
 
 
 @dataclass
@@ -174,7 +174,7 @@ class Resize:
         img = sample.image if (nw, nh) == (w, h) else cv2.resize(sample.image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         img = img.reshape(nh, nw, -1)
         sx, sy = nw / w, nh / h
-        meta = {**sample.meta, 'scale_factor': (sx, sy)}
+        meta = {**sample.meta, "scale_factor": (sx, sy)}
         return replace(sample, image=img, polygons=resize_polygons(sample.polygons, sx, sy), meta=meta)
 
 
@@ -190,19 +190,23 @@ class RandomFlip:
     def __post_init__(self) -> None:
         p = (self.horizontal, self.vertical, self.diagonal)
         if min(p) < 0 or sum(p) > 1 + 1e-9:
-            raise ValueError(f'flip probabilities must be >= 0 and sum to <= 1, got {p}')
+            raise ValueError(f"flip probabilities must be >= 0 and sum to <= 1, got {p}")
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         p = [self.horizontal, self.vertical, self.diagonal]
         choice = rng.choice(4, p=p + [max(0.0, 1 - sum(p))])
         if choice == 3:
             return sample
-        direction = ('horizontal', 'vertical', 'diagonal')[choice]
+        direction = ("horizontal", "vertical", "diagonal")[choice]
         h, w = sample.image.shape[:2]
-        flip_code = {'horizontal': 1, 'vertical': 0, 'diagonal': -1}[direction]
+        flip_code = {"horizontal": 1, "vertical": 0, "diagonal": -1}[direction]
         img = cv2.flip(sample.image, flip_code).reshape(sample.image.shape)
-        return replace(sample, image=img, polygons=flip_polygons(sample.polygons, w, h, direction),
-                       meta={**sample.meta, 'flip': direction})
+        return replace(
+            sample,
+            image=img,
+            polygons=flip_polygons(sample.polygons, w, h, direction),
+            meta={**sample.meta, "flip": direction},
+        )
 
 
 @dataclass
@@ -219,8 +223,9 @@ class RandomRot90:
         k = int(self.ks[rng.integers(len(self.ks))])
         h, w = sample.image.shape[:2]
         img = np.ascontiguousarray(np.rot90(sample.image, -k))
-        return replace(sample, image=img, polygons=rot90_polygons(sample.polygons, w, h, k),
-                       meta={**sample.meta, 'rot90': k})
+        return replace(
+            sample, image=img, polygons=rot90_polygons(sample.polygons, w, h, k), meta={**sample.meta, "rot90": k}
+        )
 
 
 @dataclass
@@ -238,7 +243,7 @@ class RandomRotate:
 
     def __post_init__(self) -> None:
         if not 0 < self.angle_range <= 180:
-            raise ValueError(f'angle_range must lie in (0, 180], got {self.angle_range}')
+            raise ValueError(f"angle_range must lie in (0, 180], got {self.angle_range}")
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() >= self.prob:
@@ -259,12 +264,13 @@ def rotate(sample: Sample, angle_deg: float, border_value=(0, 0, 0)) -> Sample:
     m_px[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
     channels = sample.image.shape[2] if sample.image.ndim == 3 else 1
     border = tuple(float(v) for v in border_value)[:channels] if channels > 1 else float(border_value[0])
-    img = cv2.warpAffine(sample.image, m_px, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=border).reshape(sample.image.shape)
+    img = cv2.warpAffine(
+        sample.image, m_px, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+    ).reshape(sample.image.shape)
     polys = rotate_polygons(sample.polygons, angle_deg, w / 2, h / 2)
     ctr = _fit(polys)[:, :2]
     keep = (ctr[:, 0] > 0) & (ctr[:, 0] < w) & (ctr[:, 1] > 0) & (ctr[:, 1] < h)
-    out = replace(sample, image=img, polygons=polys, meta={**sample.meta, 'rotate': angle_deg})
+    out = replace(sample, image=img, polygons=polys, meta={**sample.meta, "rotate": angle_deg})
     return out.select(keep)
 
 
@@ -284,7 +290,7 @@ class PhotometricJitter:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         img = sample.image
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f'PhotometricJitter needs a uint8 RGB image [H, W, 3], got {img.dtype} {img.shape}')
+            raise ValueError(f"PhotometricJitter needs a uint8 RGB image [H, W, 3], got {img.dtype} {img.shape}")
         x = img.astype(np.float32)
         if rng.random() < self.prob:
             x += rng.uniform(-self.brightness, self.brightness)
@@ -309,7 +315,7 @@ class PhotometricJitter:
 def normalize(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
     """``(image - mean) / std`` per RGB channel, float32 ``[H, W, 3]``."""
     if image.ndim != 3 or image.shape[2] != len(mean):
-        raise ValueError(f'normalize expects an image [H, W, {len(mean)}], got shape {image.shape}')
+        raise ValueError(f"normalize expects an image [H, W, {len(mean)}], got shape {image.shape}")
     return (image.astype(np.float32) - np.array(mean, np.float32)) / np.array(std, np.float32)
 
 
