@@ -77,24 +77,42 @@ def load_checkpoint(path: str | Path, config: Config | str | Path | None = None,
     """Build the model stored in a checkpoint and load its weights (eval mode).
 
     Args:
-        path: an rdet checkpoint, or an MMRotate one (``state_dict`` with ``backbone.*``/``neck.*``/
-            ``bbox_head.*`` keys) together with ``config``.
+        path: an rdet checkpoint; an MMRotate one (0.x or 1.x, ``state_dict`` + ``meta``) together with
+            ``config``; or the name of a published model (``rdet zoo`` lists them), downloaded once into the
+            cache and built with its own config.
         config: overrides the stored config (a Config or a config file path).
     """
+    from rdet import mmrotate
     from rdet.config import load_config
     from rdet.models.build import build_model
 
+    if not Path(path).exists():
+        from rdet import zoo
+
+        if zoo.is_name(path):  # a published model: its cached file and its config
+            name = str(path)
+            path = zoo.resolve(name)
+            config = zoo.config(name) if config is None else config
     ckpt = read_checkpoint(path)
     if config is None:
         cfg = config_from_checkpoint(ckpt, path)
     else:
         cfg = config if isinstance(config, Config) else load_config(config)
     cfg.model.backbone.weights = None  # the checkpoint holds the backbone too
-    model = build_model(cfg)
-    state = ckpt.get("model", ckpt.get("state_dict"))
+    if mmrotate.is_mmrotate_checkpoint(ckpt):  # MMRotate 0.x/1.x names, float16 -> float32
+        names = mmrotate.class_names(ckpt)
+        if names is not None and len(names) == cfg.model.head.num_classes:
+            cfg.data.classes = tuple(names)  # what the weights detect, in their order
+        state = mmrotate.convert_state_dict(ckpt["state_dict"], cfg.model.type, mmrotate.detect_version(ckpt))
+    else:
+        state = ckpt.get("model")
     if state is None:
         raise ValueError(f"{path}: no 'model' or 'state_dict' entry")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    model = build_model(cfg)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape mismatch: another architecture
+        raise ValueError(f"{path}: weights do not fit the model of config {cfg.name!r}: {e}") from None
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.config = cfg

@@ -21,6 +21,7 @@ COMMANDS = {
     "bench": ("rdet.bench.fps", "inference speed benchmark"),
     "serve": ("rdet.serve.app", "Gradio demo"),
     "demo": ("rdet.demo", "the whole pipeline on the bundled samples"),
+    "zoo": ("rdet.zoo", "published models: list, download (use one with --model NAME)"),
 }
 
 

@@ -252,8 +252,9 @@ def load_backend(
     """A callable backend ``tiles -> [(boxes, scores, labels)]`` with ``class_names`` and ``iou_thr``.
 
     Args:
-        model_or_path: an rdet ``nn.Module`` or checkpoint (``.pt``) for ``'torch'``; an ``.onnx`` file for
-            ``'onnx'``; a TensorRT engine (``.engine``/``.trt``/``.plan``) for ``'trt'``.
+        model_or_path: an rdet ``nn.Module``, checkpoint (``.pt``) or published model name (``rdet zoo``) for
+            ``'torch'``; an ``.onnx`` file for ``'onnx'``; a TensorRT engine (``.engine``/``.trt``/``.plan``)
+            for ``'trt'``.
 
     Raises:
         ValueError: unknown backend, or a model/backend mismatch (naming both).
@@ -277,7 +278,13 @@ def load_backend(
         raise ValueError(f"model must be an nn.Module or a file path, got {type(model_or_path).__name__}")
     path = Path(model_or_path)
     if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
+        from rdet import zoo
+
+        if zoo.is_name(path) and backend == "torch":  # a published model, downloaded once into the cache
+            from rdet.checkpoint import load_checkpoint
+
+            return TorchBackend(load_checkpoint(str(path), device=device), device, score_thr, iou_thr)
+        raise FileNotFoundError(f"model not found: {path} (not a file, nor a published model name: see 'rdet zoo')")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES[backend]:
         fits = [b for b, s in SUFFIXES.items() if suffix in s]
@@ -445,7 +452,9 @@ def cli(argv: list[str]) -> int:
         "image: annotated PNG, GeoJSON, DOTA Task1 lines (.txt) and JSON.",
     )
     p.add_argument("images", nargs="+", help="PNG/JPEG/BMP/TIFF scenes")
-    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine")
+    p.add_argument(
+        "--model", required=True, help="checkpoint (.pt), published model name (rdet zoo), ONNX file or TensorRT engine"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=1024)
     p.add_argument("--overlap", type=int, default=200)

@@ -12,9 +12,9 @@ Pipeline (MMRotate dev-1.x ``RefineSingleStageDetector`` + ``R3Head`` / ``R3Refi
     detections    = the last stage's boxes decoded from its rois, class-wise rotated NMS
 
 Module names follow dev-1.x (``bbox_head_init.*``, ``bbox_head_refine.{i}.*`` with the FRM at
-``bbox_head_refine.{i}.feat_refine_module.*``); :func:`convert_mmrotate_state_dict` renames 0.x keys
+``bbox_head_refine.{i}.feat_refine_module.*``); ``rdet.load_checkpoint`` renames 0.x keys
 (``bbox_head.*``, ``refine_head.{i}.*``, ``feat_refine_module.{i}.*``), the checkpoints behind the
-published numbers.
+published numbers (:mod:`rdet.mmrotate`).
 
 Losses are named like dev-1.x: ``loss_cls_init``, ``loss_bbox_init``, ``loss_cls_refine_{i}``,
 ``loss_bbox_refine_{i}`` (refine losses multiplied by ``refine.stage_loss_weights[i]``).
@@ -316,20 +316,10 @@ class R3Det(nn.Module):
 
 
 def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an MMRotate R3Det ``state_dict`` to this module's keys.
+    """Rename an MMRotate 0.x R3Det ``state_dict`` to this module's keys (dev-1.x keys pass through).
 
-    0.x (``R3Det``): ``bbox_head.*`` -> ``bbox_head_init.*``, ``refine_head.{i}.*`` -> ``bbox_head_refine.{i}.*``,
-    ``feat_refine_module.{i}.*`` -> ``bbox_head_refine.{i}.feat_refine_module.*``. dev-1.x keys already match
-    and pass through, as do ``backbone.*`` / ``neck.*``.
+    The map lives in :mod:`rdet.mmrotate` (``rdet.load_checkpoint`` applies it); this keeps the old name.
     """
-    out = {}
-    for key, value in state.items():
-        if key.startswith("bbox_head."):
-            key = "bbox_head_init." + key[len("bbox_head.") :]
-        elif key.startswith("refine_head."):
-            key = "bbox_head_refine." + key[len("refine_head.") :]
-        elif key.startswith("feat_refine_module."):
-            i, rest = key[len("feat_refine_module.") :].split(".", 1)
-            key = f"bbox_head_refine.{i}.feat_refine_module.{rest}"
-        out[key] = value
-    return out
+    from rdet.mmrotate import r3det_0x_to_rdet
+
+    return {r3det_0x_to_rdet(k): v for k, v in state.items()}

@@ -1,0 +1,115 @@
+"""MMRotate checkpoints: which MMRotate wrote them, and their weights under rdet's parameter names.
+
+rdet's parameter names are MMRotate dev-1.x's (``backbone.*``, ``neck.*``, ``bbox_head.*`` for Rotated
+RetinaNet; ``bbox_head_init.*``, ``bbox_head_refine.{i}.*`` for R3Det), so dev-1.x checkpoints load as they
+are. MMRotate 0.x, which trained every published checkpoint of the model zoo, names R3Det differently:
+
+=========================================  ==============================================
+0.x (``R3Det``)                            rdet / dev-1.x (``RefineSingleStageDetector``)
+=========================================  ==============================================
+``bbox_head.*``                            ``bbox_head_init.*``
+``refine_head.{i}.*``                      ``bbox_head_refine.{i}.*``
+``feat_refine_module.{i}.*``               ``bbox_head_refine.{i}.feat_refine_module.*``
+=========================================  ==============================================
+
+(Rotated RetinaNet's names are the same in both.) Checkpoint layouts:
+
+* 0.x (mmcv runner): ``{'meta': {'mmcv_version', 'CLASSES', 'config', 'mmrotate_version', ...},
+  'state_dict': ..., 'optimizer': ...}``;
+* 1.x (MMEngine): ``{'meta': {'mmengine_version', 'dataset_meta': {'classes'}, 'cfg', ...},
+  'state_dict': ..., 'message_hub': ..., 'optimizer': ...}``.
+
+Floating tensors are cast to float32 (published files and the parity fixtures store float16), as MMEngine's
+``load_checkpoint`` does when it copies them into a float32 model. Reading the file is
+``rdet.checkpoint.read_checkpoint``'s job; this module only maps what it returns.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import Tensor
+
+VERSIONS = ("0.x", "1.x")
+
+
+def is_mmrotate_checkpoint(ckpt: dict) -> bool:
+    """True for an MMRotate/MMEngine checkpoint (``state_dict`` entry, no rdet ``model`` entry)."""
+    return isinstance(ckpt, dict) and "state_dict" in ckpt and "model" not in ckpt
+
+
+def detect_version(ckpt: dict) -> str | None:
+    """``'0.x'`` or ``'1.x'`` from the checkpoint's metadata, or None if it does not say.
+
+    In order: ``meta.mmrotate_version``; MMEngine's marks (``meta.mmengine_version``, ``meta.dataset_meta``,
+    a top-level ``message_hub``) mean 1.x; mmcv-runner marks (``meta.mmcv_version`` 1.*, ``meta.CLASSES``,
+    ``meta.config``) mean 0.x.
+    """
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    version = str(meta.get("mmrotate_version", ""))
+    if re.match(r"v?0\.", version):
+        return "0.x"
+    if re.match(r"v?1\.", version):
+        return "1.x"
+    if "mmengine_version" in meta or "dataset_meta" in meta or "message_hub" in ckpt:
+        return "1.x"
+    if str(meta.get("mmcv_version", "")).startswith("1.") or "CLASSES" in meta or "config" in meta:
+        return "0.x"
+    return None
+
+
+def class_names(ckpt: dict) -> list[str] | None:
+    """The class names an MMRotate checkpoint records (0.x ``meta.CLASSES``, 1.x ``meta.dataset_meta.classes``)."""
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    names = meta.get("CLASSES")
+    if names is None and isinstance(meta.get("dataset_meta"), dict):
+        names = meta["dataset_meta"].get("classes")
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) and names else None
+
+
+def r3det_0x_to_rdet(key: str) -> str:
+    """One MMRotate 0.x R3Det parameter name under rdet's (dev-1.x) name; other names pass unchanged."""
+    if key.startswith("bbox_head."):
+        return "bbox_head_init." + key[len("bbox_head.") :]
+    if key.startswith("refine_head."):
+        return "bbox_head_refine." + key[len("refine_head.") :]
+    if key.startswith("feat_refine_module."):
+        stage, rest = key[len("feat_refine_module.") :].split(".", 1)
+        return f"bbox_head_refine.{stage}.feat_refine_module.{rest}"
+    return key
+
+
+def rdet_to_r3det_0x(key: str) -> str:
+    """Inverse of :func:`r3det_0x_to_rdet` (rdet / dev-1.x R3Det name -> MMRotate 0.x name)."""
+    m = re.match(r"^bbox_head_refine\.(\d+)\.feat_refine_module\.(.*)$", key)
+    if m:
+        return f"feat_refine_module.{m.group(1)}.{m.group(2)}"
+    if key.startswith("bbox_head_refine."):
+        return "refine_head." + key[len("bbox_head_refine.") :]
+    if key.startswith("bbox_head_init."):
+        return "bbox_head." + key[len("bbox_head_init.") :]
+    return key
+
+
+def convert_state_dict(state: dict[str, Tensor], model_type: str, version: str | None = None) -> dict[str, Tensor]:
+    """MMRotate weights under rdet's parameter names, floating tensors as float32.
+
+    Args:
+        state: the checkpoint's ``state_dict`` (a ``module.`` prefix from DataParallel is dropped).
+        model_type: ``config.model.type``, ``'rotated_retinanet'`` or ``'r3det'``.
+        version: ``'0.x'``, ``'1.x'`` or None (:func:`detect_version`), checked against the keys. The keys
+            tell the layout themselves (0.x R3Det has ``refine_head.*``; the map leaves dev-1.x names alone).
+
+    Returns:
+        dict[str, Tensor]: the same tensors (float16/bfloat16/float64 ones cast to float32).
+    """
+    if version is not None and version not in VERSIONS:
+        raise ValueError(f"MMRotate version must be one of {VERSIONS} or None, got {version!r}")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if model_type == "r3det":
+        if version == "1.x" and any(k.startswith(("refine_head.", "feat_refine_module.")) for k in state):
+            raise ValueError("checkpoint metadata says MMRotate 1.x but its R3Det keys are 0.x's (refine_head.*)")
+        state = {r3det_0x_to_rdet(k): v for k, v in state.items()}  # dev-1.x names pass unchanged
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
