@@ -98,8 +98,10 @@ def convert_state_dict(state: dict[str, Tensor], model_type: str, version: str |
     Args:
         state: the checkpoint's ``state_dict`` (a ``module.`` prefix from DataParallel is dropped).
         model_type: ``config.model.type``, ``'rotated_retinanet'`` or ``'r3det'``.
-        version: ``'0.x'``, ``'1.x'`` or None (:func:`detect_version`), checked against the keys. The keys
-            tell the layout themselves (0.x R3Det has ``refine_head.*``; the map leaves dev-1.x names alone).
+        version: ``'0.x'``, ``'1.x'`` or None (:func:`detect_version`). The names themselves tell the layout
+            (0.x R3Det has ``refine_head.*``; the map leaves dev-1.x names alone), so the names decide: a file
+            re-keyed by hand keeps loading whatever its metadata says. (The version matters elsewhere:
+            dev-1.x anchors differ from 0.x's.)
 
     Returns:
         dict[str, Tensor]: the same tensors (float16/bfloat16/float64 ones cast to float32).
@@ -109,7 +111,5 @@ def convert_state_dict(state: dict[str, Tensor], model_type: str, version: str |
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     if model_type == "r3det":
-        if version == "1.x" and any(k.startswith(("refine_head.", "feat_refine_module.")) for k in state):
-            raise ValueError("checkpoint metadata says MMRotate 1.x but its R3Det keys are 0.x's (refine_head.*)")
         state = {r3det_0x_to_rdet(k): v for k, v in state.items()}  # dev-1.x names pass unchanged
     return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}

@@ -4,99 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from local_http import closed_port, published, serving
 
 from rdet import hub
 
 
-class FileServer(ThreadingHTTPServer):
-    """Serves ``files`` ({url path: bytes}) with HTTP Range support, and misbehaves on request:
-    ``cut[path] = n`` sends the first n bytes of the next response and closes the connection (once);
-    ``slow[path] = s`` sleeps s seconds between 64 KiB blocks; ``no_range`` ignores Range headers."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.files: dict[str, bytes] = {}
-        self.cut: dict[str, int] = {}
-        self.slow: dict[str, float] = {}
-        self.no_range = False
-        self.log: list[tuple[str, str | None, int]] = []  # (path, Range header, status)
-        self.lock = threading.Lock()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FileServer
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        data = srv.files.get(self.path)
-        rng = self.headers.get("Range")
-        if data is None:
-            srv.log.append((self.path, rng, 404))
-            self.send_error(404, "Not Found")
-            return
-        start = 0
-        if rng and not srv.no_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(data):
-                srv.log.append((self.path, rng, 416))
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            status = 206
-        else:
-            self.send_response(200)
-            status = 200
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with srv.lock:
-            srv.log.append((self.path, rng, status))
-            cut = srv.cut.pop(self.path, None)
-        if cut is not None:
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)  # the server goes away mid-body
-            self.close_connection = True
-            return
-        for i in range(0, len(body), 1 << 16):
-            self.wfile.write(body[i : i + (1 << 16)])
-            if self.path in srv.slow:
-                time.sleep(srv.slow[self.path])
-
-
 @pytest.fixture
 def server():
-    srv = FileServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def published(data: bytes, stem: str = "model") -> str:
-    """A published-style file name: ``<stem>-<first 8 hex digits of sha256>.pth``."""
-    return f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    with serving() as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -190,16 +111,8 @@ def test_complete_part_file_is_checked_and_kept(server, blob, tmp_path):
     assert server.log == [(f"/{name}", f"bytes={len(blob)}-", 416)]
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connection refused
-    return port
-
-
 def test_no_network_says_which_url_to_fetch_and_where_to_put_it(tmp_path):
-    url = f"http://127.0.0.1:{_closed_port()}/zoo/model-12345678.pth"
+    url = f"http://127.0.0.1:{closed_port()}/zoo/model-12345678.pth"
     dest = tmp_path / "checkpoints" / "model-12345678.pth"
     with pytest.raises(hub.DownloadError) as e:
         hub.download(url, dest, progress=False)
