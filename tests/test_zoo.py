@@ -205,3 +205,11 @@ def test_real_name_from_a_filled_cache_builds_the_full_model(home):
     assert model.config.name == name and len(model.bbox_head_init.cls_convs) == 4
     assert len(model.bbox_head_refine[0].cls_convs) == 2 and model.class_names[6] == "ship"
     assert hub.cache_dir() == home
+
+
+def test_readme_table_lists_every_entry_with_its_published_numbers():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Published models") :]
+    for e in zoo.ENTRIES:
+        acc = e.published if e.ap50 is None else f"{e.map:.2f} ({e.ap50:.2f} / {e.ap75:.2f})"
+        assert re.search(rf"^\| `{re.escape(e.name)}` \| {e.dataset} \| {re.escape(acc)} \|", section, re.M), e.name
