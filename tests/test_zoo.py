@@ -213,3 +213,12 @@ def test_readme_table_lists_every_entry_with_its_published_numbers():
     for e in zoo.ENTRIES:
         acc = e.published if e.ap50 is None else f"{e.map:.2f} ({e.ap50:.2f} / {e.ap75:.2f})"
         assert re.search(rf"^\| `{re.escape(e.name)}` \| {e.dataset} \| {re.escape(acc)} \|", section, re.M), e.name
+
+
+def test_export_accepts_a_zoo_name(small_entry, server, tmp_path):
+    pytest.importorskip("onnx")
+    from rdet.export.onnx_export import export_onnx
+
+    entry, _ = small_entry
+    out = export_onnx(entry.name, tmp_path / "m.onnx", nms="none", imgsz=128)
+    assert Path(out).is_file() and len(server.log) == 1
