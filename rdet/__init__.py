@@ -7,6 +7,7 @@ tensorrt)::
     rdet.evaluate(detections, annotations, ...)    rdet.evaluate_task1(results_dir, labels_dir, ...)
     rdet.predict(image_or_path, model_or_path, ...)
     rdet.load_config(path)                         rdet.build_model(config)
+    rdet.load_checkpoint(path_or_published_name)   (``rdet zoo`` lists the published models)
     rdet.read_labels(path, format=None, ...)
 
 The box convention is documented once, in :mod:`rdet.boxes`.
