@@ -193,10 +193,12 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
                 part.unlink()
                 raise _Cut(0, int(m.group(1)), "the partial file does not fit the server's file") from None
             return
-        raise DownloadError(f"{url}: the server answered {e.code} {e.reason}. Or {_manual(url, dest)}") from None
+        raise DownloadError(
+            f"{url}: the server answered {e.code} {e.reason}; get the file from elsewhere and save it as {dest}"
+        ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
-        if isinstance(reason, (ConnectionResetError, TimeoutError, http.client.HTTPException)):
+        if isinstance(reason, (ConnectionResetError, http.client.HTTPException)):
             raise _Cut(have, None, type(reason).__name__) from None  # reached the server, then lost it
         raise DownloadError(f"cannot download {url} ({reason}). Offline? Then {_manual(url, dest)}") from None
     with response:
