@@ -1,134 +1,108 @@
 """Gradio demo: detect oriented objects in an aerial scene of any size, in the browser.
 
 ``rdet serve --model demo_out/model.pt [--host 127.0.0.1] [--port 7860]`` (needs ``pip install 'rdet[demo]'``).
-Upload a scene (PNG/JPEG/TIFF) or pick a bundled sample; tune the score threshold, NMS IoU, tile size/overlap
-and scale; filter classes. The page shows the annotated scene, a per-class count table and the timing (tiles,
-ms per tile, total), and offers the DOTA Task1 lines and the GeoJSON for download. Requests are queued (one
-inference at a time, a bounded queue), and bad input (corrupt file, unsupported format, tile <= overlap,
-too large an upload) is reported in the page while the app keeps serving.
 
-Only :mod:`serve` imports gradio; ``import rdet`` never does.
+The page: upload a scene (PNG/JPEG/TIFF) and press Detect beside it, or click a sample thumbnail (it runs at
+once). The settings start from the model's own (its score threshold and input size, from the checkpoint's config
+or the export's metadata). The result shows the scene with the detections drawn (labels only where they can be
+read), a legend, a table of every detection with its score, and PNG / GeoJSON / DOTA Task1 downloads. Moving the
+score threshold or choosing classes re-filters the cached detections at once (:mod:`rdet.serve.demo`); only a new
+scene or new tiling/NMS settings run the model again.
+
+Serving: one model run at a time, the others wait in a bounded queue that shows each visitor its position and an
+estimate; each request is bounded in upload bytes, pixels (from the header, before decoding), tiles and model
+time; a refused request or bad file clears the old result and says why in the page (no server paths), with one
+line on the server console. Downloads live in one temporary folder per server, swept as requests come and removed
+at exit. Binds 127.0.0.1 unless told otherwise.
+
+Only :mod:`rdet.serve` imports gradio; ``import rdet`` never does.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import sys
-import tempfile
+import time
 from pathlib import Path
 
+import cv2
 import torch
 
-from rdet.inference import io
-from rdet.inference.predict import SUFFIXES, load_backend, predict
-from rdet.resources import samples_dir
+from rdet.inference.predict import SUFFIXES
+from rdet.serve import render
+from rdet.serve.demo import Budget, Demo, RequestError, bundled_samples
 
-SAMPLES_DIR = samples_dir() / "scenes"
-MAX_DISPLAY_SIDE = 2048  # the page shows a shrunk copy of huge scenes; downloads keep full precision
+log = logging.getLogger("rdet.serve")
+QUEUE_SIZE = 64  # requests waiting for the model; beyond it a visitor is told the queue is full
+THUMB_SIDE = 256
+
+CSS = """
+.rdet-legend {display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 14px; margin: 2px 0;}
+.rdet-legend-item {white-space: nowrap;}
+.rdet-swatch {display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 5px;
+  vertical-align: -1px; border: 1px solid #0004;}
+#run {min-height: 64px;}
+"""
+
+# Hints written for the command line or for Python callers (flags, backticks, keyword arguments, pip) have no
+# place in the page: the visitor cannot act on them.
+_CLI_HINT = re.compile(
+    r"--[a-z]|`|\b[a-z_]+=\S|\bpip install\b|\bCLI\b"
+    r"|\brdet (?:predict|serve|train|distill|export|eval|split|convert|bench|demo|zoo|doctor)\b"
+)
+_ABS_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"]+[/\\])+([^\s/\\:'\"]+)")
 
 
-def bundled_samples(folder: Path = SAMPLES_DIR) -> dict[str, Path]:
-    """``{file name: path}`` of the sample scenes shipped with the repository."""
-    if not folder.is_dir():
-        return {}
-    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in io.SUPPORTED}
+def user_message(error: BaseException, names: dict[str, str] | None = None) -> str:
+    """The text of ``error`` for the page: file paths shown by their name only, clauses that point to command-line
+    flags or Python arguments dropped."""
+    msg = str(error)
+    for full, short in sorted((names or {}).items(), key=lambda kv: -len(kv[0])):
+        msg = msg.replace(full, short)
+    msg = _ABS_PATH.sub(r"\1", msg)
+    msg = re.sub(r"\s*\([^()]*\)", lambda m: "" if _CLI_HINT.search(m.group(0)) else m.group(0), msg)
+    parts = re.split(r"(?<=;)\s+|(?<=\.)\s+(?=[A-Z])", msg)  # clauses and sentences, not "e.g. x"
+    kept = [p for p in parts if not _CLI_HINT.search(p)]
+    return " ".join(kept).rstrip(" ;,") or type(error).__name__
 
 
-class Demo:
-    """The app's model and its inference function (callable without a browser, e.g. in tests).
-
-    Args:
-        model_path: checkpoint (``.pt``), ``.onnx`` file or TensorRT engine; the backend follows the extension
-            unless ``backend`` is given.
-        samples: ``{name: path}`` offered in the sample picker (default: :func:`bundled_samples`).
-        max_upload_mb: larger uploads are refused with a message saying the limit.
-    """
-
-    def __init__(
-        self,
-        model_path: str | Path,
-        backend: str | None = None,
-        device: str = "cpu",
-        samples: dict[str, Path] | None = None,
-        max_upload_mb: float = 100.0,
-    ):
-        suffix = Path(model_path).suffix.lower()
-        backend = backend or next((b for b, s in SUFFIXES.items() if suffix in s), "torch")
-        self.backend = load_backend(model_path, backend, device)
-        self.class_names = list(self.backend.class_names)
-        self.samples = bundled_samples() if samples is None else dict(samples)
-        self.max_upload_mb = max_upload_mb
-        self.model_path = Path(model_path)
-
-    def resolve(self, upload: str | None, sample: str | None) -> Path:
-        """The scene to run on: the upload if any, else the picked sample (``ValueError`` naming the problem)."""
-        if upload:
-            path = Path(upload)
-            size_mb = path.stat().st_size / 2**20
-            if size_mb > self.max_upload_mb:
-                raise ValueError(
-                    f"{path.name} is {size_mb:.1f} MB; this demo accepts uploads up to "
-                    f"{self.max_upload_mb:g} MB (run `rdet predict` locally for larger scenes)"
+def _summary(demo: Demo, state, shown, all_dets, score_thr: float, classes: list[str], ran: bool, t0: float) -> str:
+    info = state.info
+    n = len(shown)
+    what = f"of {', '.join(classes)} " if classes else ""
+    lines = [
+        f"**{n} object{'s' * (n != 1)}** {what}above score {score_thr:.2f} in **{state.name}** "
+        f"({state.width} x {state.height} px)"
+    ]
+    if n == 0:
+        others = len(all_dets) - n
+        if classes and others:
+            lines.append(f"{others} more of other classes: clear the class filter to see them.")
+        else:
+            best = state.best_score
+            if best is not None and best > score_thr:  # only possible with a class filter
+                lines.append(f"The best score was {best:.2f}.")
+            elif best is not None:
+                lines.append(f"0 objects above {score_thr:.2f}; the best score was {best:.2f}: lower the threshold.")
+            else:
+                lines.append(
+                    f"The model found nothing above {state.cache_thr:.2f} in this scene: try another scale or tile."
                 )
-            return path
-        if sample:
-            if sample not in self.samples:
-                raise ValueError(f"unknown sample {sample!r}; choose one of {sorted(self.samples)}")
-            return self.samples[sample]
-        raise ValueError("upload a scene or pick a sample first")
-
-    def run(
-        self,
-        upload: str | None,
-        sample: str | None,
-        score_thr: float,
-        iou_thr: float,
-        tile: int,
-        overlap: int,
-        scale: float = 1.0,
-        classes: list[str] | None = None,
-        out_dir: str | Path | None = None,
-    ):
-        """Predict and render.
-
-        Returns:
-            (annotated RGB image, rows ``[[class, count], ...]`` (a ``total`` row last), timing markdown,
-            path of the DOTA Task1 ``.txt``, path of the ``.geojson``).
-        """
-        path = self.resolve(upload, sample)
-        with io.open_scene(path) as scene:
-            dets = predict(
-                scene,
-                self.backend,
-                int(tile),
-                int(overlap),
-                (float(scale),),
-                batch=4,
-                score_thr=float(score_thr),
-                iou_thr=float(iou_thr),
-                progress=False,
-            )
-            if classes is not None:
-                dets = dets.select(
-                    torch.tensor([self.class_names[int(c)] in classes for c in dets.labels.tolist()], dtype=torch.bool)
-                )
-            image, f = scene.read_all(MAX_DISPLAY_SIDE)
-        annotated = io.draw_detections(image, dets, scores=True, scale=f)
-        counts = dets.counts()
-        rows = [[name, counts[name]] for name in self.class_names if name in counts] + [["total", len(dets)]]
-        info = dets.info
-        georef = f"; map coordinates ({info.georef.crs or 'CRS without EPSG code'})" if info.georef else ""
-        tiles = f"{info.tiles} tile{'s' * (info.tiles != 1)}"
-        timing = (
-            f"**{len(dets)} objects** in {info.width} x {info.height} px | {tiles} of {info.tile} px "
-            f"(overlap {info.overlap}, scale {scale:g}) | **{info.ms_per_tile:.0f} ms/tile** | total "
-            f"{info.total_s:.2f} s ({self.backend.name}){georef}"
-        )
-        out = Path(out_dir or tempfile.mkdtemp(prefix="rdet_serve_"))
-        stem = path.stem.replace(" ", "_")
-        txt = io.write_task1_txt(out / f"{stem}_task1.txt", dets, stem)
-        geojson = io.write_geojson(out / f"{stem}.geojson", dets, info.georef, stem)
-        return annotated, rows, timing, str(txt), str(geojson)
+    tiles = f"{info.tiles} tile{'s' * (info.tiles != 1)} of {state.tile} px"
+    georef = f" · map coordinates ({state.georef.crs or 'CRS without EPSG code'})" if state.georef else ""
+    lines.append(
+        f"{tiles} (overlap {state.overlap}, scale {state.scale:g}) · {info.ms_per_tile:.0f} ms/tile · "
+        f"model {info.total_s:.1f} s ({info.backend}, {info.device}){georef}"
+    )
+    took = (time.perf_counter() - t0) * 1000
+    lines.append(
+        f"Model ran for this request ({took / 1000:.1f} s)."
+        if ran
+        else f"Re-filtered the cached detections in {took:.0f} ms; the model did not run."
+    )
+    return "  \n".join(lines)
 
 
 def build_app(
@@ -137,98 +111,276 @@ def build_app(
     device: str = "cpu",
     samples: dict[str, Path] | None = None,
     max_upload_mb: float = 100.0,
-    tile: int = 1024,
-    overlap: int = 200,
+    tile: int | None = None,
+    overlap: int | None = None,
     scale: float = 1.0,
-    score_thr: float = 0.3,
-    iou_thr: float = 0.1,
+    score_thr: float | None = None,
+    iou_thr: float | None = None,
+    max_pixels: int = Budget.max_pixels,
+    max_tiles: int = Budget.max_tiles,
+    time_limit_s: float = Budget.time_limit_s,
 ):
-    """The Gradio ``Blocks`` of the demo (not launched; ``app.rdet_demo`` is its :class:`Demo`).
+    """The Gradio ``Blocks`` of the demo (not launched; ``app.rdet_demo`` is its :class:`~rdet.serve.demo.Demo`).
 
-    ``tile``, ``overlap``, ``scale``, ``score_thr``, ``iou_thr`` are the sliders' starting values.
+    ``tile``, ``overlap``, ``score_thr``, ``iou_thr`` default to the model's own (``None``); ``scale`` starts at 1.
     """
     import gradio as gr
 
-    demo = Demo(model_path, backend, device, samples, max_upload_mb)
+    budget = Budget(max_upload_mb, max_pixels, max_tiles, time_limit_s)
+    demo = Demo(model_path, backend, device, samples, budget)
+    d = demo.defaults
+    tile = d.tile if tile is None else tile
+    overlap = d.overlap if overlap is None else overlap
+    score_thr = d.score_thr if score_thr is None else score_thr
+    iou_thr = d.iou_thr if iou_thr is None else iou_thr
+    thumbs = _thumbnails(demo)
 
-    def run(upload, sample, score_thr, iou_thr, tile, overlap, scale, classes):
-        try:
-            return demo.run(upload, sample, score_thr, iou_thr, tile, overlap, scale, classes)
-        except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
-            message = (
-                str(e)
-                if isinstance(e, (ValueError, FileNotFoundError))
-                else f"internal error ({type(e).__name__}): {e}"
+    def scene_note(upload, sample) -> str:
+        if upload:
+            return f"Scene: **{Path(upload).name}**"
+        return f"Scene: **{sample}** (sample)" if sample else "No scene yet: upload one or click a sample."
+
+    def cleared(message: str):
+        return (
+            None,
+            f"**Error:** {message}",
+            "",
+            [],
+            gr.DownloadButton(value=None, interactive=False),
+            gr.DownloadButton(value=None, interactive=False),
+            gr.DownloadButton(value=None, interactive=False),
+            None,
+        )
+
+    def failed(e: BaseException, upload, state):
+        names = {str(demo.model_path): demo.model_path.name}
+        names.update({str(p): n for n, p in demo.samples.items()})
+        for path in (upload, getattr(state, "path", None)):
+            if path:
+                names[str(Path(path).parent) + "/"] = ""
+        if isinstance(e, (ValueError, FileNotFoundError)):  # the visitor's input: one line, no traceback
+            message = user_message(e, names)
+            log.warning("request refused: %s", message)
+        else:
+            message = f"internal error ({type(e).__name__}): {user_message(e, names)}"
+            log.error("internal error: %s", message, exc_info=e)
+        return cleared(message)
+
+    def page(dets, state, score, classes, ran, t0):
+        classes = [c for c in (classes or []) if c in demo.class_names]
+        shown = dets
+        if classes:
+            shown = dets.select(
+                torch.tensor([dets.class_names[i] in classes for i in dets.labels.tolist()], dtype=torch.bool)
             )
-            if upload:  # name the user's file, not the server's upload folder
-                message = message.replace(str(Path(upload).parent) + "/", "")
-            raise gr.Error(message) from e
+        annotated = render.annotate(state.image, shown, state.factor)
+        files = render.write_downloads(demo.output_dir(), state.image_id, annotated, shown, state.georef)
+        return (
+            annotated,
+            _summary(demo, state, shown, dets, float(score), classes, ran, t0),
+            render.legend_html(shown),
+            render.table_rows(shown),
+            gr.DownloadButton(value=str(files["png"]), interactive=True),
+            gr.DownloadButton(value=str(files["geojson"]), interactive=True),
+            gr.DownloadButton(value=str(files["task1"]), interactive=True),
+            state,
+        )
 
-    with gr.Blocks(title="rdet: oriented object detection in aerial scenes") as app:
+    def on_detect(upload, sample, score, iou, tile, overlap, scale, classes, state):
+        t0 = time.perf_counter()
+        try:
+            dets, state, ran = demo.detect(upload, sample, score, iou, tile, overlap, scale, state)
+            return page(dets, state, score, classes, ran, t0)
+        except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
+            return failed(e, upload, state)
+
+    def on_filter(score, classes, state):
+        if state is None:  # nothing shown yet: the next Detect uses the new settings
+            return (gr.skip(),) * 8
+        t0 = time.perf_counter()
+        try:
+            dets, state, ran = demo.refilter(state, score)
+            return page(dets, state, score, classes, ran, t0)
+        except Exception as e:  # noqa: BLE001
+            return failed(e, None, state)
+
+    def on_sample(evt):
+        name = list(demo.samples)[evt.index]
+        return name, None, scene_note(None, name)
+
+    on_sample.__annotations__["evt"] = gr.SelectData  # gradio finds event data by this (a class, not a string)
+
+    def on_upload(upload):
+        return None, scene_note(upload, None), gr.Gallery(selected_index=None)
+
+    with gr.Blocks(title="rdet: oriented object detection in aerial scenes", delete_cache=(600, 3600)) as app:
         gr.Markdown(
-            "# rdet: oriented objects in aerial scenes\nUpload a scene of any size (PNG, JPEG, TIFF/GeoTIFF, "
-            f"up to {max_upload_mb:g} MB) or pick a sample. The scene is cut into overlapping tiles; "
-            f"detections are merged with exact rotated NMS. Model: `{demo.model_path.name}` "
-            f"({demo.backend.name}, {len(demo.class_names)} classes)."
+            "## rdet: oriented objects in aerial scenes\n"
+            f"Model `{demo.model_path.name}` ({demo.backend.name}, {len(demo.class_names)} classes). Scenes of any "
+            f"size are cut into overlapping tiles and merged with exact rotated NMS (up to {max_upload_mb:g} MB, "
+            f"{max_pixels / 1e6:g} megapixels, {max_tiles} tiles per request)."
         )
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(label="Scene", file_types=list(io.SUPPORTED), type="filepath", elem_id="upload")
-                sample = gr.Dropdown(
-                    choices=list(demo.samples), value=None, label="...or a bundled sample", elem_id="sample"
-                )
-                score = gr.Slider(0.0, 1.0, value=score_thr, step=0.01, label="Score threshold", elem_id="score")
-                iou = gr.Slider(0.01, 0.9, value=iou_thr, step=0.01, label="NMS IoU", elem_id="iou")
-                tile_s = gr.Slider(256, 2048, value=tile, step=32, label="Tile size (px)", elem_id="tile")
-                overlap_s = gr.Slider(0, 512, value=overlap, step=8, label="Tile overlap (px)", elem_id="overlap")
-                scale_s = gr.Slider(0.25, 2.0, value=scale, step=0.25, label="Scale", elem_id="scale")
-                classes = gr.CheckboxGroup(demo.class_names, value=demo.class_names, label="Classes", elem_id="classes")
-                button = gr.Button("Detect", variant="primary", elem_id="run")
-            with gr.Column(scale=2):
-                image = gr.Image(label="Detections", type="numpy", interactive=False, elem_id="annotated")
-                timing = gr.Markdown(elem_id="timing")
-                table = gr.Dataframe(
-                    headers=["class", "count"],
-                    datatype=["str", "number"],
-                    label="Objects per class",
+        sample_state = gr.State(None)
+        result_state = gr.State(None, time_to_live=3600)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                with gr.Row(equal_height=True):
+                    upload = gr.File(
+                        label="Scene (PNG, JPEG, TIFF)",
+                        file_types=list(_suffixes()),
+                        type="filepath",
+                        height=130,
+                        scale=3,
+                        elem_id="upload",
+                    )
+                    button = gr.Button("Detect", variant="primary", scale=1, min_width=90, elem_id="run")
+                scene_md = gr.Markdown(scene_note(None, None), elem_id="scene")
+                gallery = gr.Gallery(
+                    value=thumbs,
+                    label="Samples: click one to detect",
+                    columns=3,
+                    height=150,
+                    allow_preview=False,
+                    object_fit="cover",
                     interactive=False,
-                    elem_id="counts",
+                    elem_id="samples",
                 )
+                score = gr.Slider(
+                    0.01,
+                    1.0,
+                    value=score_thr,
+                    step=0.01,
+                    label="Score threshold",
+                    info=f"the model's own: {d.score_thr:g}",
+                    elem_id="score",
+                )
+                classes = gr.Dropdown(
+                    demo.class_names,
+                    value=[],
+                    multiselect=True,
+                    label="Classes",
+                    info="empty: all classes",
+                    elem_id="classes",
+                )
+                with gr.Accordion("Tiling and NMS (changing these runs the model again)", open=False):
+                    tile_s = gr.Slider(
+                        64,
+                        d.tile_max,
+                        value=tile,
+                        step=32,
+                        label="Tile size (px)",
+                        info=f"the model's input: {d.tile}",
+                        elem_id="tile",
+                    )
+                    overlap_s = gr.Slider(
+                        0, max(512, overlap), value=overlap, step=8, label="Tile overlap (px)", elem_id="overlap"
+                    )
+                    scale_s = gr.Slider(0.25, 2.0, value=scale, step=0.25, label="Scale", elem_id="scale")
+                    iou = gr.Slider(0.01, 0.9, value=iou_thr, step=0.01, label="NMS IoU", elem_id="iou")
+            with gr.Column(scale=2):
+                status = gr.Markdown(elem_id="status")
+                image = gr.Image(label="Detections", type="numpy", format="png", interactive=False, elem_id="annotated")
+                legend = gr.HTML(elem_id="legend")
                 with gr.Row():
-                    txt = gr.File(label="DOTA Task1 (.txt)", elem_id="dota_txt")
-                    geojson = gr.File(label="GeoJSON", elem_id="geojson")
-        button.click(
-            run,
-            [upload, sample, score, iou, tile_s, overlap_s, scale_s, classes],
-            [image, table, timing, txt, geojson],
-            concurrency_limit=1,
+                    png = gr.DownloadButton("Download PNG", interactive=False, size="sm", elem_id="dl_png")
+                    geojson = gr.DownloadButton("Download GeoJSON", interactive=False, size="sm", elem_id="dl_geojson")
+                    task1 = gr.DownloadButton("Download DOTA Task1", interactive=False, size="sm", elem_id="dl_task1")
+                table = gr.Dataframe(
+                    headers=render.TABLE_HEADERS,
+                    datatype=["number", "str", "number", "number", "number", "number", "number", "number"],
+                    label="Detections (scene pixels, by score)",
+                    interactive=False,
+                    max_height=320,
+                    elem_id="table",
+                )
+        outputs = [image, status, legend, table, png, geojson, task1, result_state]
+        detect_inputs = [upload, sample_state, score, iou, tile_s, overlap_s, scale_s, classes, result_state]
+        run = dict(fn=on_detect, inputs=detect_inputs, outputs=outputs, concurrency_id="model", concurrency_limit=1)
+        button.click(**run)
+        gallery.select(on_sample, None, [sample_state, upload, scene_md], queue=False).then(**run)
+        upload.upload(on_upload, [upload], [sample_state, scene_md, gallery], queue=False)
+        refilter = dict(
+            fn=on_filter,
+            inputs=[score, classes, result_state],
+            outputs=outputs,
+            concurrency_id="filter",
+            concurrency_limit=4,
+            trigger_mode="always_last",
+            show_progress="minimal",
         )
+        score.input(**refilter)
+        classes.input(**refilter)
     app.rdet_demo = demo
     return app
 
 
-def launch(app, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 100.0, block: bool = True):
-    """Queue (one inference at a time, at most 16 waiting: concurrent users wait instead of crashing it) and
-    launch; ``block=False`` returns at once (tests)."""
-    app.queue(max_size=16, default_concurrency_limit=1)
-    return app.launch(
-        server_name=host,
-        server_port=port,
-        max_file_size=int(max_upload_mb * 2**20),
-        prevent_thread_lock=not block,
-        quiet=not block,
-        show_error=True,
-    )
+def _suffixes() -> tuple[str, ...]:
+    from rdet.inference import io
+
+    return tuple(io.SUPPORTED)
+
+
+def _thumbnails(demo: Demo) -> list[tuple[str, str]]:
+    """Small JPEG previews of the samples in the server's temporary folder: ``[(path, name)]``."""
+    folder = demo.workdir / "thumbs"
+    folder.mkdir(exist_ok=True)
+    out = []
+    for name, path in demo.samples.items():
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        f = THUMB_SIDE / max(image.shape[:2])
+        thumb = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
+        target = folder / f"{Path(name).stem}.jpg"
+        cv2.imwrite(str(target), thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        out.append((str(target), name))
+    return out
+
+
+def launch(
+    app,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_upload_mb: float = 100.0,
+    block: bool = True,
+    queue_size: int = QUEUE_SIZE,
+):
+    """Queue (one model run at a time, at most ``queue_size`` waiting, each shown its position and an estimate)
+    and launch; ``block=False`` returns at once (tests). The server's temporary folder goes when it stops."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("rdet serve: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    app.queue(max_size=queue_size, default_concurrency_limit=1)
+    try:
+        return app.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=int(max_upload_mb * 2**20),
+            prevent_thread_lock=not block,
+            quiet=not block,
+            show_error=False,
+            css=CSS,
+        )
+    finally:
+        if block:
+            app.rdet_demo.close()
 
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="rdet serve", description="Gradio demo of tiled oriented object detection.")
     p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="TCP port")
     p.add_argument("--backend", choices=tuple(SUFFIXES), default=None, help="default: from the model's extension")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-upload-mb", type=float, default=100.0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--max-upload-mb", type=float, default=Budget.max_upload_mb, help="largest upload accepted")
+    p.add_argument("--max-pixels", type=int, default=Budget.max_pixels, help="largest scene accepted (pixels)")
+    p.add_argument("--max-tiles", type=int, default=Budget.max_tiles, help="most tiles one request may run")
+    p.add_argument("--time-limit", type=float, default=Budget.time_limit_s, help="model seconds per request")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="requests that may wait for the model")
     a = p.parse_args(argv)
     try:
         import gradio  # noqa: F401
@@ -236,12 +388,23 @@ def cli(argv: list[str]) -> int:
         print("rdet serve: needs gradio: pip install 'rdet[demo]' (or pip install gradio)", file=sys.stderr)
         return 2
     try:
-        app = build_app(a.model, a.backend, a.device, max_upload_mb=a.max_upload_mb)
+        app = build_app(
+            a.model,
+            a.backend,
+            a.device,
+            max_upload_mb=a.max_upload_mb,
+            max_pixels=a.max_pixels,
+            max_tiles=a.max_tiles,
+            time_limit_s=a.time_limit,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"rdet serve: error: {e}", file=sys.stderr)
         return 2
-    launch(app, a.host, a.port, a.max_upload_mb)
+    launch(app, a.host, a.port, a.max_upload_mb, queue_size=a.queue_size)
     return 0
+
+
+__all__ = ["build_app", "launch", "cli", "user_message", "Demo", "Budget", "RequestError", "bundled_samples"]
 
 
 if __name__ == "__main__":
