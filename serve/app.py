@@ -85,7 +85,7 @@ def _summary(demo: Demo, state, shown, all_dets, score_thr: float, classes: list
             if best is not None and best > score_thr:  # only possible with a class filter
                 lines.append(f"The best score was {best:.2f}.")
             elif best is not None:
-                lines.append(f"0 objects above {score_thr:.2f}; the best score was {best:.2f}: lower the threshold.")
+                lines.append(f"The best score was {best:.2f}: lower the threshold to see detections.")
             else:
                 lines.append(
                     f"The model found nothing above {state.cache_thr:.2f} in this scene: try another scale or tile."
@@ -246,7 +246,7 @@ def build_app(
                     elem_id="samples",
                 )
                 score = gr.Slider(
-                    0.01,
+                    min(0.01, score_thr),
                     1.0,
                     value=score_thr,
                     step=0.01,
@@ -296,9 +296,10 @@ def build_app(
         outputs = [image, status, legend, table, png, geojson, task1, result_state]
         detect_inputs = [upload, sample_state, score, iou, tile_s, overlap_s, scale_s, classes, result_state]
         run = dict(fn=on_detect, inputs=detect_inputs, outputs=outputs, concurrency_id="model", concurrency_limit=1)
-        button.click(**run)
-        gallery.select(on_sample, None, [sample_state, upload, scene_md], queue=False).then(**run)
-        upload.upload(on_upload, [upload], [sample_state, scene_md, gallery], queue=False)
+        button.click(**run, api_name="detect")  # also the API: gradio_client's Client(url).submit(api_name="/detect")
+        private = dict(api_visibility="private")
+        gallery.select(on_sample, None, [sample_state, upload, scene_md], queue=False, **private).then(**run, **private)
+        upload.upload(on_upload, [upload], [sample_state, scene_md, gallery], queue=False, **private)
         refilter = dict(
             fn=on_filter,
             inputs=[score, classes, result_state],
@@ -308,8 +309,8 @@ def build_app(
             trigger_mode="always_last",
             show_progress="minimal",
         )
-        score.input(**refilter)
-        classes.input(**refilter)
+        score.input(**refilter, **private)
+        classes.input(**refilter, **private)
     app.rdet_demo = demo
     return app
 

@@ -35,7 +35,7 @@ from rdet.inference.tiling import check_tiling, tile_windows
 from rdet.resources import samples_dir
 
 MAX_DISPLAY_SIDE = 2048  # the page shows (and the PNG download holds) a shrunk copy of huge scenes
-BATCH = 4  # windows per backend call; the time budget is checked between calls
+BATCH = 2  # windows per backend call; the time budget is checked between calls
 KEEP_OUTPUTS_S = 120.0  # a request's download folder outlives the request this long (gradio copies it at once)
 
 

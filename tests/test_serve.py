@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,9 @@ import pytest
 import torch
 
 gr = pytest.importorskip("gradio")
+pytestmark = pytest.mark.filterwarnings(  # gradio's queue calls pandas APIs that pandas 3 deprecates
+    "ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated"
+)
 
 import helpers  # noqa: E402
 
@@ -298,6 +302,34 @@ def test_server_temp_folder_is_swept_and_removed(ckpt, tmp_path, monkeypatch):
     assert not d.workdir.exists()
 
 
+def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_rgb, tmp_path):
+    """30 visitors at once (the fault campaign of issue 18 saw 13 of 30 refused with "Queue is full"): all are
+    queued, one model run at a time, each told its place; none is refused."""
+    from gradio_client import Client, handle_file
+
+    small = tmp_path / "buses.png"  # one tile, so 30 requests stay quick
+    cv2.imwrite(str(small), cv2.cvtColor(scene_rgb[1230:1400, 580:800], cv2.COLOR_RGB2BGR))
+    app = build_app(ckpt, max_upload_mb=5)
+    port = _free_port()
+    launch(app, port=port, max_upload_mb=5, block=False)
+    try:
+        assert app.server_name == "127.0.0.1" and app._queue.max_size == 64
+        url = f"http://127.0.0.1:{port}/"
+        visitors = [Client(url, verbose=False, httpx_kwargs={"timeout": 300}) for _ in range(30)]  # 30 sessions
+        jobs = [c.submit(handle_file(str(small)), 0.05, 0.1, 512, 96, 1.0, [], api_name="/detect") for c in visitors]
+        places = set()
+        while not all(j.done() for j in jobs):
+            places.update(j.status().rank for j in jobs if j.status().rank is not None)
+            time.sleep(0.02)
+        results = [j.result() for j in jobs]  # raises for a refused request
+    finally:
+        app.close()
+        app.rdet_demo.close()
+    assert len(results) == 30 and all("object" in r[1] and "buses.png" in r[1] for r in results), results[0][1]
+    assert app.rdet_demo.inference_runs == 30
+    assert max(places) >= 5, places  # the waiting visitors were told their place in the queue
+
+
 # ---------------------------------------------------------------------------------------------- the browser
 def _free_port() -> int:
     with socket.socket() as s:
@@ -354,8 +386,17 @@ def test_end_to_end_in_headless_chromium(ckpt, scene_rgb, tmp_path, capfd):
             box = page.locator("#run").bounding_box()
             assert box is not None and box["y"] + box["height"] < 400
             page.screenshot(path=str(shots / "1_start.png"))
+            # a second visitor, waiting with a (bad) upload of their own
+            other = browser.new_page(viewport={"width": 1400, "height": 900})
+            other.goto(f"http://127.0.0.1:{port}/")
+            other.set_input_files("#upload input[type=file]", str(bad))
+            other.locator("#scene").get_by_text("broken.png").wait_for(timeout=60_000)
             # the first click, with the model's defaults: a sample thumbnail runs the detection
             page.locator("#samples img").first.click()
+            page.get_by_text(re.compile(r"processing")).first.wait_for(timeout=60_000)
+            # meanwhile the other visitor's request waits in the queue and is shown its place
+            other.click("#run")
+            other.get_by_text(re.compile(r"queue: 1/1")).first.wait_for(timeout=30_000)
             page.locator("#status").get_by_text("object").wait_for(timeout=240_000)
             n = _count(page)
             assert n >= 20 and demo.inference_runs == 1
@@ -363,6 +404,8 @@ def test_end_to_end_in_headless_chromium(ckpt, scene_rgb, tmp_path, capfd):
             assert "large-vehicle" in page.locator("#legend").inner_text()
             assert _table_rows(page) == n
             page.screenshot(path=str(shots / "2_first_click.png"), full_page=True)
+            other.locator("#status").get_by_text("broken.png: cannot decode").wait_for(timeout=60_000)
+            other.close()
             # the downloads are valid files
             png = cv2.imread(str(_download(page, "#dl_png", tmp_path)))
             assert png is not None and png.shape == scene_rgb.shape
