@@ -246,7 +246,7 @@ def build_app(
                     elem_id="samples",
                 )
                 score = gr.Slider(
-                    min(0.01, score_thr),
+                    max(d.score_min, min(0.01, score_thr)),
                     1.0,
                     value=score_thr,
                     step=0.01,

@@ -71,6 +71,7 @@ class Defaults:
     tile_max: int  # the largest tile the model takes (a fixed-size exported graph: its input size)
     class_names: tuple[str, ...]
     scale: float = 1.0
+    score_min: float = 0.0  # an exported graph drops everything below its own threshold: no point going lower
 
 
 def default_overlap(tile: int) -> int:
@@ -90,7 +91,7 @@ def model_defaults(backend) -> Defaults:
     if input_size is not None:  # an exported graph of fixed size
         tile = int(min(input_size))
         floor = float(getattr(backend, "score_floor", 0.0))
-        return Defaults(floor if floor > 0 else 0.05, iou, tile, default_overlap(tile), tile, names)
+        return Defaults(floor if floor > 0 else 0.05, iou, tile, default_overlap(tile), tile, names, score_min=floor)
     model = getattr(backend, "model", None)
     test = getattr(getattr(model, "cfg", None), "test", None)
     score = float(getattr(test, "score_thr", 0.05))

@@ -206,7 +206,7 @@ def test_onnx_model_defaults_to_its_input_size(tmp_path):
     d = Demo(path, samples={})
     try:
         assert (d.defaults.tile, d.defaults.tile_max, d.defaults.overlap) == (256, 256, 48)
-        assert d.defaults.score_thr == 0.05 and d.defaults.class_names == CLASSES
+        assert d.defaults.score_thr == d.defaults.score_min == 0.05 and d.defaults.class_names == CLASSES
         with pytest.raises(RequestError, match=r"tile 512 is larger than this model's input \(256 px\)"):
             d.detect(str(bundled_samples()[SAMPLE]), None, 0.05, 0.1, 512, 96)
     finally:
