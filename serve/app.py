@@ -338,6 +338,16 @@ def _thumbnails(demo: Demo) -> list[tuple[str, str]]:
     return out
 
 
+class _ConsoleHandler(logging.Handler):
+    """One line per record on the current ``sys.stderr`` (looked up at each record, not kept)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - logging must never take the server down
+            self.handleError(record)
+
+
 def launch(
     app,
     host: str = "127.0.0.1",
@@ -349,7 +359,7 @@ def launch(
     """Queue (one model run at a time, at most ``queue_size`` waiting, each shown its position and an estimate)
     and launch; ``block=False`` returns at once (tests). The server's temporary folder goes when it stops."""
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _ConsoleHandler()
         handler.setFormatter(logging.Formatter("rdet serve: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
