@@ -32,10 +32,10 @@ import torch
 
 from rdet.inference.predict import SUFFIXES
 from rdet.serve import render
-from rdet.serve.demo import Budget, Demo, RequestError, bundled_samples
+from rdet.serve.budget import QUEUE_SIZE, Budget
+from rdet.serve.demo import Demo, RequestError, bundled_samples
 
 log = logging.getLogger("rdet.serve")
-QUEUE_SIZE = 64  # requests waiting for the model; beyond it a visitor is told the queue is full
 THUMB_SIDE = 256
 
 CSS = """
@@ -381,11 +381,15 @@ def launch(
 
 
 def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rdet serve", description="Gradio demo of tiled oriented object detection.")
-    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine")
+    p = argparse.ArgumentParser(
+        prog="rdet serve",
+        description="Gradio demo of tiled oriented object detection (docs/serve.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine (required)")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
     p.add_argument("--port", type=int, default=7860, help="TCP port")
-    p.add_argument("--backend", choices=tuple(SUFFIXES), default=None, help="default: from the model's extension")
+    p.add_argument("--backend", choices=tuple(SUFFIXES), default=None, help="None: from the model file extension")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--max-upload-mb", type=float, default=Budget.max_upload_mb, help="largest upload accepted")
     p.add_argument("--max-pixels", type=int, default=Budget.max_pixels, help="largest scene accepted (pixels)")

@@ -33,6 +33,7 @@ from rdet.inference import io
 from rdet.inference.predict import SUFFIXES, SceneDetections, load_backend, predict
 from rdet.inference.tiling import check_tiling, tile_windows
 from rdet.resources import samples_dir
+from rdet.serve.budget import Budget
 
 MAX_DISPLAY_SIDE = 2048  # the page shows (and the PNG download holds) a shrunk copy of huge scenes
 BATCH = 2  # windows per backend call; the time budget is checked between calls
@@ -41,23 +42,6 @@ KEEP_OUTPUTS_S = 120.0  # a request's download folder outlives the request this 
 
 class RequestError(ValueError):
     """A request this server refuses (too large, over budget, bad settings); the message is for the page."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What one request may cost.
-
-    Attributes:
-        max_upload_mb: uploads larger than this are refused (gradio also stops them at the door).
-        max_pixels: scenes with more pixels are refused from the file header, before any decode.
-        max_tiles: scenes needing more windows (at the chosen tile, overlap and scale) are refused before running.
-        time_limit_s: the model stops between batches once a request has run this long.
-    """
-
-    max_upload_mb: float = 100.0
-    max_pixels: int = 100_000_000
-    max_tiles: int = 400
-    time_limit_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +206,7 @@ class Demo:
         model_path: checkpoint (``.pt``), ``.onnx`` file or TensorRT engine; the backend follows the extension
             unless ``backend`` is given.
         samples: ``{name: path}`` offered as sample scenes (default: :func:`bundled_samples`).
-        budget: per-request limits (:class:`Budget`).
+        budget: per-request limits (:class:`~rdet.serve.budget.Budget`; default: its defaults).
 
     Counters (for tests and the console): ``inference_runs`` (model runs over a scene) and ``backend_calls``
     (batches sent to the backend); a re-filter changes neither.
@@ -234,7 +218,7 @@ class Demo:
         backend: str | None = None,
         device: str = "cpu",
         samples: dict[str, Path] | None = None,
-        budget: Budget = Budget(),
+        budget: Budget | None = None,
     ):
         suffix = Path(model_path).suffix.lower()
         backend = backend or next((b for b, s in SUFFIXES.items() if suffix in s), "torch")
@@ -243,7 +227,7 @@ class Demo:
         self.defaults = model_defaults(self.backend)
         self.class_names = list(self.defaults.class_names)
         self.samples = bundled_samples() if samples is None else dict(samples)
-        self.budget = budget
+        self.budget = budget or Budget()
         self.inference_runs = 0
         self.backend_calls = 0
         self.ms_per_tile: float | None = None  # measured on this server: refuses requests that cannot finish

@@ -39,7 +39,8 @@ from rdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from rdet.inference.predict import predict  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
 from rdet.serve.app import build_app, launch, user_message  # noqa: E402
-from rdet.serve.demo import Budget, Demo, RequestError, bundled_samples, default_overlap  # noqa: E402
+from rdet.serve.budget import Budget  # noqa: E402
+from rdet.serve.demo import Demo, RequestError, bundled_samples, default_overlap  # noqa: E402
 
 SAMPLE = "dota_demo.jpg"
 CLASSES = ("large-vehicle", "small-vehicle")
