@@ -35,7 +35,6 @@ pytestmark = pytest.mark.filterwarnings(  # gradio's queue calls pandas APIs tha
 import helpers  # noqa: E402
 
 from rdet.checkpoint import save_checkpoint  # noqa: E402
-from rdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from rdet.inference.predict import predict  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
 from rdet.serve.app import build_app, launch, user_message  # noqa: E402
@@ -72,11 +71,16 @@ def yellow_bus_model(img_size: int = 512):
     cfg = helpers.tiny_config(CLASSES, nms_pre=200, max_per_img=100)
     cfg.data.img_size = (img_size, img_size)
     model = build_model(cfg).eval()
+    if hasattr(model, "pixel_mean"):  # the model normalises its input itself
+        mean, std = model.pixel_mean.flatten().tolist(), model.pixel_std.flatten().tolist()
+    else:  # the backend normalises with the ImageNet statistics of the published configs
+        from rdet.data.transforms import IMAGENET_MEAN as mean
+        from rdet.data.transforms import IMAGENET_STD as std
     sd = model.state_dict()
     with torch.no_grad():
         for key, v in sd.items():
             name = key.rsplit(".", 1)[1]
-            if name == "num_batches_tracked":
+            if name == "num_batches_tracked" or not key.startswith(("backbone.", "neck.", "bbox_head.")):
                 continue
             if key.startswith("backbone.") and ("bn" in key or "downsample.1" in key):
                 v.fill_({"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}[name])
@@ -86,8 +90,8 @@ def yellow_bus_model(img_size: int = 512):
                 v.zero_()
         k = 1 / 100
         for c, coef in enumerate((0.5, 0.5, -1.0)):  # on normalised RGB: undo the std, average over 7x7
-            sd["backbone.conv1.weight"][0, c] = coef * IMAGENET_STD[c] * k / 49
-        sd["backbone.bn1.bias"][0] = k * (0.5 * IMAGENET_MEAN[0] + 0.5 * IMAGENET_MEAN[1] - IMAGENET_MEAN[2] - 40)
+            sd["backbone.conv1.weight"][0, c] = coef * std[c] * k / 49
+        sd["backbone.bn1.bias"][0] = k * (0.5 * mean[0] + 0.5 * mean[1] - mean[2] - 40)
         for layer in (2, 3, 4):
             sd[f"backbone.layer{layer}.0.downsample.0.weight"][0, 0] = 1.0
         sd["neck.lateral_convs.0.conv.weight"][0, 0] = 1.0
