@@ -2,16 +2,17 @@
 
 One :class:`Demo` serves every visitor. A request runs the model once on a scene (:meth:`Demo.detect`) and keeps
 what the backend returned for every window, at the lowest score threshold it needs (:class:`Result`, one per
-visitor, kept by the page's session state). A change of score threshold or class filter (:meth:`Demo.refilter`)
-replays those window outputs, filtered at the new threshold, through the same ``rdet.predict`` merge (rotated NMS
-and the window-border rule), without reading pixels or running the model: the result equals a fresh run at that
+visitor, kept by the page's session state). A change of score threshold (:meth:`Demo.refilter`) replays those
+window outputs, filtered at the new threshold, through the same ``rdet.predict`` merge (rotated NMS and the
+window-border rule), without reading pixels or running the model: the result equals a fresh run at that
 threshold, because a detector's per-window output at a higher threshold is its output at a lower one filtered by
-score (the score filter, top-k and greedy NMS all keep the higher-scored boxes first; ``tests/test_serve.py``
-checks the equality). Only a new scene, tile, overlap, scale, NMS IoU or a threshold below the cached one runs
-the model again.
+score (the score filter, top-k and greedy NMS all keep the higher-scored boxes first, so the two agree up to exact
+score ties at a top-k cut; ``tests/test_serve.py`` checks the equality). The class filter selects from the merged
+result. Only a new scene, tile, overlap, scale, NMS IoU or a threshold below the cached one runs the model again.
 
-Budgets (:class:`Budget`) bound what one request may cost: the upload's bytes, the scene's pixels (read from the
-file header before anything is decoded), its number of tiles, and the model's time (checked between batches).
+Budgets (:class:`rdet.serve.budget.Budget`) bound what one request may cost: the upload's bytes, the scene's
+pixels (read from the file header before anything is decoded), its number of tiles, and the model's time
+(checked between batches).
 """
 
 from __future__ import annotations
