@@ -32,7 +32,7 @@ import torch
 
 from rdet.inference import io
 from rdet.inference.predict import SUFFIXES, SceneDetections, load_backend, predict
-from rdet.inference.tiling import check_tiling, tile_windows
+from rdet.inference.tiling import check_tiling
 from rdet.resources import samples_dir
 from rdet.serve.budget import Budget
 
@@ -327,22 +327,23 @@ class Demo:
             raise RequestError(f"tile {tile} is larger than this model's input ({self.defaults.tile_max} px)")
         if not (0.05 <= scale <= 4.0):
             raise RequestError(f"scale must lie in [0.05, 4], got {scale:g}")
-        with _open_scene(path, self.budget.max_pixels) as scene:
-            width, height = scene.width, scene.height
-            tiles = len(tile_windows(width, height, tile, overlap, scale))
-            if tiles > self.budget.max_tiles:
-                raise RequestError(
-                    f"{name}: {width} x {height} px needs {tiles} tiles of {tile} px at scale {scale:g}; this server "
-                    f"runs at most {self.budget.max_tiles} per request: lower the scale, raise the tile size or "
-                    f"upload a smaller scene"
-                )
-            if self.ms_per_tile is not None and tiles * self.ms_per_tile / 1000 > self.budget.time_limit_s:
-                need = tiles * self.ms_per_tile / 1000
-                raise RequestError(
-                    f"{name}: {tiles} tiles would take about {need:.0f} s here ({self.ms_per_tile:.0f} ms per tile); "
-                    f"this server allows {self.budget.time_limit_s:g} s per request: lower the scale, raise the "
-                    f"tile size or upload a smaller scene"
-                )
+        # from the header alone (nothing decoded): the pixel budget (io.ImageTooLargeError), then the tile budget
+        width, height = io.image_size(path)
+        tiles = io.tile_count(path, tile, overlap, (scale,), self.budget.max_pixels)
+        if tiles > self.budget.max_tiles:
+            raise RequestError(
+                f"{name}: {width} x {height} px needs {tiles} tiles of {tile} px at scale {scale:g}; this server "
+                f"runs at most {self.budget.max_tiles} per request: lower the scale, raise the tile size or "
+                f"upload a smaller scene"
+            )
+        if self.ms_per_tile is not None and tiles * self.ms_per_tile / 1000 > self.budget.time_limit_s:
+            need = tiles * self.ms_per_tile / 1000
+            raise RequestError(
+                f"{name}: {tiles} tiles would take about {need:.0f} s here ({self.ms_per_tile:.0f} ms per tile); "
+                f"this server allows {self.budget.time_limit_s:g} s per request: lower the scale, raise the "
+                f"tile size or upload a smaller scene"
+            )
+        with io.open_scene(path, max_pixels=self.budget.max_pixels) as scene:
             with self._lock:
                 deadline = time.monotonic() + self.budget.time_limit_s
                 recorder = _Recorder(self.backend, deadline, self.budget.time_limit_s, tiles, self)
@@ -383,16 +384,6 @@ class Demo:
                 image=np.ascontiguousarray(image),
                 factor=factor,
             )
-
-
-def _open_scene(path: Path, max_pixels: int) -> io.Scene:
-    # TEMPORARY until input's pixel budget (CONTRACTS.md item 1) is on main: then io.open_scene(path,
-    # max_pixels=max_pixels) refuses from the header before decoding, and this function goes.
-    scene = io.open_scene(path)
-    if scene.width * scene.height > max_pixels:
-        scene.close()
-        raise RequestError(f"{path}: {scene.width} x {scene.height} pixels exceeds the pixel budget of {max_pixels:,}")
-    return scene
 
 
 def _int_setting(name: str, value) -> int:

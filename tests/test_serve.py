@@ -20,6 +20,7 @@ import re
 import socket
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -264,6 +265,41 @@ def test_bad_requests_are_refused_with_page_messages(demo, tmp_path, monkeypatch
         96,
     )
     assert demo.inference_runs == runs
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid grey PNG of ``width x height`` zero pixels, compressed row by row (30000 x 30000: ~0.9 MB on disk,
+    900 MB decoded), as the decompression bomb of issue 18."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z, row, parts = zlib.compressobj(9), b"\0" * (width + 1), []
+    for _ in range(height):
+        parts.append(z.compress(row))
+    parts.append(z.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_decompression_bomb_is_refused_from_its_header(demo, tmp_path):
+    import resource
+
+    bomb = png_bomb(tmp_path / "bomb.png", 30000, 30000)
+    assert bomb.stat().st_size < 5 * 2**20  # passes the upload limit
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError) as e:
+        demo.detect(str(bomb), None, 0.05, 0.1, 512, 96)
+    took = time.perf_counter() - t0
+    message = user_message(e.value, {})
+    assert message.startswith("bomb.png: 30000 x 30000 = 900,000,000 pixels exceeds the pixel budget of 100,000,000")
+    assert "--" not in message and "max_pixels" not in message and str(tmp_path) not in message
+    assert took < 5 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 2**20  # nothing decoded
 
 
 def test_user_message_hides_paths_and_command_line_hints():
