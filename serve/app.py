@@ -177,7 +177,8 @@ def build_app(
         files = render.write_downloads(demo.output_dir(), state.image_id, annotated, shown, state.georef)
         return (
             annotated,
-            _summary(demo, state, shown, dets, float(score), classes, ran, t0),
+            _summary(demo, state, shown, dets, float(score), classes, ran, t0)
+            + (f"  \n{files['note']}" * bool(files["note"])),
             render.legend_html(shown),
             render.table_rows(shown),
             gr.DownloadButton(value=str(files["png"]), interactive=True),

@@ -107,10 +107,12 @@ def table_rows(dets: Detections) -> list[list]:
     return rows
 
 
-def write_downloads(out_dir: Path, image_id: str, annotated: np.ndarray, dets: Detections, georef) -> dict[str, Path]:
-    """The annotated PNG, the GeoJSON and the DOTA Task1 lines of one result, in ``out_dir``."""
+def write_downloads(out_dir: Path, image_id: str, annotated: np.ndarray, dets: Detections, georef) -> dict:
+    """The annotated PNG, the GeoJSON and the DOTA Task1 lines of one result, in ``out_dir``: ``{'png', 'geojson',
+    'task1'}`` paths and ``note``, what the visitor should know about them ("" if nothing)."""
     return {
         "png": io.write_png(out_dir / f"{image_id}.png", annotated),
         "geojson": io.write_geojson(out_dir / f"{image_id}.geojson", dets, georef, image_id),
         "task1": io.write_task1_txt(out_dir / f"{image_id}_Task1.txt", dets, image_id),
+        "note": "",
     }
