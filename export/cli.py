@@ -65,6 +65,16 @@ def cli(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.format == "trt" and args.nms == "onnx" and args.pre_nms_topk is not None:
+        from rdet.export.trt_build import TRT_MAX_TOPK
+
+        if args.pre_nms_topk > TRT_MAX_TOPK:
+            print(
+                f"rdet export: --pre-nms-topk {args.pre_nms_topk} exceeds TensorRT's TopK limit of {TRT_MAX_TOPK} "
+                f"(--format trt --nms onnx); use --pre-nms-topk {TRT_MAX_TOPK} or less, or --nms plugin",
+                file=sys.stderr,
+            )
+            return 2
     onnx_path = output if args.format == "onnx" else output.with_suffix(".onnx")
     try:
         export_onnx(

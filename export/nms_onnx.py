@@ -20,10 +20,12 @@ on CPU, so keep-sets agree except for pairs whose IoU lies within ~1e-6 of the t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from rdet.export.rotated_nms_op import NMSParams, check_inputs
+from rdet.export.rotated_nms_op import NMSParams, candidates, check_inputs
 
 CAPACITY = 12  # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
 _PLACEHOLDER = "rdet_export::GreedyKeep"
@@ -115,14 +117,55 @@ def aabb_overlap(b1: Tensor, b2: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------- NMS
+# A pair is clipped only if its IoU upper bound exceeds iou_threshold - BOUND_MARGIN. The margin is far above
+# the float32 rounding of the bound (~1e-6 relative) and of the clipped IoU, so a pruned pair has an exact IoU
+# below the threshold: pruning never changes a keep-set (the CUDA mask kernel uses the same margin).
+BOUND_MARGIN = 1e-5
+_ROUNDING = 1e-6  # relative allowance on the AABB overlap, against cancellation far from the origin
+
+
+def iou_upper_bound(b1: Tensor, b2: Tensor) -> Tensor:
+    """An upper bound of the IoU of box pairs ``b1[i]``, ``b2[i]`` from their bounding boxes and areas.
+
+    The intersection lies inside the intersection of the two axis-aligned bounding boxes and is at most the
+    smaller area, so ``IoU <= u / (area1 + area2 - u)`` with ``u = min(min(ix, 2 ex1, 2 ex2) *
+    min(iy, 2 ey1, 2 ey2), area1, area2)`` (``ix, iy``: overlap of the bounding boxes; ``ex, ey``: their half
+    extents). The overlap is widened by a rounding allowance, so the bound holds in float32 too.
+
+    Args:
+        b1 (Tensor[P, 5]), b2 (Tensor[P, 5]).
+
+    Returns:
+        Tensor[P]: the bound, in [0, 1] (0 where both boxes have no area).
+    """
+    ex1, ey1 = _half_extents(b1)
+    ex2, ey2 = _half_extents(b2)
+    sx, sy = ex1 + ex2, ey1 + ey2
+    tol_x = _ROUNDING * (sx + b1[:, 0].abs() + b2[:, 0].abs())
+    tol_y = _ROUNDING * (sy + b1[:, 1].abs() + b2[:, 1].abs())
+    ix = torch.minimum(sx - (b2[:, 0] - b1[:, 0]).abs(), 2 * torch.minimum(ex1, ex2))
+    iy = torch.minimum(sy - (b2[:, 1] - b1[:, 1]).abs(), 2 * torch.minimum(ey1, ey2))
+    a1, a2 = b1[:, 2] * b1[:, 3], b2[:, 2] * b2[:, 3]
+    inter = torch.minimum((ix + tol_x).clamp(min=0) * (iy + tol_y).clamp(min=0), torch.minimum(a1, a2))
+    denom = a1 + a2 - inter
+    bound = inter / torch.where(denom > 0, denom, torch.ones_like(denom))
+    return torch.where(denom > 0, bound, torch.zeros_like(bound))
+
+
 def suppression_matrix(
-    boxes: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float, class_agnostic: bool
+    boxes: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float, class_agnostic: bool, prune: bool = True
 ) -> Tensor:
     """``S[b, i, j]``: candidate ``i`` suppresses ``j`` if kept (``i < j``, IoU > threshold).
+
+    Only pairs whose bounding boxes overlap are gathered (``NonZero``); of those, only pairs whose IoU upper
+    bound (:func:`iou_upper_bound`) can exceed the threshold are clipped, so the polygon clipping, the
+    expensive part, runs on few pairs. Pairs left out have an IoU of 0 or below the threshold.
 
     Args:
         boxes (Tensor[B, K, 5]), labels (Tensor[B, K] int64), valid (Tensor[B, K] bool): candidates by
         decreasing score.
+        prune: apply the upper bound; the result is the same without (False exists for tests and the
+            before/after benchmark).
 
     Returns:
         Tensor[B, K, K] bool.
@@ -132,16 +175,18 @@ def suppression_matrix(
     pair = (ar[:, None] < ar[None, :])[None] & valid[:, :, None] & valid[:, None, :]
     if not class_agnostic:
         pair = pair & (labels[:, :, None] == labels[:, None, :])
-    # IoU only where it can be > 0 (NonZero keeps the clipping work proportional to real overlaps).
+    if iou_threshold < 0:  # every pair suppresses (IoU >= 0 > threshold), as in rdet.ops: nothing to clip
+        return pair
     cand = (pair & aabb_overlap(boxes[:, :, None], boxes[:, None, :])).reshape(-1)
     lin = torch.nonzero(cand)[:, 0]  # (b * K + i) * K + j
     flat = boxes.reshape(-1, 5)
-    first = torch.div(lin, k, rounding_mode="floor")  # b * K + i
-    second = torch.div(lin, k * k, rounding_mode="floor") * k + lin % k
-    iou = box_iou_pairs(flat[first], flat[second])
-    full = torch.zeros_like(cand, dtype=boxes.dtype).scatter(0, lin, iou).reshape(pair.shape)
-    # Pairs never clipped have IoU 0, which still suppresses when iou_threshold < 0 (as rdet.ops).
-    return pair & (full > iou_threshold)
+    b1 = flat[torch.div(lin, k, rounding_mode="floor")]  # row b * K + i
+    b2 = flat[torch.div(lin, k * k, rounding_mode="floor") * k + lin % k]  # row b * K + j
+    if prune:
+        near = torch.nonzero(iou_upper_bound(b1, b2) > iou_threshold - BOUND_MARGIN)[:, 0]
+        lin, b1, b2 = lin[near], b1[near], b2[near]
+    hit = box_iou_pairs(b1, b2) > iou_threshold
+    return torch.zeros_like(cand).scatter(0, lin, hit).reshape(pair.shape)  # only pairs in `pair` are set
 
 
 @torch.library.custom_op("rdet_export::greedy_keep", mutates_args=())
@@ -166,28 +211,55 @@ def _(suppress, valid):
     return torch.empty_like(valid)
 
 
-def rotated_nms_onnx(boxes: Tensor, scores: Tensor, params: NMSParams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def select_candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 1-2 as fixed-shape graph ops: threshold, then one ``TopK`` (no sort of all ``N * C`` scores).
+
+    Scores that do not pass (NaN included) become ``-inf`` before ``TopK``, so the passing ones come first,
+    in the order of :func:`rdet.export.rotated_nms_op.candidates` (ONNX ``TopK`` breaks ties by lower index).
+
+    Args:
+        scores (Tensor[B, N, C]).
+
+    Returns:
+        top_s (Tensor[B, K]), top_i (Tensor[B, K] int64, flat ``n * C + c``), valid (Tensor[B, K] bool),
+        ``K = min(pre_nms_topk, N * C)``; entries past an image's passing count are invalid.
+    """
+    b, n, c = scores.shape
+    k = min(pre_nms_topk, n * c)
+    flat = scores.reshape(b, n * c)
+    if torch.jit.is_tracing():
+        masked = torch.where(flat > score_threshold, flat, torch.full_like(flat, -math.inf))
+        top_s, top_i = masked.topk(k, dim=1)  # ONNX TopK: sorted, equal scores -> lower index first
+    else:  # torch.topk promises no tie order: the eager op's exact selection, padded as TopK pads
+        top_i = torch.zeros(b, k, dtype=torch.int64, device=scores.device)
+        top_s = torch.full((b, k), -math.inf, dtype=scores.dtype, device=scores.device)
+        for i in range(b):
+            idx = candidates(scores[i], score_threshold, k)
+            top_i[i, : idx.numel()] = idx
+            top_s[i, : idx.numel()] = flat[i, idx]
+    valid = top_s > score_threshold
+    return top_s, top_i, valid
+
+
+def rotated_nms_onnx(
+    boxes: Tensor, scores: Tensor, params: NMSParams, prune: bool = True
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The ``onnx`` mode: same inputs, outputs and semantics as :func:`export.rotated_nms_op.rotated_nms_batched`.
 
     Args:
         boxes (Tensor[B, N, 5]), scores (Tensor[B, N, C]).
+        prune: see :func:`suppression_matrix` (the same result either way).
 
     Returns:
         num_dets [B, 1] int32, det_boxes [B, max_det, 5], det_scores [B, max_det], det_classes [B, max_det]
         int32.
     """
     check_inputs(boxes, scores)
-    n, c = scores.shape[1], scores.shape[2]
-    k = min(params.pre_nms_topk, n * c)
-    flat = scores.reshape(scores.shape[0], n * c)
-    if torch.jit.is_tracing():
-        top_s, top_i = flat.topk(k, dim=1)  # ONNX TopK: sorted, equal scores -> lower index first
-    else:  # torch.topk promises no tie order; a stable sort gives ONNX TopK's
-        top_s, top_i = (t[:, :k] for t in flat.sort(dim=1, descending=True, stable=True))
-    valid = top_s > params.score_threshold
+    top_s, top_i, valid = select_candidates(scores, params.score_threshold, params.pre_nms_topk)
+    k, c = top_i.shape[1], scores.shape[2]
     labels = top_i % c
     bx = torch.gather(boxes, 1, torch.div(top_i, c, rounding_mode="floor")[..., None].expand(-1, -1, 5))
-    sup = suppression_matrix(bx, labels, valid, params.iou_threshold, params.class_agnostic)
+    sup = suppression_matrix(bx, labels, valid, params.iou_threshold, params.class_agnostic, prune)
     keep = torch.ops.rdet_export.greedy_keep(sup, valid)
     m = params.max_det
     rank = torch.cumsum(keep.to(torch.int64), 1) - 1
@@ -222,53 +294,49 @@ def register_onnx_symbolic(opset: int) -> None:
     _SYMBOLIC_OPSETS.add(opset)
 
 
+def reduce_max_rows(x: str, out: str, axes_name: str, opset: int) -> list:
+    """ONNX nodes ``out = ReduceMax(x, axis 0)`` (axes moved from an attribute to an input in opset 18)."""
+    from onnx import TensorProto, helper
+
+    if opset < 18:
+        return [helper.make_node("ReduceMax", [x], [out], axes=[0], keepdims=0)]
+    axes = helper.make_tensor(axes_name, TensorProto.INT64, [1], [0])
+    return [
+        helper.make_node("Constant", [], [axes_name], value=axes),
+        helper.make_node("ReduceMax", [x, axes_name], [out], keepdims=0),
+    ]
+
+
 def expand_greedy_keep(model) -> int:
     """Replace each placeholder node of an ``onnx.ModelProto`` (in place) by an equivalent ONNX ``Loop``.
 
-    The loop runs ``i = 0 .. K-1`` with the keep mask ``[B, K]`` as its state:
-    ``keep &= not(suppress[:, i, :] and keep[:, i:i+1])``. Returns the number of nodes replaced.
+    The loop runs ``i = 0 .. L`` with the keep mask ``[B, K]`` as its state:
+    ``keep &= not(suppress[:, i, :] and keep[:, i:i+1])``, where ``L`` is the last candidate valid in any
+    image (rows after it are invalid everywhere and suppress nothing): with few scores above the threshold
+    the loop is short. Constants live outside the loop body (ONNX Runtime's cost per node dominates the
+    loop). Returns the number of nodes replaced.
     """
     from onnx import TensorProto, helper
 
     domain = _PLACEHOLDER.split("::")[0]
     graph = model.graph
+    opset = next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
     replaced = 0
     for pos, node in enumerate(list(graph.node)):
         if node.domain != domain:
             continue
         sup, valid = node.input
         p = f"{node.name or 'greedy_keep'}_{replaced}"
-        nm = {
-            s: f"{p}_{s}"
-            for s in (
-                "i",
-                "cond",
-                "keep_in",
-                "cond_out",
-                "keep_out",
-                "row",
-                "ki",
-                "axes",
-                "kix",
-                "sup",
-                "nsup",
-                "shape",
-                "k",
-                "trip",
-                "true",
-            )
-        }
+        names = ("i", "cond", "keep_in", "cond_out", "keep_out", "i1", "row", "ki", "hit", "nhit", "axes", "shape")
+        nm = {n: f"{p}_{n}" for n in names + ("trip", "true", "vint", "colsum", "last", "one", "zero")}
         body = helper.make_graph(
             [
+                helper.make_node("Unsqueeze", [nm["i"], nm["axes"]], [nm["i1"]]),  # [1]
                 helper.make_node("Gather", [sup, nm["i"]], [nm["row"]], axis=1),  # [B, K]
-                helper.make_node("Gather", [nm["keep_in"], nm["i"]], [nm["ki"]], axis=1),  # [B]
-                helper.make_node(
-                    "Constant", [], [nm["axes"]], value=helper.make_tensor(nm["axes"], TensorProto.INT64, [1], [1])
-                ),
-                helper.make_node("Unsqueeze", [nm["ki"], nm["axes"]], [nm["kix"]]),  # [B, 1]
-                helper.make_node("And", [nm["row"], nm["kix"]], [nm["sup"]]),
-                helper.make_node("Not", [nm["sup"]], [nm["nsup"]]),
-                helper.make_node("And", [nm["keep_in"], nm["nsup"]], [nm["keep_out"]]),
+                helper.make_node("Gather", [nm["keep_in"], nm["i1"]], [nm["ki"]], axis=1),  # [B, 1]
+                helper.make_node("And", [nm["row"], nm["ki"]], [nm["hit"]]),
+                helper.make_node("Not", [nm["hit"]], [nm["nhit"]]),
+                helper.make_node("And", [nm["keep_in"], nm["nhit"]], [nm["keep_out"]]),
                 helper.make_node("Identity", [nm["cond"]], [nm["cond_out"]]),
             ],
             f"{p}_body",
@@ -283,8 +351,17 @@ def expand_greedy_keep(model) -> int:
             ],
         )
         new = [
-            helper.make_node("Shape", [valid], [nm["shape"]], start=1, end=2),  # [K]
-            helper.make_node("Squeeze", [nm["shape"]], [nm["trip"]]),  # K (trip count)
+            helper.make_node(
+                "Constant", [], [nm["axes"]], value=helper.make_tensor(nm["axes"], TensorProto.INT64, [1], [0])
+            ),
+            # trip count: 1 + the last column valid in any image (K when none is: then nothing changes)
+            helper.make_node("Cast", [valid], [nm["vint"]], to=TensorProto.INT32),  # [B, K]
+            *reduce_max_rows(nm["vint"], nm["colsum"], nm["zero"], opset),  # [K]: 1 where any image is valid
+            helper.make_node("ArgMax", [nm["colsum"]], [nm["last"]], axis=0, keepdims=0, select_last_index=1),
+            helper.make_node(
+                "Constant", [], [nm["one"]], value=helper.make_tensor(nm["one"], TensorProto.INT64, [], [1])
+            ),
+            helper.make_node("Add", [nm["last"], nm["one"]], [nm["trip"]]),
             helper.make_node(
                 "Constant", [], [nm["true"]], value=helper.make_tensor(nm["true"], TensorProto.BOOL, [], [True])
             ),

@@ -7,15 +7,18 @@ Backends, chosen by the file:
   PyTorch); a ``none`` graph gets the same NMS applied afterwards with the thresholds in its metadata.
 * ``.engine`` / ``.plan`` / ``.trt``: a TensorRT engine (``tensorrt`` imported lazily, buffers are torch
   CUDA tensors); the metadata comes from the ``<engine>.json`` sidecar that :func:`export.trt_build.build_engine`
-  writes, and ``plugin_lib`` loads the RotatedNMS plugin library when the engine needs it.
+  writes, and ``plugin_lib`` loads the RotatedNMS plugin library (once per process) when the engine needs it.
 
 Images: ``[B, 3, H, W]`` or ``[B, H, W, 3]`` (or one image without ``B``), RGB, 0-255, numpy or torch,
-uint8 or float; ``H, W`` must equal the exported input size (tiling is the caller's job).
+uint8, integer or float (NaN, values outside 0-255 and float images scaled to 0-1 are refused);
+``H, W`` must equal the exported input size (tiling is the caller's job).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +31,19 @@ ORT_DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions registers Python ops in
 
 
 def to_nchw(images, size: tuple[int, int], dtype: str) -> np.ndarray:
-    """Images in any accepted layout -> ``np.ndarray [B, 3, H, W]`` of ``dtype`` (checks the size)."""
+    """Images in any accepted layout -> ``np.ndarray [B, 3, H, W]`` of ``dtype``, after checking them.
+
+    Pixel values must be 0-255 RGB: uint8, or an integer or float array holding values in [0, 255] (floats are
+    rounded to the nearest integer for a ``uint8`` graph; a ``float32`` graph takes them as they are).
+
+    Raises:
+        ValueError: wrong shape or size, a dtype that is not integer or float, NaN or Inf values, values outside
+            [0, 255], or float images whose values all lie in [0, 1] (scaled to 0-1, which the graph would
+            silently misread: multiply by 255 first).
+    """
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"images must hold 0-255 pixel values as uint8, integer or float, got dtype {arr.dtype}")
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4:
@@ -40,11 +54,23 @@ def to_nchw(images, size: tuple[int, int], dtype: str) -> np.ndarray:
         raise ValueError(
             f"images must be RGB of size {size[0]}x{size[1]} (the exported input size), got shape {list(arr.shape)}"
         )
-    if dtype == "uint8" and arr.dtype != np.uint8:
-        if arr.min() < 0 or arr.max() > 255:
-            raise ValueError("images for a uint8 graph must hold values in 0-255")
-        arr = np.rint(arr).astype(np.uint8)
-    return np.ascontiguousarray(arr.astype(np.uint8 if dtype == "uint8" else np.float32, copy=False))
+    out_dtype = np.uint8 if dtype == "uint8" else np.float32
+    if arr.dtype != np.uint8 and arr.size:
+        if np.issubdtype(arr.dtype, np.floating):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                raise ValueError(f"images contain {bad} NaN or Inf value(s); pixel values must be finite, 0-255")
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > 255:
+            raise ValueError(f"images must hold pixel values in 0-255, got values from {lo} to {hi}")
+        if np.issubdtype(arr.dtype, np.floating) and 0 < hi <= 1:
+            raise ValueError(
+                f"images hold float values in [0, {hi:g}]: they look scaled to 0-1, but the exported graph "
+                f"expects 0-255 pixel values (multiply by 255)"
+            )
+        if dtype == "uint8":
+            arr = np.rint(arr)  # explicit: float pixels are rounded, never truncated
+    return np.ascontiguousarray(arr.astype(out_dtype, copy=False))
 
 
 def _postprocess(meta: dict, outputs: list) -> list[dict]:
@@ -162,17 +188,64 @@ def import_tensorrt():
     return tensorrt
 
 
-def load_plugin_library(trt, plugin_lib: str | Path | None):
-    """Load the RotatedNMS plugin library into TensorRT's plugin registry (None: nothing)."""
+_PLUGIN_LOCK = threading.Lock()
+_LOADED_PLUGINS: dict[str, str] = {}  # resolved library path -> how its creator became available
+
+
+def plugin_creator_registered(registry) -> bool:
+    """Whether TensorRT's plugin ``registry`` holds the ``RotatedNMS`` creator (namespace ``rdet``, version 1)."""
+    name, version, namespace = (PLUGIN_SPEC[k] for k in ("plugin_name", "plugin_version", "plugin_namespace"))
+    get_creator = getattr(registry, "get_creator", None)  # TensorRT >= 10: IPluginCreatorV3One creators too
+    if get_creator is not None:
+        return get_creator(name, version, namespace) is not None
+    creators = getattr(registry, "all_creators", None) or getattr(registry, "plugin_creator_list", None) or []
+    return any((c.name, c.plugin_version, c.plugin_namespace) == (name, version, namespace) for c in creators)
+
+
+def load_plugin_library(trt, plugin_lib: str | Path | None) -> str | None:
+    """Make the RotatedNMS plugin available to TensorRT, loading ``plugin_lib`` at most once per process.
+
+    TensorRT refuses to register the same creator twice (a second ``load_library`` of the library fails), so
+    nothing is loaded when the creator is already registered (the library was loaded before, from this or
+    another path, or preloaded). Otherwise the library is opened with ``ctypes`` (it then registers itself
+    with the TensorRT already in this process) and, only if its creator is still missing, passed to
+    ``IPluginRegistry.load_library``. Thread-safe.
+
+    Returns:
+        None when ``plugin_lib`` is None, else how the creator became available: ``'already registered'``,
+        ``'registered on load'`` or ``'load_library'``.
+
+    Raises:
+        FileNotFoundError: no such file. RuntimeError: the library cannot be loaded or registers nothing.
+    """
     if plugin_lib is None:
         return None
     path = Path(plugin_lib)
     if not path.is_file():
         raise FileNotFoundError(f"plugin library not found: {path} (build export/plugins/rotated_nms with CMake)")
-    handle = trt.get_plugin_registry().load_library(str(path))
-    if handle is None:
-        raise RuntimeError(f"{path}: TensorRT could not load the plugin library")
-    return handle
+    key = str(path.resolve())
+    with _PLUGIN_LOCK:
+        if key in _LOADED_PLUGINS:
+            return _LOADED_PLUGINS[key]
+        registry = trt.get_plugin_registry()
+        if plugin_creator_registered(registry):
+            how = "already registered"
+        else:
+            try:
+                ctypes.CDLL(key)  # load-time registration; keeps TensorRT's own lock out of our initializer
+            except OSError as e:
+                raise RuntimeError(f"{path}: cannot load the plugin library: {e}") from e
+            if plugin_creator_registered(registry):
+                how = "registered on load"
+            elif registry.load_library(key) is not None and plugin_creator_registered(registry):
+                how = "load_library"
+            else:
+                raise RuntimeError(
+                    f"{path}: TensorRT {getattr(trt, '__version__', '?')} could not register the RotatedNMS "
+                    f"plugin from this library (built for another TensorRT version?)"
+                )
+        _LOADED_PLUGINS[key] = how
+        return how
 
 
 def make_logger(trt):
@@ -297,13 +370,16 @@ class Runner:
         """Detect objects.
 
         Args:
-            images: ``[B, 3, H, W]`` / ``[B, H, W, 3]`` / one image, RGB 0-255 (numpy or torch).
+            images: ``[B, 3, H, W]`` / ``[B, H, W, 3]`` / one image, RGB 0-255 (numpy or torch; checks in
+                :func:`to_nchw`). ``B`` may be 0.
 
         Returns:
-            One dict per image: ``boxes`` (np.ndarray [K, 5] ``(cx, cy, w, h, angle)``), ``scores`` [K],
-            ``labels`` [K] int64, by decreasing score.
+            One dict per image (an empty list for an empty batch): ``boxes`` (np.ndarray [K, 5]
+            ``(cx, cy, w, h, angle)``), ``scores`` [K], ``labels`` [K] int64, by decreasing score.
         """
         x = to_nchw(images, self.input_size, self.meta["input_dtype"])
+        if x.shape[0] == 0:  # an empty batch: nothing to run
+            return []
         step = self.batch_size or x.shape[0]
         results: list[dict] = []
         for s in range(0, x.shape[0], step):

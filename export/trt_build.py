@@ -13,6 +13,19 @@ from pathlib import Path
 
 from rdet.export.runtime import import_tensorrt, load_plugin_library, make_logger
 
+# TensorRT's TopK layer takes K <= 3840; the nms='onnx' graph selects its candidates with one TopK.
+TRT_MAX_TOPK = 3840
+
+
+def check_trt_topk(meta: dict, source: str) -> None:
+    """Raise ValueError when an ``nms='onnx'`` graph's ``pre_nms_topk`` exceeds TensorRT's TopK limit."""
+    k = (meta.get("nms_params") or {}).get("pre_nms_topk")
+    if meta.get("nms") == "onnx" and isinstance(k, int) and k > TRT_MAX_TOPK:
+        raise ValueError(
+            f"{source}: pre_nms_topk {k} exceeds TensorRT's TopK limit of {TRT_MAX_TOPK}: export with "
+            f"--pre-nms-topk {TRT_MAX_TOPK} or less (pre_nms_topk= in export_onnx), or with --nms plugin"
+        )
+
 
 def _batch_profile(
     meta: dict, min_batch: int | None, opt_batch: int | None, max_batch: int | None
@@ -54,7 +67,8 @@ def build_engine(
         engine_path: output engine file (``.engine``/``.plan``/``.trt``); ``<engine_path>.json`` is written too.
         plugin_lib: ``librdet_rotated_nms_plugin.so`` (required for ``nms='plugin'`` graphs).
         fp16: allow fp16 kernels (TensorRT 10 ``BuilderFlag.FP16``; TensorRT 11+ builds strongly typed
-            networks only and rejects this flag with an explanation).
+            networks only and rejects this flag with an explanation). TF32 is always off: an fp32 engine
+            computes in fp32.
         min_batch, opt_batch, max_batch: the optimisation profile of a dynamic-batch graph.
         workspace_gib: builder workspace limit.
 
@@ -63,7 +77,8 @@ def build_engine(
 
     Raises:
         RuntimeError: TensorRT missing, the parser or the builder failed (their messages included).
-        ValueError: inconsistent arguments.
+        ValueError: inconsistent arguments, or an ``nms='onnx'`` graph whose ``pre_nms_topk`` exceeds TensorRT's
+            TopK limit (3840).
     """
     from rdet.export.onnx_export import read_metadata
     from rdet.export.runtime import ENGINE_SUFFIXES
@@ -76,6 +91,7 @@ def build_engine(
     meta = read_metadata(onnx_path)
     if "nms" not in meta:
         raise ValueError(f"{onnx_path}: has no rdet metadata (was it written by export_onnx?)")
+    check_trt_topk(meta, str(onnx_path))
     if meta["nms"] == "plugin" and plugin_lib is None:
         raise ValueError(
             f"{onnx_path} ends in the rdet::RotatedNMS plugin node: pass plugin_lib (build "
@@ -97,6 +113,10 @@ def build_engine(
         )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if hasattr(trt.BuilderFlag, "TF32"):
+        # TF32 rounds fp32 convolution inputs to 10 mantissa bits: the fp32 engine would no longer match the
+        # fp32 ONNX graph (boxes and scores move, NMS keeps other boxes). fp16 is opt-in (fp16=True).
+        config.clear_flag(trt.BuilderFlag.TF32)
     if fp16:
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise ValueError(

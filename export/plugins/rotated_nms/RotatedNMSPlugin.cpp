@@ -1,7 +1,11 @@
-// IPluginV3 adapter: TensorRT bookkeeping only; the NMS runs in RotatedNMSKernels.cu.
+// IPluginV3 adapter: TensorRT bookkeeping only; the NMS runs in RotatedNMSKernels.cu. Also the library's
+// entry points (getCreators, setLoggerFinder) and its load-time registration (end of file).
 #include "RotatedNMSPlugin.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -55,9 +59,10 @@ void logError(std::string const& msg) noexcept {
   }
 }
 
-ScalarType scalarType(DataType t) { return t == DataType::kHALF ? ScalarType::kFloat16 : ScalarType::kFloat32; }
-
-bool isFloatType(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF; }
+NMSShape shapeOf(Dims const& scores) {
+  return NMSShape{static_cast<int32_t>(scores.d[0]), static_cast<int32_t>(scores.d[1]),
+                  static_cast<int32_t>(scores.d[2])};
+}
 
 // Read one numeric plugin field (the ONNX parser gives kFLOAT32 / kINT32; 64-bit variants accepted too).
 bool readNumber(PluginField const& f, double& out) {
@@ -122,10 +127,15 @@ int32_t RotatedNMSPlugin::getNbOutputs() const noexcept { return 4; }
 int32_t RotatedNMSPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                                              int32_t nbInputs) const noexcept {
   if (nbInputs != 2 || nbOutputs != 4) return -1;
-  outputTypes[0] = DataType::kINT32;   // num_dets
-  outputTypes[1] = inputTypes[0];      // det_boxes: the boxes' precision
-  outputTypes[2] = inputTypes[1];      // det_scores: the scores' precision
-  outputTypes[3] = DataType::kINT32;   // det_classes
+  if (inputTypes[0] != DataType::kFLOAT || inputTypes[1] != DataType::kFLOAT) {
+    // fp16 boxes move corners by up to 0.25 px at 1024 px and change the kept set: float32 only.
+    logError("boxes and scores must be float32 (fp16 inputs are refused: cast them to float32 before the node)");
+    return -1;
+  }
+  outputTypes[0] = DataType::kINT32;  // num_dets
+  outputTypes[1] = DataType::kFLOAT;  // det_boxes
+  outputTypes[2] = DataType::kFLOAT;  // det_scores
+  outputTypes[3] = DataType::kINT32;  // det_classes
   return 0;
 }
 
@@ -166,12 +176,12 @@ bool RotatedNMSPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
   switch (pos) {
     case 0:  // boxes
     case 1:  // scores
-      return isFloatType(d.type);
+    case 3:  // det_boxes
+    case 4:  // det_scores
+      return d.type == DataType::kFLOAT;  // never fp16: see getOutputDataTypes
     case 2:  // num_dets
     case 5:  // det_classes
       return d.type == DataType::kINT32;
-    case 3: return d.type == inOut[0].desc.type;  // det_boxes
-    case 4: return d.type == inOut[1].desc.type;  // det_scores
     default: return false;
   }
 }
@@ -179,6 +189,10 @@ bool RotatedNMSPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
 int32_t RotatedNMSPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
   if (nbInputs != 2 || nbOutputs != 4) return -1;
+  if (in[0].desc.type != DataType::kFLOAT || in[1].desc.type != DataType::kFLOAT) {
+    logError("boxes and scores must be float32");
+    return -1;
+  }
   Dims const& b = in[0].desc.dims;
   Dims const& s = in[1].desc.dims;
   if (b.nbDims != 3 || s.nbDims != 3 || (b.d[2] != -1 && b.d[2] != 5)) {
@@ -197,10 +211,10 @@ int32_t RotatedNMSPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int
 size_t RotatedNMSPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*outputs*/,
                                           int32_t /*nbOutputs*/) const noexcept {
-  if (nbInputs != 2) return 0;
-  Dims const& s = inputs[1].max;  // the largest shape of the optimisation profile
-  NMSShape const shape{static_cast<int32_t>(s.d[0]), static_cast<int32_t>(s.d[1]), static_cast<int32_t>(s.d[2])};
-  return workspace_size(shape, mConfig);
+  if (nbInputs != 2 || inputs[1].max.nbDims != 3) return 0;
+  // The largest shape of the optimisation profile: workspace_size never decreases with B, N or C, so this
+  // covers every shape enqueue can see.
+  return workspace_size(shapeOf(inputs[1].max), mConfig);
 }
 
 int32_t RotatedNMSPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
@@ -209,14 +223,19 @@ int32_t RotatedNMSPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbIn
   return in[0].dims.d[0] == in[1].dims.d[0] && in[0].dims.d[1] == in[1].dims.d[1] && in[0].dims.d[2] == 5 ? 0 : -1;
 }
 
-int32_t RotatedNMSPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
+int32_t RotatedNMSPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
                                   void const* const* inputs, void* const* outputs, void* workspace,
                                   cudaStream_t stream) noexcept {
-  (void)outputDesc;
-  Dims const& s = inputDesc[1].dims;
-  NMSShape const shape{static_cast<int32_t>(s.d[0]), static_cast<int32_t>(s.d[1]), static_cast<int32_t>(s.d[2])};
-  cudaError_t const err = rotated_nms(shape, mConfig, scalarType(inputDesc[0].type), scalarType(inputDesc[1].type),
-                                      inputs[0], inputs[1], static_cast<int32_t*>(outputs[0]), outputs[1], outputs[2],
+  NMSShape const shape = shapeOf(inputDesc[1].dims);
+  if (char const* why = check_problem(shape, mConfig)) {
+    logError(std::string("enqueue: ") + why);
+    return -1;
+  }
+  // TensorRT does not tell enqueue the workspace size; it allocated getWorkspaceSize() for the profile's
+  // largest shape, which is >= workspace_size(shape) because that size is monotone in the shape.
+  cudaError_t const err = rotated_nms(shape, mConfig, static_cast<float const*>(inputs[0]),
+                                      static_cast<float const*>(inputs[1]), static_cast<int32_t*>(outputs[0]),
+                                      static_cast<float*>(outputs[1]), static_cast<float*>(outputs[2]),
                                       static_cast<int32_t*>(outputs[3]), workspace, workspace_size(shape, mConfig),
                                       stream);
   if (err != cudaSuccess) {
@@ -269,20 +288,22 @@ IPluginV3* RotatedNMSPluginCreator::createPlugin(char const* /*name*/, PluginFie
         return nullptr;
       }
     }
+    if (!std::isfinite(values[0]) || !std::isfinite(values[1])) {  // NaN would make every comparison false
+      logError("iou_threshold and score_threshold must be finite numbers");
+      return nullptr;
+    }
+    if (values[2] != std::floor(values[2]) || values[3] != std::floor(values[3]) || values[2] < 1 ||
+        values[3] < 1 || values[3] > kMaxPreNmsTopk || values[2] > INT32_MAX) {
+      logError("max_det must be an integer >= 1 and pre_nms_topk an integer in [1, " +
+               std::to_string(kMaxPreNmsTopk) + "]");
+      return nullptr;
+    }
     NMSConfig config{};
     config.iou_threshold = static_cast<float>(values[0]);
     config.score_threshold = static_cast<float>(values[1]);
     config.max_det = static_cast<int32_t>(values[2]);
     config.pre_nms_topk = static_cast<int32_t>(values[3]);
     config.class_agnostic = values[4] != 0.0;
-    if (!std::isfinite(values[0]) || !std::isfinite(values[1])) {
-      logError("iou_threshold and score_threshold must be finite");
-      return nullptr;
-    }
-    if (config.max_det < 1 || config.pre_nms_topk < 1 || config.pre_nms_topk > kMaxPreNmsTopk) {
-      logError("max_det must be >= 1 and pre_nms_topk in [1, " + std::to_string(kMaxPreNmsTopk) + "]");
-      return nullptr;
-    }
     return new RotatedNMSPlugin(config);
   } catch (std::exception const& e) {
     logError(std::string("createPlugin failed: ") + e.what());
@@ -294,16 +315,89 @@ IPluginV3* RotatedNMSPluginCreator::createPlugin(char const* /*name*/, PluginFie
 }  // namespace rdet
 
 // ------------------------------------------------------------------------- library entry points
-// IPluginRegistry::loadLibrary (Python: trt.get_plugin_registry().load_library(path), trtexec
-// --dynamicPlugins) looks these up; no static registration, so loading twice does not double-register.
+// Two ways in, one registration per process:
+// * IPluginRegistry::loadLibrary (Python: trt.get_plugin_registry().load_library(path); trtexec
+//   --dynamicPlugins) dlopens the library, calls getCreators and registers what it returns; it fails when
+//   any of them is already registered.
+// * A plain dlopen (Triton's `plugins=`, trtexec --staticPlugins, ctypes.CDLL) or LD_PRELOAD: the static
+//   initializer below registers the creator in namespace "rdet" with TensorRT's registry, when a TensorRT
+//   runtime is already in the process (the library neither links nor loads libnvinfer itself, so it loads
+//   in any process; LD_PRELOAD into a process that loads TensorRT only later, e.g. tritonserver, needs the
+//   library built with -DRDET_LINK_NVINFER=ON so that libnvinfer comes first).
+// When loadLibrary dlopens the library, the static initializer has just registered the creator, so
+// getCreators withdraws that registration before handing the creator to loadLibrary.
+namespace rdet {
+namespace trt {
+namespace {
+
+#define RDET_STR2(x) #x
+#define RDET_STR(x) RDET_STR2(x)
+
+RotatedNMSPluginCreator& theCreator() {
+  static RotatedNMSPluginCreator creator;
+  return creator;
+}
+
+std::mutex gRegistryMutex;
+IPluginRegistry* gLoadTimeRegistry = nullptr;  // the registry the static initializer registered with
+
+using GetPluginRegistryFn = IPluginRegistry* (*)();
+
+// TensorRT's getPluginRegistry from a TensorRT runtime already loaded in this process, or nullptr.
+GetPluginRegistryFn findGetPluginRegistry() {
+  if (void* f = dlsym(RTLD_DEFAULT, "getPluginRegistry")) return reinterpret_cast<GetPluginRegistryFn>(f);
+  // TensorRT loaded with RTLD_LOCAL (Python bindings, Triton's backend): find it by soname, never load it.
+  static char const* const kLibraries[] = {"libnvinfer.so." RDET_STR(NV_TENSORRT_MAJOR),
+                                           "libnvinfer_lean.so." RDET_STR(NV_TENSORRT_MAJOR),
+                                           "libnvinfer_dispatch.so." RDET_STR(NV_TENSORRT_MAJOR), "libnvinfer.so"};
+  for (char const* name : kLibraries) {
+    void* handle = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    void* f = dlsym(handle, "getPluginRegistry");
+    dlclose(handle);  // drops only the reference RTLD_NOLOAD added
+    if (f != nullptr) return reinterpret_cast<GetPluginRegistryFn>(f);
+  }
+  return nullptr;
+}
+
+struct LoadTimeRegistration {
+  LoadTimeRegistration() noexcept {
+    try {
+      GetPluginRegistryFn get = findGetPluginRegistry();
+      IPluginRegistry* registry = get != nullptr ? get() : nullptr;
+      if (registry == nullptr) return;  // no TensorRT yet: loadLibrary (getCreators) remains the way in
+      std::lock_guard<std::mutex> lock(gRegistryMutex);
+      if (registry->getCreator(kPluginName, kPluginVersion, kPluginNamespace) != nullptr) return;  // another copy
+      if (registry->registerCreator(theCreator(), kPluginNamespace)) {
+        gLoadTimeRegistry = registry;
+      } else {
+        logError("could not register the RotatedNMS creator at load time");
+      }
+    } catch (...) {  // never throw out of a static initializer
+    }
+  }
+};
+
+LoadTimeRegistration gLoadTimeRegistration;
+
+}  // namespace
+}  // namespace trt
+}  // namespace rdet
+
 extern "C" TENSORRTAPI void setLoggerFinder(nvinfer1::ILoggerFinder* finder) {
   std::lock_guard<std::mutex> lock(rdet::trt::gLoggerMutex);
   rdet::trt::gLoggerFinder = finder;
 }
 
 extern "C" TENSORRTAPI nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
-  static rdet::trt::RotatedNMSPluginCreator sCreator;
-  static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&sCreator};
+  {
+    std::lock_guard<std::mutex> lock(rdet::trt::gRegistryMutex);
+    if (rdet::trt::gLoadTimeRegistry != nullptr) {  // the caller (loadLibrary) registers it from here on
+      rdet::trt::gLoadTimeRegistry->deregisterCreator(rdet::trt::theCreator());
+      rdet::trt::gLoadTimeRegistry = nullptr;
+    }
+  }
+  static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&rdet::trt::theCreator()};
   nbCreators = 1;
   return kCreators;
 }

@@ -1,7 +1,7 @@
 // TensorRT IPluginV3 adapter for rdet's exact rotated NMS (creator "RotatedNMS", namespace "rdet",
-// version "1"). Inputs boxes [B, N, 5] and scores [B, N, C] (fp32 or fp16, independently); outputs
-// num_dets [B, 1] int32, det_boxes [B, max_det, 5], det_scores [B, max_det], det_classes [B, max_det]
-// int32, EfficientNMS-style padding (0 / -1). Each image of a batch is processed independently.
+// version "1"). Inputs boxes [B, N, 5] and scores [B, N, C], float32 only (fp16 is refused); outputs
+// num_dets [B, 1] int32, det_boxes [B, max_det, 5] float32, det_scores [B, max_det] float32,
+// det_classes [B, max_det] int32, EfficientNMS-style padding (0 / -1). Images of a batch are independent.
 // The math lives in RotatedNMSKernels.cu over rdet's shared CUDA core (rdet/ops/csrc).
 #pragma once
 
