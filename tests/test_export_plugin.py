@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from rdet.export import kernel_driver
 from rdet.export.rotated_nms_op import NMSParams, rotated_nms_batched, sorted_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,47 +60,16 @@ NO_HEADERS = (
 
 
 # ------------------------------------------------------------------------- the pipeline, emulated
-def write_problem(path: Path, boxes: torch.Tensor, scores: torch.Tensor, p: NMSParams) -> None:
-    b, n, c = scores.shape
-    with open(path, "wb") as f:
-        np.array([b, n, c, p.max_det, p.pre_nms_topk, int(p.class_agnostic)], np.int32).tofile(f)
-        np.array([p.iou_threshold, p.score_threshold], np.float32).tofile(f)
-        boxes.numpy().astype(np.float32).tofile(f)
-        scores.numpy().astype(np.float32).tofile(f)
-
-
-def read_outputs(path: Path, b: int, m: int) -> list[np.ndarray]:
-    raw = path.read_bytes()
-    sizes = [(np.int32, (b, 1)), (np.float32, (b, m, 5)), (np.float32, (b, m)), (np.int32, (b, m))]
-    out, off = [], 0
-    for dtype, shape in sizes:
-        count = int(np.prod(shape))
-        out.append(np.frombuffer(raw, dtype, count, off).reshape(shape))
-        off += 4 * count
-    assert off == len(raw)
-    return out
-
-
 @pytest.fixture(scope="module")
 def emulated_driver(tmp_path_factory) -> Path:
     if CXX is None:
         pytest.skip("no C++ compiler")
-    d = tmp_path_factory.mktemp("emulator")
-    (d / "cuda_runtime.h").write_text('#include "cuda_emulator.h"\n')
-    exe = d / "kernel_driver"
-    cmd = [CXX, "-x", "c++", "-std=c++17", "-O1", "-pthread", "-DRDET_CUDA_EMULATOR", f"-I{d}", f"-I{PLUGIN_DIR}"]
-    cmd += [f"-I{CSRC}", str(PLUGIN_DIR / "kernel_driver.cu"), "-o", str(exe)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return exe
+    return kernel_driver.build_driver(tmp_path_factory.mktemp("emulator") / "kernel_driver", emulate=True)
 
 
 def run_driver(exe: Path, tmp_path: Path, boxes, scores, p: NMSParams) -> tuple[list[np.ndarray], dict]:
-    write_problem(tmp_path / "in.bin", boxes, scores, p)
-    proc = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return read_outputs(tmp_path / "out.bin", scores.shape[0], p.max_det), json.loads(proc.stdout)
+    outputs, report, _ = kernel_driver.run_driver(exe, boxes, scores, p, tmp_path)
+    return outputs, report
 
 
 def problem(seed: int, b: int, n: int, c: int, levels: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,11 +136,8 @@ def test_plugin_workspace_does_not_grow_with_scores(emulated_driver, tmp_path):
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found")
 def test_plugin_kernels_and_gpu_driver_compile(tmp_path):
     """The kernels and the GPU driver of benchmarks/gpu_check.sh build with nvcc (no GPU needed to compile)."""
-    cmd = [NVCC, "-std=c++17", f"-I{CSRC}", f"-I{PLUGIN_DIR}", str(PLUGIN_DIR / "kernel_driver.cu")]
-    cmd += [str(PLUGIN_DIR / "RotatedNMSKernels.cu"), "-o", str(tmp_path / "driver")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "driver").stat().st_size > 0
+    exe = kernel_driver.build_driver(tmp_path / "driver", emulate=False, arch="sm_75")
+    assert exe.stat().st_size > 0
 
 
 # ------------------------------------------------------------------------- the library, via CMake
