@@ -4,18 +4,22 @@ The same four outputs and semantics as :mod:`rdet.export.rotated_nms_op`, writte
 the TorchScript exporter turns into standard ONNX ops, so any runtime (TensorRT without our plugin
 included) runs it:
 
-1. ``TopK`` over the flattened ``[B, N * C]`` scores (ties: lower index first, as ONNX specifies);
+1. scores that fail the threshold (NaN included) become ``-inf``, then one ``TopK`` over the flattened
+   ``[B, N * C]`` scores (ties: lower index first, as ONNX specifies) gives the candidates
+   (:func:`select_candidates`);
 2. a ``[B, K, K]`` suppression matrix: candidate pairs (``i < j``, same class unless class-agnostic, both
-   above the score threshold, overlapping bounding boxes) are picked with ``NonZero`` and their exact IoU
-   is computed by Sutherland-Hodgman clipping with fixed-size vertex buffers (:func:`box_iou_pairs`, the
-   algorithm of ``rdet/ops/csrc/geometry.h``: box 2 clipped in box 1's frame by box 1's 4 half-planes);
+   valid) whose bounding boxes overlap are picked with ``NonZero``; of those, pairs whose IoU upper bound
+   (:func:`iou_upper_bound`, from bounding boxes and areas) cannot pass the threshold are dropped, and the rest
+   get their exact IoU by Sutherland-Hodgman clipping with fixed-size vertex buffers (:func:`box_iou_pairs`,
+   the algorithm of ``rdet/ops/csrc/geometry.h``: box 2 clipped in box 1's frame by box 1's 4 half-planes);
 3. greedy selection over the K sorted candidates: the one step with a sequential dependency. It is the op
    ``rdet_export::greedy_keep`` (eager: a Python loop) that :func:`expand_greedy_keep` rewrites into an ONNX
-   ``Loop`` after export;
+   ``Loop`` after export, which stops after the last valid candidate;
 4. the first ``max_det`` survivors scattered into padded outputs.
 
 The IoU runs in the graph's float dtype (float32) relative to box centres; ``rdet.ops`` computes in float64
-on CPU, so keep-sets agree except for pairs whose IoU lies within ~1e-6 of the threshold.
+on CPU, so keep-sets agree except for pairs whose IoU lies within ~1e-6 of the threshold. With TensorRT, the
+``TopK`` limits ``pre_nms_topk`` to 3840 (:data:`rdet.export.trt_build.TRT_MAX_TOPK`).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int) -> Ten
     flat = scores.reshape(-1)
     passing = flat > score_threshold  # NaN compares False
     k = min(pre_nms_topk, flat.numel())
-    if int(passing.sum()) > k:
+    if int(torch.count_nonzero(passing)) > k:
         masked = torch.where(passing, flat, torch.full_like(flat, -math.inf))
         top, top_i = torch.topk(masked, k, sorted=False)
         v = top.min()  # the k-th largest passing score
