@@ -138,7 +138,10 @@ def nms_one_image(boxes: Tensor, scores: Tensor, p: NMSParams) -> tuple[Tensor, 
     c = scores.shape[1]
     idx = candidates(scores, p.score_threshold, p.pre_nms_topk)
     bx, sc, lab = boxes[idx // c], scores.reshape(-1)[idx], idx % c
-    keep = ops.batched_nms_rotated(bx, sc, torch.zeros_like(lab) if p.class_agnostic else lab, p.iou_threshold)
+    # The candidates are already in order, so rdet.ops gets their ranks as scores: the same order, ties
+    # included, and a score of +inf (which rdet.ops refuses) is kept as the plugin keeps it.
+    rank = torch.arange(idx.numel(), 0, -1, dtype=torch.float64, device=scores.device)
+    keep = ops.batched_nms_rotated(bx, rank, torch.zeros_like(lab) if p.class_agnostic else lab, p.iou_threshold)
     keep = keep[: p.max_det]
     return bx[keep], sc[keep], lab[keep]
 

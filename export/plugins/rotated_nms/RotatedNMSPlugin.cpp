@@ -288,7 +288,8 @@ IPluginV3* RotatedNMSPluginCreator::createPlugin(char const* /*name*/, PluginFie
         return nullptr;
       }
     }
-    if (!std::isfinite(values[0]) || !std::isfinite(values[1])) {  // NaN would make every comparison false
+    // NaN would make every comparison false; the kernels take float32, so check the values as float32.
+    if (!std::isfinite(static_cast<float>(values[0])) || !std::isfinite(static_cast<float>(values[1]))) {
       logError("iou_threshold and score_threshold must be finite numbers");
       return nullptr;
     }
