@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from rdet.export.rotated_nms_op import NMSParams, candidates, check_inputs
+from rdet.ops._reference import MIN_SIDE  # boxes with a smaller side are empty, as in rdet.ops
 
 CAPACITY = 12  # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
 _PLACEHOLDER = "rdet_export::GreedyKeep"
@@ -73,6 +74,13 @@ def _clip(poly: Tensor, axis: int, sign: float, limit: Tensor) -> Tensor:
     return torch.where(used[..., None], out, out[:, :1])
 
 
+def box_areas(b: Tensor) -> Tensor:
+    """``w * h`` of boxes ``[..., 5]``; 0 for a box with a side <= ``MIN_SIDE`` px, which is empty (IoU 0 with
+    anything), the rule of ``rdet.ops`` and ``geometry.h``."""
+    w, h = b[..., 2], b[..., 3]
+    return torch.where((w > MIN_SIDE) & (h > MIN_SIDE), w * h, torch.zeros_like(w))
+
+
 def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
     """IoU of box pairs ``b1[i]``, ``b2[i]`` with fixed-shape ops only (exports to standard ONNX).
 
@@ -80,7 +88,8 @@ def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
         b1 (Tensor[P, 5]), b2 (Tensor[P, 5]): ``(cx, cy, w, h, angle)``.
 
     Returns:
-        Tensor[P]: IoU; 0 for disjoint bounding boxes and zero-area pairs (as ``rdet.ops``).
+        Tensor[P]: IoU; 0 for disjoint bounding boxes and where a box is empty (a side <= ``MIN_SIDE``), as
+        ``rdet.ops``.
     """
     cx1, cy1, w1, h1, a1 = b1.unbind(-1)
     cx2, cy2, w2, h2, a2 = b2.unbind(-1)
@@ -98,7 +107,7 @@ def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
         poly = _clip(poly, axis, sign, limit)
     x, y = poly[..., 0], poly[..., 1]
     inter = 0.5 * (x * torch.roll(y, -1, 1) - y * torch.roll(x, -1, 1)).sum(1)
-    area1, area2 = w1 * h1, w2 * h2
+    area1, area2 = box_areas(b1), box_areas(b2)
     inter = torch.minimum(inter.clamp(min=0), torch.minimum(area1, area2))
     denom = area1 + area2 - inter
     iou = inter / torch.where(denom > 0, denom, torch.ones_like(denom))
@@ -149,7 +158,7 @@ def iou_upper_bound(b1: Tensor, b2: Tensor) -> Tensor:
     tol_y = _ROUNDING * (sy + b1[:, 1].abs() + b2[:, 1].abs())
     ix = torch.minimum(sx - (b2[:, 0] - b1[:, 0]).abs(), 2 * torch.minimum(ex1, ex2))
     iy = torch.minimum(sy - (b2[:, 1] - b1[:, 1]).abs(), 2 * torch.minimum(ey1, ey2))
-    a1, a2 = b1[:, 2] * b1[:, 3], b2[:, 2] * b2[:, 3]
+    a1, a2 = box_areas(b1), box_areas(b2)
     inter = torch.minimum((ix + tol_x).clamp(min=0) * (iy + tol_y).clamp(min=0), torch.minimum(a1, a2))
     denom = a1 + a2 - inter
     bound = inter / torch.where(denom > 0, denom, torch.ones_like(denom))

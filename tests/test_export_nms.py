@@ -149,6 +149,22 @@ def test_iou_upper_bound_is_an_upper_bound():
     assert bool((bound <= 1 + 1e-6).all())
 
 
+def test_empty_boxes_as_in_rdet_ops():
+    """A box with a side <= rdet.ops' MIN_SIDE is empty: IoU 0 with anything (itself included), never suppressing."""
+    b1 = torch.tensor([[5.0, 5, 1e-7, 4, 0.3], [5, 5, 4, 0, 0], [5, 5, 4, 4, 0], [1e3, 1e3, 2e-6, 3e-6, 1.0]])
+    b2 = torch.tensor([[5.0, 5, 1e-7, 4, 0.3], [5, 5, 4, 4, 0], [5, 5, 1e-7, 1e-7, 0], [1e3, 1e3, 2e-6, 3e-6, 1.0]])
+    got = nms_onnx.box_iou_pairs(b1, b2).double()
+    want = ops.box_iou_rotated(b1.double(), b2.double(), aligned=True)
+    assert want[:3].tolist() == [0.0, 0.0, 0.0] and want[3] > 0.99  # 2e-6 px is above MIN_SIDE: a real box
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert bool((nms_onnx.iou_upper_bound(b1, b2).double() >= want - 1e-6).all())
+    boxes = torch.cat([b1, b2])[None]
+    scores = torch.rand(1, 8, 1, generator=torch.Generator().manual_seed(0)) + 0.5
+    p = NMSParams(iou_threshold=0.3, score_threshold=0.1, max_det=8, pre_nms_topk=8)
+    for x, w in zip(nms_onnx.rotated_nms_onnx(boxes, scores, p), rotated_nms_batched(boxes, scores, p)):
+        torch.testing.assert_close(x, w, atol=0, rtol=0)
+
+
 @pytest.mark.parametrize("iou", [0.0, 0.1, 0.5, 0.95])
 def test_pruning_changes_no_keep_set(iou):
     g = torch.Generator().manual_seed(int(iou * 100))
