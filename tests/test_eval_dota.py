@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from rdet.commands.eval import cli
+from rdet.engine.evaluate import run_model
 from rdet.eval import (
     COCO_IOU_THRS,
     evaluate,
@@ -21,11 +23,9 @@ from rdet.eval import (
     load_detections_json,
     load_task1,
     rotated_ld_printed_ap,
-    run_model,
     save_detections_json,
     voc_ap,
 )
-from rdet.eval.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -295,12 +295,14 @@ def test_labeltxt_bad_line_names_file_and_line(dota_dirs):
 def test_cli_on_task1_files(dota_dirs, tmp_path, capsys):
     results, labels = dota_dirs
     out_json = tmp_path / "eval.json"
-    assert cli(["--results", str(results), "--labels", str(labels), "--iou-thrs", "coco", "--json", str(out_json)]) == 0
+    assert (
+        cli(["--results", str(results), "--labels", str(labels), "--iou-thrs", "coco", "--output", str(out_json)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "| plane | 1 | 3 |" in printed and "AP50:95" in printed
     data = json.loads(out_json.read_text())
     assert data["classes"]["plane"]["ap"]["0.5"] == pytest.approx(1.0)
-    assert cli(["--results", str(results / "nowhere"), "--labels", str(labels)]) == 1
+    assert cli(["--results", str(results / "nowhere"), "--labels", str(labels)]) == 2
 
 
 def test_cli_on_detections_json(dota_dirs, tmp_path, capsys):

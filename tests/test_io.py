@@ -144,22 +144,20 @@ def test_task1_lines_known_answer_and_round_trip(tmp_path):
         io.read_task1_txt(tmp_path / "bad.txt", ["plane", "ship"])
 
 
-def test_geojson_pixel_and_map_round_trip(tmp_path):
+def test_geojson_pixel_space_is_marked_and_round_trips(tmp_path):
     dets = sample_dets()
     doc = io.to_geojson(dets, image_id="P0001")
     f0 = doc["features"][0]
-    assert f0["geometry"]["coordinates"] == [[[6.0, 18.0], [14.0, 18.0], [14.0, 22.0], [6.0, 22.0], [6.0, 18.0]]]
+    # ring counter-clockwise in its own axes (RFC 7946 right-hand rule), closed
+    assert f0["geometry"]["coordinates"] == [[[6.0, 22.0], [14.0, 22.0], [14.0, 18.0], [6.0, 18.0], [6.0, 22.0]]]
     assert f0["properties"] == {"class": "ship", "label": 1, "score": 0.9} and "crs" not in doc
-    geo = io.GeoRef((500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5), 32633)
-    path = io.write_geojson(tmp_path / "m.geojson", dets, geo, "P0001")
-    doc = json.loads(path.read_text())
-    assert doc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
-    assert doc["features"][0]["geometry"]["coordinates"][0][0] == [500003.0, 3999991.0]
-    for p in (path, io.write_geojson(tmp_path / "p.geojson", dets)):
-        back = io.read_geojson(p)
-        iou = box_iou_rotated(back.boxes, dets.boxes, aligned=True)
-        assert torch.all(iou > 1 - 1e-9) and back.labels.tolist() == [1, 0, 1] and back.class_names == ["plane", "ship"]
-        assert back.scores.tolist() == [0.9, 0.75, 0.5]
+    assert doc["rdet"]["coordinate_space"] == "pixel"
+    path, why = io.write_scene_geojson(tmp_path, "P0001", dets, None)
+    assert path.name == "P0001.pixels.geojson" and why == ""
+    back = io.read_geojson(path)
+    iou = box_iou_rotated(back.boxes, dets.boxes, aligned=True)
+    assert torch.all(iou > 1 - 1e-9) and back.labels.tolist() == [1, 0, 1] and back.class_names == ["plane", "ship"]
+    assert back.scores.tolist() == [0.9, 0.75, 0.5]
 
 
 def test_json_round_trip_exact(tmp_path):

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from rdet.checkpoint import save_checkpoint
+from rdet.commands.predict import cli
 from rdet.config import Config
 from rdet.inference import io
-from rdet.inference.predict import PIXEL_MEAN, PIXEL_STD, cli, load_backend, predict
+from rdet.inference.predict import PIXEL_MEAN, PIXEL_STD, load_backend, predict
 from rdet.inference.tiling import (
     Window,
     check_tiling,
@@ -230,10 +231,8 @@ def test_predict_geotiff_reads_windows_and_georeferences(tmp_path):
     # rasterio reads GeoTIFFs when it is installed (the geo extra), tifffile otherwise: both by windows
     assert dets.info.reader in ("tifffile-windows", "rasterio") and dets.info.georef.epsg == 32633
     assert dets.boxes.tolist() == [[315.0, 115.0, 50.0, 30.0, 0.0]]
-    gj = io.to_geojson(dets, dets.info.georef)
-    # corner (290, 100) px -> (500000 + 290 * 0.5, 4000000 - 100 * 0.5)
-    assert gj["features"][0]["geometry"]["coordinates"][0][0] == [500145.0, 3999950.0]
-    assert gj["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    # corner (290, 100) px -> map (500000 + 290 * 0.5, 4000000 - 100 * 0.5) in UTM 33N
+    np.testing.assert_allclose(dets.info.georef.pixel_to_map(np.array([290.0, 100.0])), [500145.0, 3999950.0])
 
 
 def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys):
@@ -241,36 +240,30 @@ def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys):
     scene = tmp_path / "scene one.png"
     cv2.imwrite(str(scene), np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    rc = cli(
-        [
-            str(scene),
-            "--model",
-            str(ckpt),
-            "--out",
-            str(out),
-            "--tile",
-            "96",
-            "--overlap",
-            "32",
-            "--score-thr",
-            "0.3",
-            "--quiet",
-        ]
-    )
+    args = ["--model", str(ckpt), "--output", str(out), "--tile", "96", "--overlap", "32", "--score-thr", "0.3"]
+    rc = cli([str(scene), *args, "--quiet"])
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["scene one.geojson", "scene one.json", "scene one.png", "scene one.txt"]
-    n = len(io.read_json(out / "scene one.json"))
-    lines = (out / "scene one.txt").read_text().splitlines()
-    assert n > 0 and len(lines) == n and lines[0].startswith("scene_one 0.")
-    assert cv2.imread(str(out / "scene one.png")).shape == (96, 160, 3)
-    assert f"{n} detections" in capsys.readouterr().out
+    assert names == [
+        "Task1_plane.txt",
+        "Task1_ship.txt",
+        "scene_one.json",
+        "scene_one.pixels.geojson",
+        "scene_one.png",
+    ]
+    n = len(io.read_json(out / "scene_one.json"))
+    lines = [ln for c in ("plane", "ship") for ln in (out / f"Task1_{c}.txt").read_text().splitlines()]
+    assert n > 0 and len(lines) == n and all(ln.startswith("scene_one 0.") and len(ln.split()) == 10 for ln in lines)
+    assert cv2.imread(str(out / "scene_one.png")).shape == (96, 160, 3)
+    printed = capsys.readouterr()
+    assert f"{n} detections" in printed.out and "image id 'scene_one'" in printed.err
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
-    assert cli([str(bad), "--model", str(ckpt), "--out", str(out), "--quiet"]) == 1
+    assert cli([str(bad), "--model", str(ckpt), "--output", str(out), "--quiet"]) == 2
     assert "bad.jpg: cannot decode" in capsys.readouterr().err
-    assert cli([str(scene), "--model", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
-    assert "model not found" in capsys.readouterr().err
+    assert cli([str(scene), "--model", str(tmp_path / "nope.pt"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "model not found" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_import_rdet_does_not_import_gradio():

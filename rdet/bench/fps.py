@@ -28,6 +28,7 @@ load changes within minutes). ``CPU ms`` is the process CPU time per iteration (
 time much above ``CPU ms / threads`` means other processes had the cores.
 
     rdet bench --quick                                        # tiny model, seconds
+    rdet bench --model work_dirs/x/model.pt --backends eager onnx   # your own checkpoint (or model.onnx)
     rdet bench --models retinanet-r18 retinanet-r50 --inputs dota --batch 1 --backends eager onnx \\
         --iters 3 --warmup 1 --allow-few-iters --out /tmp/cpu.md   # the CPU table
     rdet bench --backends all --batch 1 16 --out gpu.md       # the full matrix on a GPU
@@ -40,6 +41,7 @@ import contextlib
 import copy
 import datetime
 import importlib
+import math
 import os
 import platform
 import subprocess
@@ -134,6 +136,46 @@ MODELS: dict[str, BenchModel] = {
     ),
 }
 DEFAULT_MODELS = ("retinanet-r18", "retinanet-r34", "retinanet-r50", "r3det-r50", "r3det-tiny-r50")
+
+
+@dataclass
+class UserModel:
+    """The user's own model file for ``rdet bench --model PATH``: a checkpoint (``.pt``, or a zoo name), an ONNX
+    file or a TensorRT engine. Checkpoints run every requested backend like the published models; exported
+    files run as they are (``onnx``/``trt``, with the NMS they were exported with), at their fixed input size."""
+
+    path: str
+    label: str = ""
+    published: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or Path(self.path).name
+
+    @property
+    def exported(self) -> str | None:
+        """``'onnx'`` / ``'trt'`` for an exported file, ``None`` for a checkpoint."""
+        suffix = Path(self.path).suffix.lower()
+        return "onnx" if suffix == ".onnx" else "trt" if suffix in (".engine", ".plan", ".trt") else None
+
+    def load(self, device: torch.device):
+        """The eval-mode model on ``device`` (checkpoints), or an ``export.runtime.Runner`` (exported files)."""
+        if self.exported:
+            from rdet.export.runtime import Runner
+
+            return Runner(self.path, device="cuda" if device.type == "cuda" else "cpu")
+        from rdet.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.path, device=str(device)).eval()
+
+
+def default_inputs(model) -> list[str]:
+    """``WxH`` of a loaded user model: an exported file's fixed input, or its config's training size."""
+    if hasattr(model, "input_size"):
+        h, w = model.input_size
+        return [f"{w}x{h}"]
+    size = model.config.data.img_size
+    h, w = (size, size) if isinstance(size, int) else size
+    return [f"{-(-w // 32) * 32}x{-(-h // 32) * 32}"]
 
 
 def parse_input(text: str) -> tuple[str, tuple[int, int]]:
@@ -423,10 +465,11 @@ def markdown_table(rows: list[Row]) -> str:
     for r in rows:
         limit = f"{r.limit:.3g} ({r.precision})" if r.limit else "n/a"
         frac = f"{100 * r.images_per_s / r.limit:.1f}" if r.limit else "n/a"
+        gflop = f"{r.gflop:.1f}" if math.isfinite(r.gflop) else "n/a"  # an exported file: not computed
         lines.append(
             f"| {r.model} | {r.input} | {r.batch} | {r.backend} | {'yes' if r.nms else 'no'} | {r.iters} | "
             f"{r.median_ms:.1f} | {r.p90_ms:.1f} | {r.cpu_ms:.0f} | {r.images_per_s:.3g} | {r.published or '-'} | "
-            f"{r.gflop:.1f} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |"
+            f"{gflop} | {limit} | {frac} | {f'{r.dets:.0f}' if r.nms else '-'} |"
         )
     return "\n".join(lines)
 
@@ -444,20 +487,26 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     peaks = args.peaks
     score_thr = 0.0 if args.nms_load == "cap" else None
     nms_modes = {"both": (False, True), "yes": (True,), "no": (False,)}[args.nms]
-    for name in args.models:
-        spec = MODELS[name]
-        for text in args.inputs:
+    targets = [(name, MODELS[name]) for name in args.models] + [(u.label, u) for u in args.user_models]
+    for name, spec in targets:
+        user = spec if isinstance(spec, UserModel) else None
+        loaded = user.load(device) if user else None
+        inputs = args.inputs if not user or args.inputs_given else default_inputs(loaded)
+        for text in inputs:
             key, size = parse_input(text)
             shown = f"{size[1]}x{size[0]}"
+            if user and user.exported:
+                _run_exported(user, loaded, size, args, rows, skipped, failed)
+                continue
             try:
-                model = build(spec, key, device)
+                model = loaded if user else build(spec, key, device)
             except Exception as e:  # noqa: BLE001 - e.g. a model still being written: report and go on
                 failed.append(f"{name} {shown}: cannot build the model: {type(e).__name__}: {e}")
                 continue
             if model is None:
                 skipped.append(f"{name} {shown}: no published config for input {key!r}")
                 continue
-            gflop = model_flops(bench_config(spec, key), size).gflop
+            gflop = model_flops(model.config if user else bench_config(spec, key), size).gflop
             for batch in args.batch:
                 gen = torch.Generator().manual_seed(0)
                 raw_t = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=gen)
@@ -513,6 +562,34 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     return rows, skipped, failed
 
 
+def _run_exported(
+    user: UserModel, runner, size: tuple[int, int], args, rows: list, skipped: list, failed: list
+) -> None:
+    """Time an exported file as it is: uint8 batches of its input size through ``Runner.run`` (with the NMS of
+    the export), one row per batch size; the FLOPs of a graph are not computed (``n/a``)."""
+    device = torch.device(args.device)
+    if tuple(size) != tuple(runner.input_size):
+        skipped.append(f"{user.label}: the file's input is fixed at {runner.input_size[1]}x{runner.input_size[0]}")
+        return
+    for batch in args.batch:
+        what = f"{user.label} {size[1]}x{size[0]} b{batch} {user.exported}"
+        if runner.fixed_batch is not None and batch != runner.fixed_batch:
+            skipped.append(f"{what}: the file was exported for batch {runner.fixed_batch}")
+            continue
+        raw = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        try:
+            times, cpu_times, dets = time_step(_runner_step(runner, raw.numpy(), True), args.iters, args.warmup, device)
+        except Exception as e:  # noqa: BLE001 - reported as a failed row, like the other backends
+            failed.append(f"{what}: {type(e).__name__}: {str(e)[:300]}")
+            continue
+        row = Row(
+            user.label, f"{size[1]}x{size[0]}", batch, user.exported, True, args.iters, float(np.median(times)),
+            float(np.percentile(times, 90)), float(np.median(cpu_times)), dets / batch, float("nan"), "", None, "file",
+        )  # fmt: skip
+        rows.append(row)
+        print(f"  {what}: median {row.median_ms:.1f} ms, p90 {row.p90_ms:.1f} ms", file=sys.stderr, flush=True)
+
+
 def report(
     rows: list[Row],
     skipped: list[str],
@@ -546,48 +623,20 @@ def report(
     return out
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="rdet bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--models",
-        nargs="+",
-        default=list(DEFAULT_MODELS),
-        choices=sorted(MODELS),
-        metavar="MODEL",
-        help=f"{', '.join(sorted(MODELS))} (default: {' '.join(DEFAULT_MODELS)})",
-    )
-    ap.add_argument(
-        "--inputs",
-        nargs="+",
-        default=["dota", "hrsc"],
-        help="dota (1024x1024), hrsc (800x512) or WIDTHxHEIGHT (with the DOTA config)",
-    )
-    ap.add_argument("--batch", nargs="+", type=int, default=None, help="batch sizes (default: 1 16 on CUDA, 1 on CPU)")
-    ap.add_argument(
-        "--backends",
-        nargs="+",
-        default=None,
-        help=f"{', '.join(BACKENDS)} or 'all' "
-        "(default: eager channels_last fp16 bf16 cudagraphs onnx trt-fp16 on CUDA; eager onnx on CPU)",
-    )
-    ap.add_argument("--nms", choices=("both", "yes", "no"), default="both")
-    ap.add_argument("--nms-load", choices=("cap", "config"), default="cap")
-    ap.add_argument("--iters", type=int, default=MIN_ITERS)
-    ap.add_argument("--warmup", type=int, default=None, help="default: 10 on CUDA, 1 on CPU")
-    ap.add_argument("--allow-few-iters", action="store_true", help=f"allow --iters < {MIN_ITERS} (slow CPUs)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s of the device, overrides the table")
-    ap.add_argument("--workdir", default=None, help="where ONNX files / engines go (default: a temporary folder)")
-    ap.add_argument("--out", default=None, help="also write the markdown report here")
-    ap.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: tiny model, 128x128, batch 1 and 2, eager/channels_last/onnx, 3 iterations",
-    )
-    args = ap.parse_args(argv)
+def finalize_args(args: argparse.Namespace, error) -> argparse.Namespace:
+    """Fill the device-dependent defaults of parsed ``rdet bench`` arguments (:mod:`rdet.commands.bench`) and
+    check them; ``error(message)`` reports a bad combination (it does not return)."""
+    args.user_models = [UserModel(p) for p in (args.model or [])]
+    args.inputs_given = args.inputs is not None
+    if args.models is None:
+        args.models = [] if args.user_models else list(DEFAULT_MODELS)
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        error(f"--models: unknown {unknown}; choose from {', '.join(sorted(MODELS))} (your own file: --model PATH)")
+    for u in args.user_models:  # a path must exist; a bare name may be a zoo model (rdet.load_checkpoint)
+        if not Path(u.path).is_file() and ("/" in u.path or Path(u.path).suffix):
+            error(f"--model: no such file {u.path}")
+    args.inputs = args.inputs or ["dota", "hrsc"]
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     cuda = args.device.startswith("cuda")
@@ -608,37 +657,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.backends = list(BACKENDS)
     unknown = [b for b in args.backends if b not in BACKENDS]
     if unknown:
-        ap.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)} or 'all'")
+        error(f"--backends: unknown {unknown}; choose from {', '.join(BACKENDS)} or 'all'")
     if args.warmup is None:
         args.warmup = 10 if cuda else 1
     if args.iters < 1 or args.warmup < 0 or any(b < 1 for b in args.batch):
-        ap.error("--iters and --batch must be >= 1, --warmup >= 0")
+        error("--iters and --batch must be >= 1, --warmup >= 0")
     if args.iters < MIN_ITERS and not args.allow_few_iters:
-        ap.error(f"--iters {args.iters} < {MIN_ITERS}: pass --allow-few-iters (the table will say so)")
+        error(f"--iters {args.iters} < {MIN_ITERS}: pass --allow-few-iters (the table will say so)")
     for text in args.inputs:
         try:
             parse_input(text)
         except ValueError as e:
-            ap.error(str(e))
+            error(f"--inputs: {e}")
     return args
 
 
-def cli(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+def main(args: argparse.Namespace, command: str) -> int:
+    """Run parsed, finalized ``rdet bench`` arguments and print (and write ``--output``) the report."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     env = environment(device)
     args.peaks = device_peaks(device, args.peak_tflops)
     rows, skipped, failed = run(args)
-    text = report(rows, skipped, failed, env, args.peaks, args, "rdet bench " + " ".join(argv))
+    text = report(rows, skipped, failed, env, args.peaks, args, command)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli())

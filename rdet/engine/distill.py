@@ -2,7 +2,7 @@
 
     rdet.distill("configs/quickstart/ld_r18_r34_synthetic.py")
     rdet.distill(student="student.py", teacher="teacher.py", teacher_weights="work_dirs/t/last.pt", max_iters=100)
-    rdet distill CONFIG [--teacher CFG] [--teacher-weights CKPT] [--set distill.ld_weight=5] [--resume]
+    rdet distill CONFIG [--teacher CFG] [--teacher-weights CKPT] [--set distill.ld_weight=5] [--resume]  # commands
 
 The loop is :func:`rdet.engine.train.train`'s (same schedule, checkpoints, resume, logs, evaluation) with
 two extra loss terms from :mod:`rdet.losses.ld`: every iteration the frozen teacher (eval mode, no
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from rdet.checkpoint import read_checkpoint
 from rdet.config import Config, DistillConfig, load_config, to_dict
 from rdet.engine.data import move_batch
-from rdet.engine.train import config_from_args, config_parser, fit, resolve_config, seed_everything, setup_device
+from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model, class_names
 from rdet.models.heads import flatten_levels
@@ -365,32 +365,3 @@ def distill(
 
     result = fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="distill")
     return {**result, "teacher": d.teacher_weights, "cache_hits": teach.hits, "cache_misses": teach.misses}
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def cli(argv: list[str]) -> int:
-    parser = config_parser(
-        "rdet distill",
-        "Train a student detector with localization distillation (LD + KD).",
-        "student config file with a distill section (configs/ld/...)",
-    )
-    parser.add_argument("--teacher", help="teacher config file (default: distill.teacher)")
-    parser.add_argument("--teacher-weights", help="teacher checkpoint (default: distill.teacher_weights)")
-    args = parser.parse_args(argv)
-    config = config_from_args(args)
-    if config is None:
-        return 0
-    result = distill(config, teacher=args.teacher, teacher_weights=args.teacher_weights, resume=args.resume)
-    if result["cache_hits"] or result["cache_misses"]:
-        n = result["cache_hits"] + result["cache_misses"]
-        print(f"teacher cache: {result['cache_hits']}/{n} images served from disk")
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(cli(sys.argv[1:]))

@@ -1,12 +1,47 @@
-"""Run a model over a data loader and score it with the official DOTA metric (``rdet.eval``)."""
+"""Run a model over a data loader and score it with the official DOTA metric (``rdet.eval``).
+
+``run_model`` (a checkpoint or model over a split of its config), ``predict_loader`` (a model over any loader) and
+``evaluate_model``; the metric itself lives in :mod:`rdet.eval`, which never imports this module.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from rdet.eval.dota import EvalResult, evaluate
 from rdet.utils.progress import progress as progress_bar
+
+
+def run_model(model, data="val", device: str | None = None, progress: bool = True) -> tuple[dict, dict, list[str]]:
+    """Run a detector over a dataset split and return what :func:`rdet.eval.evaluate` needs.
+
+    Args:
+        model: an ``nn.Module`` with ``predict`` and ``class_names`` (``rdet.build_model``), or the path
+            of a checkpoint (``rdet.checkpoint.load_checkpoint``).
+        data: a split name of the model's config (``'val'`` or ``'train'``; built with
+            ``rdet.engine.data.build_loader``) or an iterable of batches ``{'images', 'targets'}``.
+        device: where to run (default: the model's device; ``'cpu'`` for a checkpoint path).
+
+    Returns:
+        detections ({image_id: {'boxes', 'scores', 'labels'}}), annotations, class_names, in the
+        loader's pixel coordinates (tiles of a split dataset; merge before comparing with full-image
+        results).
+    """
+    if isinstance(model, (str, Path)):
+        from rdet.checkpoint import load_checkpoint
+
+        model = load_checkpoint(model, device=device or "cpu")
+    elif device is not None:
+        model = model.to(device)
+    if isinstance(data, str):
+        from rdet.engine.data import build_loader
+
+        data = build_loader(model.config, data)[0]
+    dets, anns = predict_loader(model, data, progress)
+    return dets, anns, list(model.class_names)
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
 """``rdet.train``: the training loop, readable top to bottom.
 
     rdet.train("configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_synthetic.py", max_iters=200)
-    rdet train CONFIG --set train.lr=0.01 [--resume] [--print-config]
-    torchrun --nproc_per_node 2 -m rdet.engine.train CONFIG      # DistributedDataParallel
+    rdet train CONFIG --set train.lr=0.01 [--resume] [--print-config]     # rdet.commands.train
+    torchrun --nproc_per_node 2 -m rdet.cli train CONFIG                  # DistributedDataParallel
 
 Schedule as the published configs: SGD (or AdamW), linear warm-up over ``warmup_iters`` from
 ``warmup_ratio * lr``, step decay by ``gamma`` at ``milestones`` (epochs; iterations when ``max_iters``),
@@ -14,7 +14,6 @@ non-finite loss stops training with the iteration and loss component named, afte
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -279,7 +278,10 @@ def fit(
                 metrics = {"epoch": epoch + 1, "mAP50": result.map_at(0.5), "mAP50_95": result.mean_map}
                 log.write(json.dumps({"kind": "val", "iter": it, **metrics}) + "\n")
                 log.flush()
-                print(f"\nepoch {epoch + 1}: mAP50 {metrics['mAP50']:.4f}  mAP50:95 {metrics['mAP50_95']:.4f}")
+                print(
+                    f"\nepoch {epoch + 1}: mAP50 {100 * metrics['mAP50']:.2f} %  "
+                    f"mAP50:95 {100 * metrics['mAP50_95']:.2f} % (log.jsonl: fractions)"
+                )
             if t.max_iters > 0 and it >= t.max_iters:
                 break
     except KeyboardInterrupt:
@@ -296,50 +298,3 @@ def fit(
     if world > 1:
         dist.barrier()
     return {"work_dir": str(work_dir), "checkpoint": str(last), "metrics": metrics, "iterations": it}
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def config_parser(prog: str, description: str, what: str) -> argparse.ArgumentParser:
-    """The arguments ``rdet train`` and ``rdet distill`` share: CONFIG, --set, --resume, --print-config."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("config", help=what)
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.lr=0.01 (repeatable)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from work_dir/last.pt")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> Config | None:
-    """Load the config of parsed ``config_parser`` arguments; ``None`` after ``--print-config`` printed it."""
-    config = load_config(args.config, args.sets)
-    if args.print_config:
-        print(json.dumps(to_dict(config), indent=2))
-        return None
-    return config
-
-
-def cli(argv: list[str]) -> int:
-    args = config_parser(
-        "rdet train", "Train a rotated detector from a config file.", "config file (configs/...)"
-    ).parse_args(argv)
-    config = config_from_args(args)
-    if config is None:
-        return 0
-    result = train(config, resume=args.resume)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(cli(sys.argv[1:]))

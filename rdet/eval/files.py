@@ -86,7 +86,10 @@ def labels_from_dir(labels_dir: str | Path, classes: Sequence[str] | None = None
 
 
 def load_task1(
-    results_dir: str | Path, labels_dir: str | Path, classes: Sequence[str] | None = None
+    results_dir: str | Path,
+    labels_dir: str | Path,
+    classes: Sequence[str] | None = None,
+    ignored: list[str] | None = None,
 ) -> tuple[dict, dict, list[str]]:
     """Read ``Task1_<class>.txt`` results and DOTA labelTxt files into ``evaluate``'s input.
 
@@ -95,8 +98,9 @@ def load_task1(
             a folder without any raises ValueError).
         labels_dir: folder of ``<image_id>.txt`` labelTxt files; they define the evaluated images.
         classes: class names to evaluate; objects of other classes are ignored (as in the devkit).
-            Default: the classes found in the labels (DOTA order first). A result file for a class
-            outside this list raises ValueError.
+            Default: the classes found in the labels (DOTA order first). Result files of other classes
+            are not read, as in the devkit (which opens only the files of the classes it evaluates).
+        ignored: if given, receives the class names of the result files that were not read.
 
     Returns:
         detections ({image_id: {'polygons', 'scores', 'labels'}}), annotations ({image_id:
@@ -109,13 +113,18 @@ def load_task1(
     ids = list(annotations)
     image_index, class_index = {k: i for i, k in enumerate(ids)}, {n: i for i, n in enumerate(class_names)}
     img, vals, lab = [np.zeros(0, np.int64)], [np.zeros((0, 9))], [np.zeros(0, np.int64)]
-    results = read_task1(results_dir)  # Task1 format errors name file and line
-    if not results:  # an empty class file means "no detections"; no file at all means a wrong folder
+    files = sorted(results_dir.glob("Task1_*.txt"))
+    if not files:  # an empty class file means "no detections"; no file at all means a wrong folder
         raise ValueError(f"results_dir: no Task1_<class>.txt files in {results_dir}")
+    skipped = [f.stem[len("Task1_") :] for f in files if f.stem[len("Task1_") :] not in class_index]
+    if ignored is not None:
+        ignored += skipped
+    results = {}
+    for f in files:
+        if f.stem[len("Task1_") :] in class_index:
+            results.update(read_task1(f))  # Task1 format errors name file and line
     for name, task1 in results.items():
         f = results_dir / f"Task1_{name}.txt"
-        if name not in class_index:
-            raise ValueError(f"{f}: unknown class {name!r}; evaluated classes: {class_names} (pass classes=)")
         unknown = [k for k, i in enumerate(task1.image_ids) if i not in image_index]
         if unknown:
             raise ValueError(

@@ -9,17 +9,17 @@ reported once. Example::
     dets.boxes, dets.scores, dets.labels, dets.class_names   # scene pixels, canonical (cx, cy, w, h, angle)
     dets.info.tiles, dets.info.ms_per_tile, dets.info.total_s, dets.info.georef
 
-Command line: ``rdet predict IMAGE... --model PATH --out DIR`` writes, per image, the annotated PNG, GeoJSON,
-DOTA Task1 lines (``.txt``) and JSON.
+Command line: ``rdet predict IMAGE|FOLDER... --model PATH --output DIR`` (:mod:`rdet.commands.predict`) writes the
+official ``Task1_<class>.txt`` files, and per image a JSON, a GeoJSON and the annotated PNG
+(:mod:`rdet.inference.outputs`).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
-import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,6 +388,7 @@ def _predict_scene(
     info.tiles = len(windows)
     parts: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
     wid = 0
+    nonfinite = 0
     name = Path(scene.source).name
     with Progress(len(windows), f"predict {name}", enabled=progress) as bar:
         for group in groups:
@@ -398,7 +399,12 @@ def _predict_scene(
                 results = runner(pixels)
                 t2 = time.perf_counter()
                 for w, (boxes, scores, labels) in zip(chunk, results):
-                    boxes = window_to_scene(boxes.detach().cpu().double(), w)
+                    boxes, scores, labels = boxes.detach().cpu(), scores.detach().cpu(), labels.detach().cpu()
+                    finite = torch.isfinite(boxes).all(1) & torch.isfinite(scores)
+                    if not bool(finite.all()):  # a broken model: never let NaN reach NMS or the outputs
+                        nonfinite += int((~finite).sum())
+                        boxes, scores, labels = boxes[finite], scores[finite], labels[finite]
+                    boxes = window_to_scene(boxes.double(), w)
                     parts.append(
                         (
                             boxes,
@@ -413,7 +419,14 @@ def _predict_scene(
                 info.infer_s += t2 - t1
                 info.merge_s += time.perf_counter() - t2
                 bar.update(len(chunk))
-                bar.set_postfix({"ms/tile": round(info.ms_per_tile)})
+                # the backend time so far over the tiles done so far (not over all tiles: issue 15.4)
+                bar.set_postfix({"ms/tile": round(1000.0 * info.infer_s / wid)})
+    if nonfinite:
+        warnings.warn(
+            f"{scene.source}: the model returned {nonfinite} detection(s) with NaN or infinite boxes/scores; "
+            f"they were dropped (is the checkpoint broken?)",
+            stacklevel=3,
+        )
     t0 = time.perf_counter()
     boxes, scores, labels, wids, cut = (torch.cat(x) for x in zip(*parts))
     info.raw_detections = len(boxes)
@@ -423,81 +436,51 @@ def _predict_scene(
     return SceneDetections(boxes[keep].float(), scores[keep], labels[keep], list(runner.class_names), info)
 
 
-# ---------------------------------------------------------------------------------------------- outputs + CLI
+# ---------------------------------------------------------------------------------------------- outputs
 def write_outputs(
     dets: SceneDetections,
     scene: io.Scene,
     out_dir: str | Path,
-    stem: str,
+    image_id: str,
     scores: bool = True,
     max_png_side: int | None = 8192,
+    notes: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Write ``<stem>.png`` (annotated), ``<stem>.geojson``, ``<stem>.txt`` (DOTA Task1 lines) and ``<stem>.json``."""
+    """Write one scene's results into ``out_dir`` (the layout is documented in :mod:`rdet.inference.outputs`).
+
+    ``Task1_<class>.txt`` (merged per image id), ``<image_id>.json``, ``<image_id>.geojson`` (WGS84 lon/lat) or
+    ``<image_id>.pixels.geojson`` (pixel space), and ``<image_id>.png``. ``image_id`` (no whitespace) names the
+    files and the Task1 lines; :func:`rdet.inference.outputs.image_id_of` makes one from a file name.
+
+    Args:
+        notes: collects what the user should know (a georeferenced scene written in pixel space, and why);
+            ``None`` issues them as warnings.
+
+    Returns:
+        ``{'task1': folder, 'json', 'geojson', 'png'}`` paths.
+    """
+    from rdet.inference import outputs
+
     out_dir = Path(out_dir)
-    image, f = scene.read_all(max_png_side)
-    georef = dets.info.georef if dets.info is not None else None
+    if not image_id or any(c.isspace() for c in image_id):
+        raise ValueError(f"image_id must be a non-empty name without whitespace, got {image_id!r}")
     info = dets.info.as_dict() if dets.info is not None else {}
-    return {
-        "png": io.write_png(out_dir / f"{stem}.png", io.draw_detections(image, dets, scores=scores, scale=f)),
-        "geojson": io.write_geojson(out_dir / f"{stem}.geojson", dets, georef, stem),
-        "txt": io.write_task1_txt(out_dir / f"{stem}.txt", dets, stem.replace(" ", "_")),
-        "json": io.write_json(out_dir / f"{stem}.json", dets, info),
-    }
-
-
-def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="rdet predict",
-        description="Tiled inference on scenes of any size. Writes per "
-        "image: annotated PNG, GeoJSON, DOTA Task1 lines (.txt) and JSON.",
+    georef = dets.info.georef if dets.info is not None else None
+    outputs.update_task1_dir(out_dir, {image_id: dets})
+    files = {"task1": out_dir, "json": outputs.write_json(out_dir / f"{image_id}.json", dets, info, image_id)}
+    files["geojson"], note = outputs.write_scene_geojson(out_dir, image_id, dets, georef)
+    stale = out_dir / (f"{image_id}.geojson" if note or georef is None else f"{image_id}{outputs.PIXEL_SUFFIX}")
+    stale.unlink(missing_ok=True)  # an earlier run's other GeoJSON of this image would contradict this one
+    if note:
+        if notes is None:
+            warnings.warn(note, stacklevel=2)
+        else:
+            notes.append(note)
+    image, f = scene.read_all(max_png_side)
+    files["png"] = outputs.write_png(
+        out_dir / f"{image_id}.png", outputs.draw_detections(image, dets, scores=scores, scale=f)
     )
-    p.add_argument("images", nargs="+", help="PNG/JPEG/BMP/TIFF scenes")
-    p.add_argument(
-        "--model", required=True, help="checkpoint (.pt), published model name (rdet zoo), ONNX file or TensorRT engine"
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tile", type=int, default=1024)
-    p.add_argument("--overlap", type=int, default=200)
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--backend", choices=BACKENDS, default=None, help="default: from the model file's extension")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--score-thr", type=float, default=None)
-    p.add_argument("--iou-thr", type=float, default=None)
-    p.add_argument("--no-scores", action="store_true", help="draw boxes without score labels")
-    p.add_argument("--max-png-side", type=int, default=8192, help="shrink the annotated PNG to this side (0: full)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    stems = [Path(i).stem for i in a.images]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        print(
-            f"rdet predict: error: several images share the name {dupes[0]!r}; outputs would overwrite each other",
-            file=sys.stderr,
-        )
-        return 2
-    backend = a.backend or next((b for b, s in SUFFIXES.items() if Path(a.model).suffix.lower() in s), "torch")
-    try:
-        runner = load_backend(a.model, backend, a.device, a.score_thr, a.iou_thr)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"rdet predict: error: {e}", file=sys.stderr)
-        return 2
-    failed = 0
-    for image, stem in zip(a.images, stems):
-        try:
-            with io.open_scene(image) as scene:
-                dets = predict(scene, runner, a.tile, a.overlap, a.scales, a.batch, progress=not a.quiet)
-                write_outputs(dets, scene, a.out, stem, not a.no_scores, a.max_png_side or None)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"rdet predict: error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(dets.counts().items(), key=lambda kv: -kv[1]))
-        print(
-            f"{image}: {len(dets)} detections ({counts or 'none'}) | {dets.info.summary()} -> "
-            f"{Path(a.out) / stem}.{{png,geojson,txt,json}}"
-        )
-    return 1 if failed else 0
+    return files
 
 
 __all__ = [
@@ -509,6 +492,5 @@ __all__ = [
     "TorchBackend",
     "RunnerBackend",
     "write_outputs",
-    "cli",
     "BACKENDS",
 ]
