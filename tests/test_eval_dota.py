@@ -255,7 +255,7 @@ def test_task1_round_trip(dota_dirs):
     assert r.per_class() == out["per_class"]
 
 
-def test_task1_missing_class_file_ap_zero_and_unknown_class(dota_dirs):
+def test_task1_missing_class_file_ap_zero_and_other_classes_ignored(dota_dirs):
     results, labels = dota_dirs
     out = evaluate_task1(results, labels, classes=["plane", "ship", "harbor"])
     assert math.isnan(out["per_class"]["harbor"])  # no harbor objects: undefined, not in mAP
@@ -263,9 +263,13 @@ def test_task1_missing_class_file_ap_zero_and_unknown_class(dota_dirs):
     assert evaluate_task1(results, labels)["per_class"]["ship"] == 0.0  # devkit: crash
     with pytest.raises(ValueError, match="no Task1_<class>.txt files"):
         evaluate_task1(labels, labels)  # a folder without result files is a wrong folder
-    (results / "Task1_harbour.txt").write_text(_line("P1", 0.5, A) + "\n")
-    with pytest.raises(ValueError, match=r"Task1_harbour\.txt: unknown class 'harbour'"):
-        evaluate_task1(results, labels)
+    # a result file of a class that is not evaluated is not read, as the devkit reads only its classes' files
+    before = evaluate_task1(results, labels)
+    (results / "Task1_harbour.txt").write_text(_line("P1", 0.5, A) + "\nnot even a Task1 line\n")
+    assert evaluate_task1(results, labels) == before
+    ignored = []
+    load_task1(results, labels, ["plane"], ignored)
+    assert ignored == ["harbour"]
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,9 @@ ort = pytest.importorskip("onnxruntime")
 import helpers
 
 from rdet import ops  # noqa: E402
+from rdet.commands.export import cli  # noqa: E402
 from rdet.config import Config  # noqa: E402
 from rdet.export import nms_onnx  # noqa: E402
-from rdet.commands.export import cli  # noqa: E402
 from rdet.export.onnx_export import ExportGraph, export_onnx, read_metadata  # noqa: E402
 from rdet.export.rotated_nms_op import PLUGIN_SPEC, NMSParams, rotated_nms_batched, unpack  # noqa: E402
 from rdet.export.runtime import Runner  # noqa: E402

@@ -148,15 +148,15 @@ def test_geojson_pixel_space_is_marked_and_round_trips(tmp_path):
     dets = sample_dets()
     doc = io.to_geojson(dets, image_id="P0001")
     f0 = doc["features"][0]
-    # ring counter-clockwise in its own axes (RFC 7946 right-hand rule), closed
-    assert f0["geometry"]["coordinates"] == [[[6.0, 22.0], [14.0, 22.0], [14.0, 18.0], [6.0, 18.0], [6.0, 22.0]]]
+    # ring counter-clockwise in its own axes (positive shoelace area: RFC 7946 right-hand rule), closed
+    assert f0["geometry"]["coordinates"] == [[[6.0, 18.0], [14.0, 18.0], [14.0, 22.0], [6.0, 22.0], [6.0, 18.0]]]
     assert f0["properties"] == {"class": "ship", "label": 1, "score": 0.9} and "crs" not in doc
     assert doc["rdet"]["coordinate_space"] == "pixel"
     path, why = io.write_scene_geojson(tmp_path, "P0001", dets, None)
     assert path.name == "P0001.pixels.geojson" and why == ""
     back = io.read_geojson(path)
     iou = box_iou_rotated(back.boxes, dets.boxes, aligned=True)
-    assert torch.all(iou > 1 - 1e-9) and back.labels.tolist() == [1, 0, 1] and back.class_names == ["plane", "ship"]
+    assert torch.all(iou > 0.999) and back.labels.tolist() == [1, 0, 1] and back.class_names == ["plane", "ship"]
     assert back.scores.tolist() == [0.9, 0.75, 0.5]
 
 

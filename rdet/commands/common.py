@@ -34,7 +34,13 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or "default:" in text or action.default in (None, False, argparse.SUPPRESS, []):
+        nothing = (
+            action.default is None
+            or action.default is False
+            or action.default == []
+            or action.default is argparse.SUPPRESS
+        )
+        if "%(default)" in text or "default:" in text or nothing:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return text + " (default: %(default)s)"
@@ -112,9 +118,7 @@ def add(parser, *names: str, deprecated: Iterable[str] = (), **kwargs) -> argpar
     if not deprecated:
         return parser.add_argument(*names, **kwargs)
     prog = getattr(parser, "prog", None) or parser._container.prog  # an argument group: its parser's name
-    return parser.add_argument(
-        *names, *deprecated, action=_Deprecating, deprecated=deprecated, prog=prog, **kwargs
-    )
+    return parser.add_argument(*names, *deprecated, action=_Deprecating, deprecated=deprecated, prog=prog, **kwargs)
 
 
 def deprecated_positional(parser: Parser, dest: str) -> None:

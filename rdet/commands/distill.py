@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from rdet.commands.common import Parser, doc_parts, run_command
+from rdet.commands.common import Parser, UserError, doc_parts, run_command
 from rdet.commands.train import KEYWORDS, add_config_arguments, load
 
 
@@ -33,7 +34,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rdet.engine.distill import distill
 
-    result = distill(config, teacher=args.teacher, teacher_weights=args.teacher_weights, resume=args.resume)
+    try:
+        result = distill(config, teacher=args.teacher, teacher_weights=args.teacher_weights, resume=args.resume)
+    except FileNotFoundError as e:
+        if "teacher" not in str(e) or args.teacher_weights:
+            raise
+        teacher = args.teacher or (config.distill.teacher if config.distill else "")
+        if teacher and config.source and not Path(teacher).is_absolute():
+            teacher = str(Path(config.source).parent / teacher)
+        raise UserError(f"{e}; train the teacher first (rdet train {teacher}) or pass --teacher-weights") from e
     if result["cache_hits"] or result["cache_misses"]:
         n = result["cache_hits"] + result["cache_misses"]
         print(f"teacher cache: {result['cache_hits']}/{n} images served from disk")

@@ -44,9 +44,17 @@ def thresholds(text: str):
 def parser() -> Parser:
     p = Parser("rdet eval", *doc_parts(__doc__))
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--results", type=Path, metavar="DIR", help="folder of Task1_<class>.txt files (needs --labels)")
     src.add_argument(
-        "--detections", type=Path, metavar="PATH", help="detections JSON file, or a folder of them (needs --labels)"
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help="folder of Task1_<class>.txt files (with --labels; required: one of --results, --detections, --model)",
+    )
+    src.add_argument(
+        "--detections",
+        type=Path,
+        metavar="PATH",
+        help="detections JSON file, or a folder of them (with --labels; required: one of the three)",
     )
     add(
         src,
@@ -54,9 +62,15 @@ def parser() -> Parser:
         deprecated=["--checkpoint"],
         default=None,
         metavar="PATH",
-        help="checkpoint (or zoo name): run it on --split of its config",
+        help="checkpoint (or zoo name): run it on --split of its config (required: one of the three)",
     )
-    p.add_argument("--labels", type=Path, default=None, metavar="DIR", help="folder of DOTA labelTxt <image_id>.txt")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of DOTA labelTxt <image_id>.txt (required with --results and --detections)",
+    )
     p.add_argument(
         "--classes",
         default=None,
@@ -70,7 +84,8 @@ def parser() -> Parser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="with --model: also write the detections JSON (loader pixel coordinates; rdet eval --detections reads it)",
+        help="with --model: also write the detections JSON (loader pixel coordinates; rdet eval --detections reads it) "
+        "(default: not written)",
     )
     p.add_argument(
         "--iou-thrs", type=thresholds, default="0.5", help="'coco' (0.50:0.05:0.95) or comma-separated thresholds"
@@ -86,7 +101,9 @@ def parser() -> Parser:
         help="write the result as JSON (AP as fractions 0-1; default: not written)",
     )
     p.add_argument("--pr", action="store_true", help="include the PR arrays in the JSON")
-    p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write one PR-curve PNG per class here")
+    p.add_argument(
+        "--plots", type=Path, default=None, metavar="DIR", help="write one PR-curve PNG per class here (default: none)"
+    )
     return p
 
 

@@ -20,7 +20,10 @@ def parser() -> Parser:
     p = Parser("rdet split", *doc_parts(__doc__))
     p.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     p.add_argument(
-        "--labels", default=None, metavar="DIR", help="folder of DOTA labelTxt files (omit for unlabelled images)"
+        "--labels",
+        default=None,
+        metavar="DIR",
+        help="folder of DOTA labelTxt files (default: none, for unlabelled images)",
     )
     add(p, "--output", deprecated=["--out"], default=None, metavar="DIR", help="output folder (required)")
     add(p, "--tile", deprecated=["--size"], type=positive_int, default=1024, help="tile size in pixels")

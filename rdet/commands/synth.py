@@ -1,7 +1,7 @@
 """``rdet synth``: write the synthetic scenes the quickstart configs train on (rdet.data.synthetic).
 
     rdet synth                                   # into the folders the quickstart config names (data/synthetic)
-    rdet synth --output /tmp/syn --train 64 --val 16 --size 128
+    rdet synth --output /tmp/syn --train 64 --val 16 --image-size 128
 
 Scenes depend only on their seed and index, so existing files are rewritten identically.
 """
@@ -20,10 +20,12 @@ def parser() -> Parser:
     p.add_argument(
         "--config", default=QUICKSTART, help="write into the train/val folders of this config (file or shipped name)"
     )
-    p.add_argument("--output", default=None, metavar="DIR", help="write DIR/train and DIR/val instead of --config's")
+    p.add_argument(
+        "--output", default=None, metavar="DIR", help="write DIR/train and DIR/val (default: --config's folders)"
+    )
     p.add_argument("--train", type=positive_int, default=200, help="training scenes")
     p.add_argument("--val", type=positive_int, default=50, help="validation scenes")
-    p.add_argument("--size", type=positive_int, default=256, help="scene side in pixels")
+    p.add_argument("--image-size", type=positive_int, default=256, help="scene side in pixels")
     p.add_argument("--seed", type=int, default=0, help="the validation scenes use seed + 1")
     return p
 
@@ -31,9 +33,9 @@ def parser() -> Parser:
 def run(args: argparse.Namespace) -> int:
     from rdet.data.synthetic import write_synthetic_data
 
-    folders = write_synthetic_data(args.config, args.output, args.train, args.val, args.size, args.seed)
+    folders = write_synthetic_data(args.config, args.output, args.train, args.val, args.image_size, args.seed)
     for split, folder in folders.items():
-        print(f"{split}: {folder} ({args.train if split == 'train' else args.val} scenes of {args.size} px)")
+        print(f"{split}: {folder} ({args.train if split == 'train' else args.val} scenes of {args.image_size} px)")
     return 0
 
 

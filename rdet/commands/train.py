@@ -33,7 +33,7 @@ def add_config_arguments(p: Parser, what: str) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field, e.g. --set train.lr=0.01 (repeatable)",
+        help="override a config field, e.g. --set train.lr=0.01 (repeatable; default: none)",
     )
     p.add_argument(
         "--output",
