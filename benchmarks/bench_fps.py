@@ -1,8 +1,9 @@
-"""``rdet bench`` as a script: the harness itself ships in the package (:mod:`rdet.bench.fps`)."""
+"""``rdet bench`` as a script: the harness ships in the package (:mod:`rdet.bench.fps`), its parser in
+:mod:`rdet.commands.bench`."""
 
 import sys
 
-from rdet.bench.fps import cli
+from rdet.commands.bench import cli
 
 if __name__ == "__main__":
     sys.exit(cli(sys.argv[1:]))

@@ -20,7 +20,6 @@ from rdet.bench.fps import (  # noqa: E402
     MODELS,  # noqa: E402
     PUBLISHED_HEADER,
     bench_config,
-    parse_args,
     parse_input,
 )
 
@@ -82,6 +81,14 @@ def test_gpu_peak_table():
 
 
 # ------------------------------------------------------------------------------------------ bench_fps
+def parse_args(argv):
+    from rdet.bench.fps import finalize_args
+    from rdet.commands.bench import parser
+
+    p = parser()
+    return finalize_args(p.parse_args(argv), p.error)
+
+
 def test_parse_input_and_args():
     assert parse_input("dota") == ("dota", (1024, 1024))
     assert parse_input("hrsc") == ("hrsc", (512, 800))

@@ -9,10 +9,11 @@ import torch
 
 import rdet
 from rdet.checkpoint import read_checkpoint, save_checkpoint
+from rdet.commands.distill import cli
 from rdet.config import Config, DistillConfig
 from rdet.data.synthetic import make_synthetic_dataset
 from rdet.engine.data import build_loader
-from rdet.engine.distill import Teacher, check_compatible, cli, distill, distill_losses
+from rdet.engine.distill import Teacher, check_compatible, distill, distill_losses
 from rdet.losses.ld import kd_loss, ld_loss, vlr_mask, vlr_weights
 from rdet.models.build import build_model
 

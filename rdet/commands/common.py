@@ -183,9 +183,11 @@ def run_command(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RDET_DEBUG") == "1"
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # --help and usage errors end here (exit status 0 / 2)
         return int(run(args) or 0)
+    except SystemExit as e:  # Parser.error inside run (a flag combination checked after parsing)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
     except USER_ERRORS as e:
         if debug:
             raise
