@@ -80,7 +80,8 @@ def run(args) -> int:
     )
     config.data.val_images, config.data.val_labels = str(out / "data/val/images"), str(out / "data/val/labelTxt")
     config.train.work_dir = str(out / "train")
-    config.train.keep_checkpoints = 1  # the demo needs the last state only (CONTRACTS.md item 3)
+    if hasattr(config.train, "keep_checkpoints"):  # CONTRACTS.md item 3 (arch): keep only the last epoch file
+        config.train.keep_checkpoints = 1
     mode = "full" if args.full else "quick"
     if not args.full:
         for key, value in QUICK.items():

@@ -5,6 +5,7 @@ progress shows the time per tile done."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import warnings
 
@@ -143,6 +144,15 @@ def test_geojson_without_pyproj_never_mislabels(tmp_path, monkeypatch):
     assert not (tmp_path / "b.geojson").exists()
     with pytest.raises(ValueError, match="needs pyproj"):
         io.to_geojson(dets, utm, "b")
+    with pytest.warns(UserWarning, match="pixel coordinates: .*needs pyproj"):  # a caller-chosen name: marked, warned
+        doc = json.loads(io.write_geojson(tmp_path / "c.geojson", dets, utm).read_text())
+    assert doc["rdet"]["coordinate_space"] == "pixel"
+
+
+def test_eval_is_a_leaf_layer():
+    code = "import sys, rdet.eval; bad = [m for m in sys.modules if m.startswith(('rdet.engine', 'rdet.models'))]; "
+    code += "assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_no_writer_emits_nan(tmp_path):

@@ -30,8 +30,8 @@ time much above ``CPU ms / threads`` means other processes had the cores.
     rdet bench --quick                                        # tiny model, seconds
     rdet bench --model work_dirs/x/model.pt --backends eager onnx   # your own checkpoint (or model.onnx)
     rdet bench --models retinanet-r18 retinanet-r50 --inputs dota --batch 1 --backends eager onnx \\
-        --iters 3 --warmup 1 --allow-few-iters --out /tmp/cpu.md   # the CPU table
-    rdet bench --backends all --batch 1 16 --out gpu.md       # the full matrix on a GPU
+        --iters 3 --warmup 1 --allow-few-iters --output /tmp/cpu.md   # the CPU table
+    rdet bench --backends all --batch 1 16 --output gpu.md    # the full matrix on a GPU
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -253,8 +254,15 @@ def to_geojson(dets: Detections, georef=None, image_id: str | None = None) -> di
 
 
 def write_geojson(path: str | Path, dets: Detections, georef=None, image_id: str | None = None) -> Path:
-    """Write :func:`to_geojson` to ``path`` (atomically)."""
+    """Write :func:`to_geojson` to ``path`` (atomically). A ``georef`` that cannot be converted to WGS84 (no pyproj,
+    no EPSG code) gives a pixel-space file, marked as such, and a warning saying why (:func:`write_scene_geojson`
+    also names such a file ``.pixels.geojson``)."""
     path = Path(path)
+    if georef is not None:
+        to_lonlat, why = lonlat_transformer(georef)
+        if to_lonlat is None:
+            warnings.warn(f"{path} is in pixel coordinates: {why}", stacklevel=2)
+            georef = None
     return _atomic_write(path, _dumps(to_geojson(dets, georef, image_id), path))
 
 
