@@ -20,7 +20,6 @@ Only :mod:`rdet.serve` imports gradio; ``import rdet`` never does.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
@@ -30,7 +29,6 @@ from pathlib import Path
 import cv2
 import torch
 
-from rdet.inference.predict import SUFFIXES
 from rdet.serve import render
 from rdet.serve.budget import QUEUE_SIZE, Budget
 from rdet.serve.demo import Demo, RequestError, bundled_samples
@@ -381,47 +379,10 @@ def launch(
             app.rdet_demo.close()
 
 
-def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="rdet serve",
-        description="Gradio demo of tiled oriented object detection (docs/serve.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX file or TensorRT engine (required)")
-    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
-    p.add_argument("--port", type=int, default=7860, help="TCP port")
-    p.add_argument("--backend", choices=tuple(SUFFIXES), default=None, help="None: from the model file extension")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--max-upload-mb", type=float, default=Budget.max_upload_mb, help="largest upload accepted")
-    p.add_argument("--max-pixels", type=int, default=Budget.max_pixels, help="largest scene accepted (pixels)")
-    p.add_argument("--max-tiles", type=int, default=Budget.max_tiles, help="most tiles one request may run")
-    p.add_argument("--time-limit", type=float, default=Budget.time_limit_s, help="model seconds per request")
-    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="requests that may wait for the model")
-    a = p.parse_args(argv)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        print("rdet serve: needs gradio: pip install 'rdet[demo]' (or pip install gradio)", file=sys.stderr)
-        return 2
-    try:
-        app = build_app(
-            a.model,
-            a.backend,
-            a.device,
-            max_upload_mb=a.max_upload_mb,
-            max_pixels=a.max_pixels,
-            max_tiles=a.max_tiles,
-            time_limit_s=a.time_limit,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"rdet serve: error: {e}", file=sys.stderr)
-        return 2
-    launch(app, a.host, a.port, a.max_upload_mb, queue_size=a.queue_size)
-    return 0
-
-
-__all__ = ["build_app", "launch", "cli", "user_message", "Demo", "Budget", "RequestError", "bundled_samples"]
+__all__ = ["build_app", "launch", "user_message", "Demo", "Budget", "RequestError", "bundled_samples"]
 
 
 if __name__ == "__main__":
+    from rdet.commands.serve import cli  # the parser lives with the other commands (fast --help)
+
     sys.exit(cli(sys.argv[1:]))

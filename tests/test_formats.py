@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rdet.commands.convert import cli as convert_cli
 from rdet.data import classes as C
 from rdet.data import formats as F
 from rdet.data import read_labels, write_dota, write_yolo_obb
@@ -371,15 +372,16 @@ def test_remap_and_whitespace_names(tmp_path):
 
 def test_convert_cli(tmp_path, capsys):
     out = tmp_path / "dota"
-    rc = F.cli(
+    rc = convert_cli(
         [
             str(DOTA8 / "labels/train"),
+            "--output",
             str(out),
             "--to",
             "dota",
-            "--names",
-            str(DOTA8 / "dota8.yaml"),
             "--classes",
+            str(DOTA8 / "dota8.yaml"),
+            "--output-classes",
             "dota1.0",
         ]
     )
@@ -387,10 +389,12 @@ def test_convert_cli(tmp_path, capsys):
     a = read_labels(out / "P1053__1024__0___90.txt", image_size=(1024, 1024))
     assert Counter(a.names) == {"tennis-court": 8, "small-vehicle": 4, "swimming-pool": 1}
     back = tmp_path / "yolo"
-    assert F.cli([str(out), str(back), "--to", "yolo-obb", "--images", str(DOTA8 / "images/train")]) == 0
+    assert (
+        convert_cli([str(out), "--output", str(back), "--to", "yolo-obb", "--images", str(DOTA8 / "images/train")]) == 0
+    )
     names = C.read_class_names(back / "classes.yaml")
     assert names == list(C.DOTA2_0)
     orig = read_labels(DOTA8 / "labels/train/P1053__1024__0___90.txt", classes=DOTA8 / "dota8.yaml")
     again = read_labels(back / "P1053__1024__0___90.txt", classes=names, image_size=(1024, 1024))
     np.testing.assert_allclose(again.polygons, orig.polygons, atol=1e-3)
-    assert F.cli([str(tmp_path / "empty_dir_missing"), str(back), "--to", "dota"]) == 2
+    assert convert_cli([str(tmp_path / "empty_dir_missing"), "--output", str(back), "--to", "dota"]) == 2

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from rdet.commands.convert import cli as convert_cli
 from rdet.data import classes as C
 from rdet.data import formats as F
 from rdet.data import read_labels
@@ -225,10 +226,11 @@ def test_convert_refuses_to_overwrite(tmp_path):
 
 def test_convert_cli_overwrite_is_one_line(tmp_path, capsys):
     (tmp_path / "a.txt").write_text(GOOD + "\n")
-    assert F.cli([str(tmp_path / "a.txt"), str(tmp_path / "o"), "--to", "dota"]) == 0
-    assert F.cli([str(tmp_path / "a.txt"), str(tmp_path / "o"), "--to", "dota"]) == 2
+    assert convert_cli([str(tmp_path / "a.txt"), "--output", str(tmp_path / "o"), "--to", "dota"]) == 0
+    assert convert_cli([str(tmp_path / "a.txt"), "--output", str(tmp_path / "o"), "--to", "dota"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rdet convert: error:") and "already exists" in err[0]
+    assert "--overwrite" in err[0] and "overwrite=True" not in err[0]  # names the flag, not the keyword
 
 
 def test_convert_yolo_to_dota_finds_classes_and_dota_keeps_headers(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import shapely.geometry as sg
 
+from rdet.commands.split import cli as split_cli
 from rdet.data import read_labels
 from rdet.data import split as S
 from rdet.data.synthetic import make_synthetic_dataset
@@ -188,23 +189,23 @@ def test_split_dataset_processes_and_cli(synthetic, tmp_path, capsys):
     )
     assert rep == {"images": 2, "patches": 8, "resumed": 0, "missing_labels": [], "depth": {}}
     assert len(list((tmp_path / "a/labelTxt").glob("*.txt"))) == 8
-    rc = S.cli(
+    rc = split_cli(
         [
             "--images",
             str(synthetic / "images"),
             "--labels",
             str(synthetic / "labelTxt"),
-            "--out",
+            "--output",
             str(tmp_path / "a"),
-            "--size",
+            "--tile",
             "128",
-            "--gap",
+            "--overlap",
             "28",
             "--nproc",
             "1",
         ]
     )
-    assert rc == 0 and "into 8 patches (8 already present)" in capsys.readouterr().out
+    assert rc == 0 and "into 8 tiles (8 already present)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="gap must lie"):
         S.SplitConfig(128, 128)
     with pytest.raises(FileNotFoundError, match="nowhere"):
@@ -220,7 +221,7 @@ def test_split_refuses_truncated_and_oversized_images(tmp_path, capsys):
     with pytest.raises(ValueError, match="cut.jpg: cannot decode the image: truncated JPEG"):
         S.split_dataset(img_dir, None, tmp_path / "out", S.SplitConfig(128, 28), show_progress=False)
     assert not list((tmp_path / "out" / "images").glob("*"))  # no patch written
-    assert S.cli(["--images", str(img_dir), "--out", str(tmp_path / "o2"), "--nproc", "1"]) == 2
+    assert split_cli(["--images", str(img_dir), "--output", str(tmp_path / "o2"), "--nproc", "1"]) == 2
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("split ")]  # progress bar
     assert len(err) == 1 and err[0].startswith("rdet split: error:") and "truncated JPEG" in err[0]
     (img_dir / "cut.jpg").write_bytes(buf.tobytes())

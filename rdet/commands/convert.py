@@ -11,7 +11,6 @@ another list (matched ignoring case and space/-/_), which fixes the output's cla
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rdet.commands.common import (
     Parser,
@@ -50,6 +49,7 @@ def parser() -> Parser:
     )
     p.add_argument("--images", default=None, metavar="DIR", help="image folder for image sizes (default: beside)")
     p.add_argument("--lenient", action="store_true", help="skip malformed entries (all are reported)")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     return p
 
 
@@ -57,31 +57,25 @@ def run(args: argparse.Namespace) -> int:
     p = parser()
     take_positional(p, args, "dst", "--output")
     require(p, args, "--output")
-    from rdet.data import classes as C
-    from rdet.data.formats import read_labels, remap_classes, write_dota, write_yolo_obb
+    from rdet.data.convert import convert_labels
 
-    src, dst = Path(args.src), Path(args.output)
-    if not src.exists():
-        raise FileNotFoundError(f"no such label file or folder: {src}")
-    files = [src] if src.is_file() else sorted(q for q in src.glob("*") if q.suffix.lower() in (".txt", ".xml"))
-    if not files:
-        raise ValueError(f"{src}: no label files (*.txt, *.xml)")
-    dst.mkdir(parents=True, exist_ok=True)
-    skipped, names = [], None
-    for f in files:
-        ann = read_labels(f, args.src_format, args.classes, strict=not args.lenient, image_dir=args.images, _warn=False)
-        skipped += ann.meta["skipped"]
-        if args.output_classes is not None:
-            ann = remap_classes(ann, args.output_classes)
-        names = ann.class_names
-        out = dst / (f.stem + ".txt")
-        write_dota(out, ann) if args.to == "dota" else write_yolo_obb(out, ann)
-    if args.to == "yolo-obb":
-        C.write_class_names(str(dst / "classes.yaml"), names)
-    for s in skipped:
+    rep = convert_labels(
+        args.src,
+        args.output,
+        args.to,
+        args.src_format,
+        names=args.classes,
+        classes=args.output_classes,
+        images=args.images,
+        strict=not args.lenient,
+        overwrite=args.overwrite,
+    )
+    for s in rep.skipped:
         note(p.prog, f"skipped {s}")
-    extra = f" ({len(skipped)} entries skipped)" if skipped else ""
-    print(f"converted {len(files)} file(s) to {args.to} in {dst}{extra}")
+    for n in rep.notes:
+        note(p.prog, n)
+    extra = f" ({len(rep.skipped)} entries skipped)" if rep.skipped else ""
+    print(f"converted {rep.files} file(s) to {args.to} in {args.output}{extra}")
     return 0
 
 

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     for image, image_id in zip(images, ids):
         notes: list[str] = []
         try:
-            with _open(io, image, args.max_pixels) as scene:
+            with io.open_scene(image, max_pixels=args.max_pixels) as scene:
                 dets = predict(scene, runner, args.tile, args.overlap, args.scales, args.batch, progress=not args.quiet)
                 if keep is not None:
                     import torch
@@ -117,13 +117,6 @@ def run(args: argparse.Namespace) -> int:
     if len(images) - failed:
         print(f"Task1_<class>.txt files in {out} hold {len(images) - failed} image(s) of this run")
     return 2 if failed else 0
-
-
-def _open(io, image: Path, max_pixels: int | None):
-    """``io.open_scene`` with the pixel budget when the reader takes one (CONTRACTS.md item 1)."""
-    if max_pixels is None:
-        return io.open_scene(image)
-    return io.open_scene(image, max_pixels=max_pixels)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -14,13 +14,19 @@ BACKENDS = ("torch", "onnx", "trt")  # rdet.inference.predict.SUFFIXES (tests/te
 
 
 def parser() -> Parser:
+    from rdet.serve.budget import QUEUE_SIZE, Budget  # dataclasses only: --help stays light
+
     p = Parser("rdet serve", *doc_parts(__doc__))
     p.add_argument("--model", required=True, help="checkpoint (.pt), zoo name, ONNX file or TensorRT engine")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
     p.add_argument("--port", type=int, default=7860, help="TCP port")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="default: from the model file's extension")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--max-upload-mb", type=float, default=100.0, help="largest upload accepted")
+    p.add_argument("--max-upload-mb", type=float, default=Budget.max_upload_mb, help="largest upload accepted")
+    p.add_argument("--max-pixels", type=int, default=Budget.max_pixels, help="largest scene accepted (pixels)")
+    p.add_argument("--max-tiles", type=int, default=Budget.max_tiles, help="most tiles one request may run")
+    p.add_argument("--time-limit", type=float, default=Budget.time_limit_s, help="model seconds per request")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="requests that may wait for the model")
     return p
 
 
@@ -31,8 +37,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("needs gradio: pip install 'rdet[demo]' (or pip install gradio)") from None
     from rdet.serve.app import build_app, launch
 
-    app = build_app(args.model, args.backend, args.device, max_upload_mb=args.max_upload_mb)
-    launch(app, args.host, args.port, args.max_upload_mb)
+    app = build_app(
+        args.model,
+        args.backend,
+        args.device,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+        max_tiles=args.max_tiles,
+        time_limit_s=args.time_limit,
+    )
+    launch(app, args.host, args.port, args.max_upload_mb, queue_size=args.queue_size)
     return 0
 
 

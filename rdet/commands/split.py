@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from rdet.commands.common import Parser, add, doc_parts, note, positive_int, require, run_command
+from rdet.commands.common import Parser, add, add_max_pixels, doc_parts, note, positive_int, require, run_command
 
-STYLES = ("mmrotate", "devkit")  # rdet.data.split.STYLES (tests/test_commands.py checks)
+STYLES = ("mmrotate", "devkit")  # rdet.data.split.STYLES and DEPTHS (tests/test_commands.py checks)
+DEPTHS = ("auto", "keep", "scale", "stretch")
 
 
 def parser() -> Parser:
@@ -48,6 +49,14 @@ def parser() -> Parser:
     p.add_argument("--nproc", type=positive_int, default=max(1, (os.cpu_count() or 2) // 2), help="processes")
     p.add_argument("--no-resume", action="store_true", help="rewrite tiles that already exist")
     p.add_argument("--lenient", action="store_true", help="skip malformed label lines (reported) instead of failing")
+    p.add_argument(
+        "--depth",
+        choices=DEPTHS,
+        default="auto",
+        help="16-bit images: keep (PNG/TIFF), scale (/257) or stretch (2..98th percentile) to 8 bits; "
+        "auto keeps them where the tile format can",
+    )
+    add_max_pixels(p)
     return p
 
 
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     padding = None if args.padding_value is None else tuple(args.padding_value)
     config = SplitConfig(
         args.tile, args.overlap, tuple(args.rates), args.iof_thr, args.img_rate_thr, not args.no_padding, padding,
-        args.style, args.ext
+        args.style, args.ext, args.depth, args.max_pixels
     )  # fmt: skip
     rep = split_dataset(
         args.images, args.labels, args.output, config, args.nproc, not args.no_resume, args.classes, not args.lenient
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"split {rep['images']} images into {rep['patches']} tiles ({rep['resumed']} already present) in {args.output}"
     )
+    for path, what in sorted(rep["depth"].items()):
+        note("rdet split", f"{path}: {what}")
     for m in rep["missing_labels"]:
         note("rdet split", f"no label file for {m}: written as an image without objects")
     return 0
@@ -78,6 +89,7 @@ KEYWORDS = {
     "classes=": "--classes",
     "strict=False": "--lenient",
     "image_dir": "--images",
+    "max_pixels=": "--max-pixels ",
     "label_dir": "--labels",
 }
 

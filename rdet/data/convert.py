@@ -14,8 +14,6 @@ finds its class names in ``classes.yaml``/``data.yaml`` beside the labels when n
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,50 +132,4 @@ def convert_labels(
     return report
 
 
-def cli(argv: list[str]) -> int:
-    """``rdet convert SRC DST --to dota|yolo-obb``: convert a label file or folder."""
-    p = argparse.ArgumentParser(prog="rdet convert", description="Convert oriented-box label files.")
-    p.add_argument("src", help="label file or folder")
-    p.add_argument("dst", help="output folder")
-    p.add_argument("--to", required=True, choices=TARGETS)
-    p.add_argument("--from", dest="src_format", choices=FORMATS, default=None, help="input format (default: guess)")
-    p.add_argument(
-        "--names",
-        default=None,
-        help="input class names (list file or YAML); YOLO-OBB input: default classes.yaml/data.yaml beside the labels",
-    )
-    p.add_argument(
-        "--classes",
-        default=None,
-        help="output class list: dataset key (dota1.0, dota1.5, dota2.0, dior-r, hrsc) or names file; "
-        "names are matched ignoring case and space/-/_ (default: the input list)",
-    )
-    p.add_argument("--images", default=None, help="image folder (for image sizes), if not beside the labels")
-    p.add_argument("--lenient", action="store_true", help="skip malformed entries (all are reported)")
-    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
-    args = p.parse_args(argv)
-    try:
-        rep = convert_labels(
-            args.src,
-            args.dst,
-            args.to,
-            args.src_format,
-            args.names,
-            args.classes,
-            args.images,
-            not args.lenient,
-            args.overwrite,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"rdet convert: error: {e}", file=sys.stderr)
-        return 2
-    for s in rep.skipped:
-        print(f"skipped {s}", file=sys.stderr)
-    for n in rep.notes:
-        print(f"rdet convert: warning: {n}", file=sys.stderr)
-    note = f" ({len(rep.skipped)} entries skipped)" if rep.skipped else ""
-    print(f"converted {rep.files} file(s) to {args.to} in {args.dst}{note}")
-    return 0
-
-
-__all__ = ["ConvertReport", "TARGETS", "convert_labels", "label_files", "cli"]
+__all__ = ["ConvertReport", "TARGETS", "convert_labels", "label_files"]

@@ -462,10 +462,3 @@ def read_label_dir(
         skipped.extend(issues)
     P.warn_skipped(issues)
     return out
-
-
-def cli(argv: list[str]) -> int:
-    """``rdet convert``: see :mod:`rdet.data.convert` (the parser stays here until the CLI modules move)."""
-    from rdet.data.convert import cli as convert_cli  # noqa: PLC0415
-
-    return convert_cli(argv)

@@ -33,10 +33,8 @@ exist is complete; ``resume=True`` skips those, and skips decoding an image whos
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -417,64 +415,6 @@ def _count(report: dict, res, bar: Progress) -> None:
     bar.set_postfix({"patches": report["patches"]})
 
 
-def cli(argv: list[str]) -> int:
-    """``rdet split``: split DOTA-like images (and labels) into patches."""
-    p = argparse.ArgumentParser(prog="rdet split", description="Split large images into patches (DOTA style).")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--labels", default=None, help="folder of DOTA labelTxt files (omit for unlabelled test images)")
-    p.add_argument("--out", required=True, help="output folder (gets images/ and labelTxt/)")
-    p.add_argument("--size", type=int, default=1024, help="patch size (default 1024)")
-    p.add_argument("--gap", type=int, default=200, help="overlap between patches (default 200)")
-    p.add_argument("--rates", type=float, nargs="+", default=[1.0], help="scales, e.g. 0.5 1.0 1.5")
-    p.add_argument("--iof-thr", type=float, default=0.7, help="keep objects with IoF >= this (default 0.7)")
-    p.add_argument("--img-rate-thr", type=float, default=0.6, help="drop windows mostly outside the image (mmrotate)")
-    p.add_argument("--no-padding", action="store_true", help="do not pad border patches to full size")
-    p.add_argument("--padding-value", type=int, nargs=3, default=None, metavar=("R", "G", "B"))
-    p.add_argument("--style", choices=STYLES, default="mmrotate", help="reference behaviour (see docs)")
-    p.add_argument("--ext", default=".png", help="patch image extension (default .png)")
-    p.add_argument("--classes", default=None, help="class list key or names file (default dota2.0)")
-    p.add_argument("--nproc", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    p.add_argument("--no-resume", action="store_true", help="rewrite patches that already exist")
-    p.add_argument("--lenient", action="store_true", help="skip malformed label lines (reported) instead of failing")
-    p.add_argument(
-        "--depth",
-        choices=DEPTHS,
-        default="auto",
-        help="16-bit images: keep (PNG/TIFF), scale (/257) or stretch (2..98th percentile) to 8 bits; "
-        "auto keeps where the patch format can (default auto)",
-    )
-    p.add_argument("--max-pixels", type=int, default=None, help="pixel budget per image (default: rdet default)")
-    args = p.parse_args(argv)
-    try:
-        cfg = SplitConfig(
-            args.size,
-            args.gap,
-            tuple(args.rates),
-            args.iof_thr,
-            args.img_rate_thr,
-            not args.no_padding,
-            None if args.padding_value is None else tuple(args.padding_value),
-            args.style,
-            args.ext,
-            args.depth,
-            args.max_pixels,
-        )
-        rep = split_dataset(
-            args.images, args.labels, args.out, cfg, args.nproc, not args.no_resume, args.classes, not args.lenient
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"rdet split: error: {e}", file=sys.stderr)
-        return 2
-    print(
-        f"split {rep['images']} images into {rep['patches']} patches ({rep['resumed']} already present) in {args.out}"
-    )
-    for path, note in sorted(rep["depth"].items()):
-        print(f"note: {path}: {note}", file=sys.stderr)
-    for m in rep["missing_labels"]:
-        print(f"note: no label file for {m}: written as an image without objects", file=sys.stderr)
-    return 0
-
-
 __all__ = [
     "SplitConfig",
     "STYLES",
@@ -488,5 +428,4 @@ __all__ = [
     "devkit_cut",
     "split_image",
     "split_dataset",
-    "cli",
 ]
