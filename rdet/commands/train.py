@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rdet.commands.common import Parser, doc_parts, run_command
 
@@ -49,7 +50,8 @@ def load(args: argparse.Namespace):
     """The config of parsed :func:`add_config_arguments` arguments; ``None`` after ``--print-config`` printed it."""
     from rdet.config import find_config, load_config, to_dict
 
-    sets = list(args.sets) + ([f"train.work_dir={args.output}"] if args.output else [])
+    # --output is relative to the current folder (where the user typed it), whatever the config's path rules
+    sets = list(args.sets) + ([f"train.work_dir={Path(args.output).resolve()}"] if args.output else [])
     config = load_config(find_config(args.config), sets)
     if args.print_config:
         print(json.dumps(to_dict(config), indent=2))
