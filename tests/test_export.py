@@ -424,8 +424,10 @@ def test_bad_inputs(model, tmp_path, exported):
     torch.save({"model": model.state_dict(), "config": cfg}, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match=r"cannot export .*broken\.pth.*num_clases"):
         export_onnx(tmp_path / "broken.pth", tmp_path / "a.onnx", imgsz=SIZE)
-    assert cli([str(tmp_path / "broken.pth"), "--output", str(tmp_path / "a.onnx"), "--imgsz", str(SIZE)]) == 1
-    assert cli([str(tmp_path / "broken.pth"), "--format", "trt", "--output", str(tmp_path / "a.onnx")]) == 2
+    assert (
+        cli(["--model", str(tmp_path / "broken.pth"), "--output", str(tmp_path / "a.onnx"), "--imgsz", str(SIZE)]) == 2
+    )
+    assert cli(["--model", str(tmp_path / "broken.pth"), "--format", "trt", "--output", str(tmp_path / "a.onnx")]) == 2
     assert not (tmp_path / "a.onnx").exists()
     # runner
     runner = Runner(exported("onnx"))
