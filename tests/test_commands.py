@@ -66,8 +66,7 @@ def test_one_vocabulary_across_commands():
     for name in ("predict", "export", "eval", "serve", "bench"):
         assert "--model" in flags[name], name
     for name in ("predict", "split"):
-        assert {"--tile", "--overlap", "--classes", "--max-pixels"} <= flags[name] or name == "split", name
-        assert {"--tile", "--overlap", "--classes"} <= flags[name], name
+        assert {"--tile", "--overlap", "--classes", "--max-pixels"} <= flags[name], name
     # the old spellings parse but stay out of the help
     for name, p in parsers.items():
         text = p.format_help()
@@ -110,7 +109,13 @@ def test_parser_constants_match_the_library():
 
     assert predict.BACKENDS == library_predict.BACKENDS == serve.BACKENDS == tuple(library_predict.SUFFIXES)
     assert set(predict.IMAGE_SUFFIXES) == set(io.SUPPORTED)
-    assert split.STYLES == library_split.STYLES and convert.FORMATS == formats.FORMATS
+    from rdet.data import images
+
+    assert split.STYLES == library_split.STYLES and split.DEPTHS == library_split.DEPTHS
+    assert (
+        convert.FORMATS == formats.FORMATS and convert.TARGETS == importlib.import_module("rdet.data.convert").TARGETS
+    )
+    assert common.DEFAULT_MAX_PIXELS == images.DEFAULT_MAX_PIXELS == io.DEFAULT_MAX_PIXELS
     assert export.ENGINE_SUFFIXES == runtime.ENGINE_SUFFIXES
     assert bench.MODELS == tuple(sorted(fps.MODELS)) and bench.DEFAULT_MODELS == fps.DEFAULT_MODELS
     assert bench.BACKENDS == fps.BACKENDS and bench.MIN_ITERS == fps.MIN_ITERS

@@ -78,6 +78,11 @@ def test_predict_outputs_feed_eval_and_merge_per_image_id(tmp_path, capsys):
     assert set(one["per_class"]) == {"plane", "ship"}
     # a single predict JSON file is a detections file too
     assert eval_cli(["--detections", str(out / "syn_00000.json"), *labels]) == 0
+    capsys.readouterr()
+    # the pixel budget reaches the reader: refused from the header, one line naming the file and the flag
+    assert predict_cli([str(data / "images/syn_00000.png"), *common, "--max-pixels", "1000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "syn_00000.png: 96 x 96 = 9,216 pixels exceeds" in err[0] and "--max-pixels" in err[0]
 
 
 def test_eval_reads_its_own_saved_detections_without_classes(tmp_path, capsys):

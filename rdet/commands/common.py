@@ -157,15 +157,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+DEFAULT_MAX_PIXELS = 1 << 29  # rdet.data.images.DEFAULT_MAX_PIXELS (tests/test_commands.py checks)
+
+
 def add_max_pixels(parser: Parser) -> None:
-    """``--max-pixels N``: the pixel budget per image (rdet.inference.io.DEFAULT_MAX_PIXELS when omitted)."""
+    """``--max-pixels N``: the pixel budget per image (``max_pixels=`` of the readers)."""
     parser.add_argument(
         "--max-pixels",
         type=positive_int,
         default=None,
         metavar="N",
         help="refuse images of more than N pixels, checked from the header before decoding "
-        "(default: rdet's budget for a 24 GB machine, rdet.inference.io.DEFAULT_MAX_PIXELS)",
+        f"(default: {DEFAULT_MAX_PIXELS:,}, sized for a 2-core / 24 GB machine)",
     )
 
 
@@ -217,6 +220,7 @@ __all__ = [
     "take_positional",
     "require",
     "positive_int",
+    "DEFAULT_MAX_PIXELS",
     "add_max_pixels",
     "run_command",
 ]

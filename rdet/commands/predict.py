@@ -120,4 +120,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_command(parser(), run, argv, {"max_pixels=": "--max-pixels", "tile=": "--tile"})
+    return run_command(parser(), run, argv, {"tile=": "--tile"})

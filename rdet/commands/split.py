@@ -89,7 +89,6 @@ KEYWORDS = {
     "classes=": "--classes",
     "strict=False": "--lenient",
     "image_dir": "--images",
-    "max_pixels=": "--max-pixels ",
     "label_dir": "--labels",
 }
 

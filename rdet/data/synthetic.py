@@ -170,11 +170,17 @@ def make_synthetic_dataset(
     return records
 
 
-QUICKSTART = 'rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic'
+QUICKSTART = "rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic"
 
 
-def write_synthetic_data(config=QUICKSTART, out_dir: str | Path | None = None, n_train: int = 200,
-                         n_val: int = 50, size: int = 256, seed: int = 0) -> dict[str, Path]:
+def write_synthetic_data(
+    config=QUICKSTART,
+    out_dir: str | Path | None = None,
+    n_train: int = 200,
+    n_val: int = 50,
+    size: int = 256,
+    seed: int = 0,
+) -> dict[str, Path]:
     """The synthetic dataset of the quickstart configs (``rdet synth``): ``n_train`` scenes (seed ``seed``) and
     ``n_val`` scenes (seed ``seed + 1``), each folder with ``images/`` and ``labelTxt/``.
 
@@ -187,12 +193,12 @@ def write_synthetic_data(config=QUICKSTART, out_dir: str | Path | None = None, n
         ``{'train': folder, 'val': folder}``.
     """
     if out_dir is not None:
-        folders = {'train': Path(out_dir) / 'train', 'val': Path(out_dir) / 'val'}
+        folders = {"train": Path(out_dir) / "train", "val": Path(out_dir) / "val"}
     else:
         from rdet.config import Config, find_config, load_config  # noqa: PLC0415 - data must not need configs
 
         cfg = config if isinstance(config, Config) else load_config(find_config(config))
-        folders = {'train': Path(cfg.data.train_images).parent, 'val': Path(cfg.data.val_images).parent}
-    make_synthetic_dataset(folders['train'], n_train, size=size, seed=seed)
-    make_synthetic_dataset(folders['val'], n_val, size=size, seed=seed + 1)
+        folders = {"train": Path(cfg.data.train_images).parent, "val": Path(cfg.data.val_images).parent}
+    make_synthetic_dataset(folders["train"], n_train, size=size, seed=seed)
+    make_synthetic_dataset(folders["val"], n_val, size=size, seed=seed + 1)
     return folders
