@@ -19,7 +19,13 @@ HEAVY = ("torch", "numpy", "cv2", "gradio", "onnx", "onnxruntime", "tensorrt")
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    return {name: importlib.import_module(mod).parser() for name, (mod, _) in rdet_cli.COMMANDS.items()}
+    """The parsers of rdet's own commands (rdet.commands); other modules listed in COMMANDS (``rdet zoo``) only
+    have to answer --help without heavy imports."""
+    return {
+        name: importlib.import_module(mod).parser()
+        for name, (mod, _) in rdet_cli.COMMANDS.items()
+        if mod.startswith("rdet.commands.")
+    }
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -182,13 +182,13 @@ def test_load_checkpoint_by_name_downloads_once(small_entry, server):
 
 
 def test_predict_cli_accepts_a_zoo_name(small_entry, server, tmp_path, capsys):
-    from rdet.inference.predict import cli
+    from rdet.commands.predict import cli
 
     entry, _ = small_entry
     assert isinstance(load_backend(entry.name), TorchBackend)
     image = ROOT / "data" / "samples" / "dota" / "images" / "P1888.png"
     out = tmp_path / "out"
-    assert cli([str(image), "--model", entry.name, "--out", str(out), "--tile", "512", "--quiet"]) == 0
+    assert cli([str(image), "--model", entry.name, "--output", str(out), "--tile", "512", "--quiet"]) == 0
     assert (out / "P1888.json").is_file() and len(server.log) == 1
     with pytest.raises(FileNotFoundError, match="nor a published model name"):
         load_backend("no-such-model")

@@ -27,7 +27,9 @@ def parser() -> Parser:
     p = Parser("rdet predict", *doc_parts(__doc__))
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG/BMP/TIFF files, or folders of them")
     p.add_argument(
-        "--model", required=True, help="checkpoint (.pt), ONNX file (.onnx) or TensorRT engine (.engine/.plan)"
+        "--model",
+        required=True,
+        help="checkpoint (.pt), published model name (rdet zoo), ONNX file (.onnx) or TensorRT engine (.engine/.plan)",
     )
     add(p, "--output", deprecated=["--out"], metavar="DIR", default=None, help="output folder (required)")
     p.add_argument("--tile", type=positive_int, default=1024, help="window size in network pixels")
