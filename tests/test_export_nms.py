@@ -15,8 +15,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from rdet import ops
+from rdet.commands.export import cli
 from rdet.export import nms_onnx
-from rdet.export.cli import cli
 from rdet.export.rotated_nms_op import (
     NMSParams,
     candidates,
@@ -219,7 +219,9 @@ def test_greedy_loop_stops_after_the_last_valid_candidate(tmp_path, opset):
 
 # --------------------------------------------------------------------------- TensorRT's TopK limit
 def test_trt_topk_limit_is_a_clear_error(tmp_path, capsys):
-    code = cli(["ckpt.pth", "--format", "trt", "--nms", "onnx", "--pre-nms-topk", "4000", "--output", "m.engine"])
+    code = cli(
+        ["--model", "ckpt.pth", "--format", "trt", "--nms", "onnx", "--pre-nms-topk", "4000", "--output", "m.engine"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "--pre-nms-topk 4000" in err and "3840" in err and err.count("\n") == 1
