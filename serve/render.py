@@ -110,9 +110,11 @@ def table_rows(dets: Detections) -> list[list]:
 def write_downloads(out_dir: Path, image_id: str, annotated: np.ndarray, dets: Detections, georef) -> dict:
     """The annotated PNG, the GeoJSON and the DOTA Task1 lines of one result, in ``out_dir``: ``{'png', 'geojson',
     'task1'}`` paths and ``note``, what the visitor should know about them ("" if nothing)."""
+    # WGS84 lon/lat when the scene allows it, else a .pixels.geojson and the reason (rdet.inference.outputs)
+    geojson, why = io.write_scene_geojson(out_dir, image_id, dets, georef)
     return {
         "png": io.write_png(out_dir / f"{image_id}.png", annotated),
-        "geojson": io.write_geojson(out_dir / f"{image_id}.geojson", dets, georef, image_id),
+        "geojson": geojson,
         "task1": io.write_task1_txt(out_dir / f"{image_id}_Task1.txt", dets, image_id),
-        "note": "",
+        "note": f"GeoJSON in pixel coordinates: {why.split(': ', 1)[-1]}" if why else "",
     }
