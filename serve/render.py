@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -108,13 +109,21 @@ def table_rows(dets: Detections) -> list[list]:
 
 
 def write_downloads(out_dir: Path, image_id: str, annotated: np.ndarray, dets: Detections, georef) -> dict:
-    """The annotated PNG, the GeoJSON and the DOTA Task1 lines of one result, in ``out_dir``: ``{'png', 'geojson',
-    'task1'}`` paths and ``note``, what the visitor should know about them ("" if nothing)."""
-    # WGS84 lon/lat when the scene allows it, else a .pixels.geojson and the reason (rdet.inference.outputs)
-    geojson, why = io.write_scene_geojson(out_dir, image_id, dets, georef)
-    return {
-        "png": io.write_png(out_dir / f"{image_id}.png", annotated),
-        "geojson": geojson,
-        "task1": io.write_task1_txt(out_dir / f"{image_id}_Task1.txt", dets, image_id),
-        "note": f"GeoJSON in pixel coordinates: {why.split(': ', 1)[-1]}" if why else "",
-    }
+    """The annotated PNG, the GeoJSON and the DOTA Task1 submission of one result, in ``out_dir``.
+
+    GeoJSON: RFC 7946 lon/lat for a georeferenced scene, else ``<id>.pixels.geojson`` in pixel coordinates
+    (:func:`rdet.inference.io.write_scene_geojson`). Task1: the official ``Task1_<class>.txt`` files (one per class
+    of the model, as the DOTA server wants them) zipped as ``<id>_Task1.zip``. ``note``: what the visitor should
+    know about the GeoJSON ("" if nothing).
+    """
+    geojson, note = io.write_scene_geojson(out_dir, image_id, dets, georef)
+    task1_dir = out_dir / "Task1"
+    files = io.update_task1_dir(task1_dir, {image_id: dets})
+    task1 = out_dir / f"{image_id}_Task1.zip"
+    with zipfile.ZipFile(task1, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f.name)
+    png = io.write_png(out_dir / f"{image_id}.png", annotated)
+    # a georeferenced scene written in pixel space (no pyproj, unusual CRS): say why, without the server's path
+    note = f"GeoJSON in pixel coordinates: {note.split(': ', 1)[-1]}" if note else ""
+    return {"png": png, "geojson": geojson, "task1": task1, "note": note}
