@@ -3,7 +3,7 @@
 The graph (TorchScript exporter, ``dynamo=False``, opset >= 17):
 
 * input ``images``: ``[B, 3, H, W]`` RGB, NCHW, pixel values 0-255, ``uint8`` (default) or ``float32``
-  (not normalised: the ImageNet mean/std normalisation of :mod:`rdet.models.retinanet` is inside the graph);
+  (not normalised: the model's own pre-processing, ``DenseDetector.preprocess_image``, is inside the graph);
 * ``nms='none'``: outputs ``boxes [B, N, 5]`` (decoded ``(cx, cy, w, h, angle)``, pixels, radians, the
   canonical convention of :mod:`rdet.boxes`) and ``scores [B, N, C]`` (sigmoid); standard ops only;
 * ``nms='plugin'``: the same graph ending in one ``rdet::RotatedNMS`` node (:mod:`rdet.export.rotated_nms_op`):
@@ -38,7 +38,7 @@ STRIDE = 32
 
 
 class ExportGraph(nn.Module):
-    """What the ONNX graph computes: normalise 0-255 RGB, run the detector's ``decode``, then NMS (if any).
+    """What the ONNX graph computes: the detector's ``decode`` of 0-255 RGB (its pre-processing included), then NMS.
 
     Args:
         model: a detector with ``decode(images) -> (boxes [B, N, 5], scores [B, N, C])``.
@@ -48,15 +48,10 @@ class ExportGraph(nn.Module):
 
     def __init__(self, model: nn.Module, nms: str, params: NMSParams):
         super().__init__()
-        from rdet.models.retinanet import PIXEL_MEAN, PIXEL_STD
-
         self.model, self.nms, self.params = model, nms, params
-        self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        x = (images.to(torch.float32) - self.mean) / self.std
-        boxes, scores = self.model.decode(x)
+        boxes, scores = self.model.decode(images)  # normalisation (and padding) by the model itself
         if self.nms == "none":
             return boxes, scores
         if self.nms == "plugin":

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rdet
-from rdet.config import Config, from_dict, to_dict, validate
+from rdet.config import Config, from_dict, to_dict
 
 
 def save_checkpoint(
@@ -68,7 +68,7 @@ def config_from_checkpoint(ckpt: dict, path: str | Path = "<checkpoint>") -> Con
             f"need a config: rdet.load_checkpoint(path, config=...)"
         )
     try:
-        return validate(from_dict(Config, ckpt["config"]))
+        return from_dict(Config, ckpt["config"])  # validated by from_dict
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: its config cannot be rebuilt: {e}") from e
 

@@ -21,8 +21,16 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from rdet.boxes import check_version
+# Choices. A Literal field holding anything else fails in validate() (and in --set), naming the field.
+ModelType = Literal["rotated_retinanet", "r3det"]
+AngleVersion = Literal["oc", "le90", "le135"]
+#: regression losses: the keys of rdet.losses.regression.REGRESSION_LOSSES (a test keeps the two equal)
+LossType = Literal["l1", "smooth_l1", "kld", "gwd"]
+GaussianFun = Literal["log1p", "sqrt", "none"]
+AssignIoU = Literal["rotated", "horizontal"]
+Optimizer = Literal["sgd", "adamw"]
 
 
 @dataclass(slots=True)
@@ -38,7 +46,7 @@ class NeckConfig:
     out_channels: int = 256
     start_level: int = 1  # FPN starts at C3
     num_outs: int = 5  # P3-P7
-    add_extra_convs: str = "on_input"  # P6 from C5, as mmdet's FPN(add_extra_convs='on_input')
+    add_extra_convs: Literal["on_input"] = "on_input"  # P6 from C5, as mmdet's FPN(add_extra_convs='on_input')
 
 
 @dataclass(slots=True)
@@ -53,7 +61,7 @@ class AnchorConfig:
 class CoderConfig:
     """DeltaXYWHT coder (MMRotate 1.x ``DeltaXYWHTRBBoxCoder``)."""
 
-    angle_version: str = "le90"
+    angle_version: AngleVersion = "le90"
     edge_swap: bool = True
     proj_xy: bool = True
     norm_factor: float | None = None
@@ -64,12 +72,16 @@ class CoderConfig:
 
 @dataclass(slots=True)
 class LossConfig:
-    """A regression loss. ``type``: 'l1', 'smooth_l1', 'kld' or 'gwd' (see ``rdet.losses`` for the math)."""
+    """A regression loss: a row of ``rdet.losses.regression.REGRESSION_LOSSES`` and its settings.
 
-    type: str = "l1"
+    ``type`` picks the row; each row reads only some of the fields below (``validate`` rejects a changed
+    field the row does not read, e.g. ``beta`` for ``'kld'``).
+    """
+
+    type: LossType = "l1"
     loss_weight: float = 1.0
     beta: float = 1.0  # smooth_l1 only
-    fun: str = "log1p"  # kld/gwd post-processing: 'log1p', 'sqrt' or 'none'
+    fun: GaussianFun = "log1p"  # kld/gwd post-processing: 'log1p', 'sqrt' or 'none'
     tau: float = 1.0
     alpha: float = 1.0
     sqrt: bool = True  # MMRotate GDLoss's `sqrt` (stable kld only; ignored when not stable)
@@ -89,7 +101,7 @@ class HeadConfig:
     num_classes: int = 15
     stacked_convs: int = 4
     feat_channels: int = 256
-    assign_iou: str = "rotated"  # 'rotated' (rbox-*) or 'horizontal' (hbox-*)
+    assign_iou: AssignIoU = "rotated"  # 'rotated' (rbox-*) or 'horizontal' (hbox-*)
     pos_iou_thr: float = 0.5
     neg_iou_thr: float = 0.4
     min_pos_iou: float = 0.0
@@ -128,7 +140,7 @@ class TestConfig:
 
 @dataclass(slots=True)
 class ModelConfig:
-    type: str = "rotated_retinanet"  # 'rotated_retinanet' or 'r3det'
+    type: ModelType = "rotated_retinanet"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     neck: NeckConfig = field(default_factory=NeckConfig)
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -160,7 +172,7 @@ class TrainConfig:
     max_iters: int = 0  # > 0: stop after this many iterations (quickstart / tests)
     batch_size: int = 2  # per process
     workers: int = 2
-    optimizer: str = "sgd"  # 'sgd' or 'adamw'
+    optimizer: Optimizer = "sgd"
     lr: float = 0.0025
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -202,6 +214,16 @@ class Config:
     reference: str = ""  # the published config it reproduces
 
 
+def class_names(config: Config) -> list[str]:
+    """The class names of a config: ``data.classes``, or the named list ``data.class_list``
+    (:func:`rdet.data.classes.get_classes`)."""
+    if config.data.classes:
+        return list(config.data.classes)
+    from rdet.data.classes import get_classes
+
+    return list(get_classes(config.data.class_list))
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -214,24 +236,42 @@ def _fail(path: str, message: str) -> typing.NoReturn:
     raise ValueError(f"config field {path}: {message}")
 
 
+def _check_choices(obj, path: str = "") -> None:
+    """Every ``Literal`` field of a config dataclass (recursively) holds one of its choices."""
+    for f in dataclasses.fields(obj):
+        value, where = getattr(obj, f.name), f"{path}{f.name}"
+        tp = _hints(type(obj))[f.name]
+        if typing.get_origin(tp) is Literal and value not in typing.get_args(tp):
+            _fail(where, f"{value!r} is not one of {', '.join(map(repr, typing.get_args(tp)))}")
+        if dataclasses.is_dataclass(value):
+            _check_choices(value, where + ".")
+
+
+def _check_loss(loss, decoded: bool | None, path: str) -> None:
+    """A regression loss against THE table (``rdet.losses.regression``); ``decoded``: the head's
+    ``reg_decoded_bbox`` (``None`` where the stage derives it from the loss)."""
+    from rdet.losses.regression import REGRESSION_LOSSES, check_settings
+
+    problems = check_settings(loss)
+    if problems:
+        _fail(path, "; ".join(problems))
+    if decoded is False and REGRESSION_LOSSES[loss.type].decoded:
+        _fail(
+            path.rsplit(".", 1)[0] + ".reg_decoded_bbox", f"must be True with {loss.type!r} (it compares decoded boxes)"
+        )
+
+
 def validate(config: Config) -> Config:
-    """Check values a dataclass cannot: choices, ranges, consistency. Raises ``ValueError`` naming the field."""
+    """Check values a dataclass cannot: choices, ranges, consistency. Raises ``ValueError`` naming the field.
+
+    :func:`load_config` and :func:`from_dict` call it once; a config built in code is validated when
+    training starts (``rdet.train``/``rdet.distill``).
+    """
     m, t = config.model, config.train
-    if m.type not in ("rotated_retinanet", "r3det"):
-        _fail("model.type", f"{m.type!r} is not one of 'rotated_retinanet', 'r3det'")
+    _check_choices(config)
     if m.backbone.depth not in (18, 34, 50):
         _fail("model.backbone.depth", f"{m.backbone.depth} is not one of 18, 34, 50")
-    try:
-        check_version(m.coder.angle_version)
-    except ValueError as e:
-        _fail("model.coder.angle_version", str(e))
-    if m.head.assign_iou not in ("rotated", "horizontal"):
-        _fail("model.head.assign_iou", f"{m.head.assign_iou!r} is not one of 'rotated', 'horizontal'")
-    losses = ("l1", "smooth_l1", "kld", "gwd")
-    if m.head.loss_bbox.type not in losses:
-        _fail("model.head.loss_bbox.type", f"{m.head.loss_bbox.type!r} is not one of {losses}")
-    if m.head.loss_bbox.type in ("kld", "gwd") and not m.head.reg_decoded_bbox:
-        _fail("model.head.reg_decoded_bbox", "must be True with a Gaussian loss (it compares decoded boxes)")
+    _check_loss(m.head.loss_bbox, m.head.reg_decoded_bbox, "model.head.loss_bbox")
     if m.neck.num_outs != len(m.anchors.strides):
         _fail("model.anchors.strides", f"{len(m.anchors.strides)} strides for {m.neck.num_outs} FPN levels")
     expected = tuple(2 ** (3 + i) for i in range(m.neck.num_outs))
@@ -244,6 +284,7 @@ def validate(config: Config) -> Config:
     if m.type == "r3det":
         if m.refine is None:
             _fail("model.refine", "an r3det model needs a RefineConfig")
+        _check_loss(m.refine.loss_bbox, None, "model.refine.loss_bbox")
         if m.refine.frm_points not in (1, 5):
             _fail("model.refine.frm_points", f"must be 1 or 5, got {m.refine.frm_points}")
         if m.refine.num_stages < 1 or len(m.refine.stage_loss_weights) != m.refine.num_stages:
@@ -251,8 +292,6 @@ def validate(config: Config) -> Config:
                 "model.refine.stage_loss_weights",
                 f"{len(m.refine.stage_loss_weights)} weights for {m.refine.num_stages} refine stages",
             )
-    if t.optimizer not in ("sgd", "adamw"):
-        _fail("train.optimizer", f"{t.optimizer!r} is not one of 'sgd', 'adamw'")
     if t.lr <= 0:
         _fail("train.lr", f"must be > 0, got {t.lr}")
     if t.batch_size < 1:
@@ -285,7 +324,10 @@ def _dataclass_of(tp):
 
 
 def from_dict(cls, data: dict, path: str = ""):
-    """Rebuild a config dataclass from a dict; unknown keys raise ``ValueError`` with the closest valid key."""
+    """Rebuild a config dataclass from a dict; unknown keys raise ``ValueError`` with the closest valid key.
+
+    A whole :class:`Config` is validated (:func:`validate`) before it is returned.
+    """
     hints = _hints(cls)
     kwargs = {}
     for key, value in data.items():
@@ -298,7 +340,8 @@ def from_dict(cls, data: dict, path: str = ""):
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value
-    return cls(**kwargs)
+    out = cls(**kwargs)
+    return validate(out) if isinstance(out, Config) else out
 
 
 # --------------------------------------------------------------------------- loading
@@ -308,6 +351,10 @@ def _coerce(value, tp, where: str):
     """Check an override value against the field's annotation (int -> float allowed, list -> tuple)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"--set {where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool) and type(value) is not tp:

@@ -191,11 +191,13 @@ def test_forward_shapes_of_a_published_config():
     config = rdet.load_config(CONFIGS / "kld/rotated-retinanet-hbox-oc_r50_fpn_kld-stable_rr-6x_hrsc.py", FAST)
     model = rdet.build_model(config).eval()
     with torch.no_grad():
-        cls, reg = model(torch.zeros(1, 3, 64, 96))
+        out = model.head_outputs(torch.zeros(1, 3, 64, 96))
     # P3..P7 of a 64x96 image (strides 8..128, extra levels by stride-2 convs): 8x12, 4x6, 2x3, 1x2, 1x1
     sizes = [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
-    assert [tuple(x.shape) for x in cls] == [(1, 9 * 1, h, w) for h, w in sizes]  # one class: ship
-    assert [tuple(x.shape) for x in reg] == [(1, 9 * 5, h, w) for h, w in sizes]
+    assert out.num_per_level == [h * w * 9 for h, w in sizes]
+    n = sum(out.num_per_level)
+    assert tuple(out.cls.shape) == (1, n, 1) and tuple(out.reg.shape) == (1, n, 5)  # one class: ship
+    assert tuple(out.anchors.shape) == (n, 5)
 
 
 # ------------------------------------------------------------------ published values

@@ -217,17 +217,21 @@ def test_online_and_cached_teacher_give_the_same_loss(tiny_data, teacher_ckpt, t
     teacher_model = rdet.load_checkpoint(path)
     batch = _batch(cfg)
     images, targets = batch["images"], [{"boxes": t["boxes"], "labels": t["labels"]} for t in batch["targets"]]
-    keys = Teacher.keys(images, batch["targets"])
     online = distill_losses(student, images, targets, Teacher(teacher_model), cfg.distill)
     cached = Teacher(teacher_model, tmp_path / "cache", "f" * 64)
-    first = distill_losses(student, images, targets, cached, cfg.distill, keys)  # misses: computed and stored
-    second = distill_losses(student, images, targets, cached, cfg.distill, keys)  # hits: read from disk
+    first = distill_losses(student, images, targets, cached, cfg.distill)  # misses: computed and stored
+    second = distill_losses(student, images, targets, cached, cfg.distill)  # hits: read from disk
     assert (cached.misses, cached.hits) == (2, 2)
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
     assert online["loss_ld"] > 1e-3 and online["loss_kd"] > 1e-3  # a real signal, not 0 == 0
     for k in online:
         assert first[k].item() == second[k].item() == online[k].item(), k
-    # another augmentation of the same image (here a flip) is another key; the same input, the same key
+    # the key is the exact network input (pre-processed by the student) and the ground truth: another
+    # augmentation of the same image (here a flip) is another key; the same input, the same key
+    x = student.preprocess_image(images)
+    keys = Teacher.keys(x, batch["targets"])
+    assert len(list((tmp_path / "cache").rglob(f"{keys[0]}.pt"))) == 1
+    images = x
     flipped = [dict(t, boxes=t["boxes"] * 0 + 1) for t in batch["targets"]]
     assert not set(Teacher.keys(images.flip(-1), batch["targets"])) & set(keys)
     assert not set(Teacher.keys(images, flipped)) & set(keys)

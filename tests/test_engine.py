@@ -98,8 +98,8 @@ def test_nan_loss_stops_with_iteration_and_component(tiny_data, tmp_path, monkey
     original = RotatedRetinaNet.loss_from_outputs
     calls = {"n": 0}
 
-    def poisoned(self, *args):
-        out = original(self, *args)
+    def poisoned(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 2:
             out["loss_bbox"] = out["loss_bbox"] * float("nan")

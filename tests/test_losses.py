@@ -8,16 +8,8 @@ import math
 import pytest
 import torch
 
+from rdet.config import Config, LossConfig, class_names, config_names, load_config
 from rdet.losses import (
-    PUBLISHED_LOSS_SETTINGS,
-    REGRESSION_LOSSES,
-    DistributionFocalLoss,
-    FocalLoss,
-    GWDLoss,
-    KDLoss,
-    KLDLoss,
-    SmoothL1Loss,
-    build_regression_loss,
     distribution_expectation,
     distribution_focal_loss,
     focal_loss,
@@ -27,9 +19,10 @@ from rdet.losses import (
     knowledge_distillation_kl_div,
     smooth_l1,
     to_bin_units,
-    weight_reduce,
     xywha_to_gaussian,
 )
+from rdet.losses.regression import REGRESSION_LOSSES, check_settings, regression_loss
+from rdet.models.heads import sigmoid_focal
 
 F64 = torch.float64
 
@@ -488,7 +481,7 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="'log1p', 'sqrt', 'none'"):
         kld_loss(good, good, fun="log")
     with pytest.raises(ValueError, match="'log1p', 'sqrt', 'none'"):
-        GWDLoss(fun="exp")
+        gwd_loss(good, good, fun="exp")
     with pytest.raises(ValueError, match="'none', 'ln', 'exp'"):
         kfiou_loss(good, good, good, good, fun="log1p")
     with pytest.raises(ValueError, match="sqrt=True needs stable=True"):
@@ -498,9 +491,10 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="tau"):
         kld_loss(good, good, tau=-1.0)
     with pytest.raises(ValueError, match="alpha"):
-        KLDLoss(alpha=0.0)
-    with pytest.raises(ValueError, match="reduction"):
-        KLDLoss(reduction="avg")
+        kld_loss(good, good, alpha=0.0)
+    # the table reports the same errors for settings, naming the field
+    assert any("alpha" in p for p in check_settings(LossConfig(type="kld", alpha=0.0)))
+    assert check_settings(LossConfig(type="avg"))[0].startswith("type: type 'avg' is not one of 'l1'")
 
 
 # --------------------------------------------------------------------------- focal, smooth-L1
@@ -584,7 +578,6 @@ def test_distribution_focal_loss():
 def test_kd_zero_when_student_equals_teacher():
     logits = torch.randn(7, 9) * 3
     assert torch.equal(knowledge_distillation_kl_div(logits, logits.clone(), T=5.0), torch.zeros(7))
-    assert KDLoss(T=5.0)(logits, logits.clone()).item() == 0.0
 
 
 def test_kd_temperature_squared_factor():
@@ -606,7 +599,7 @@ def test_kd_temperature_squared_factor():
 def test_kd_gradient_flows_only_into_the_student():
     student = torch.randn(4, 9, requires_grad=True)
     teacher = torch.randn(4, 9, requires_grad=True)
-    KDLoss(T=5.0, loss_weight=10.0)(student, teacher).backward()
+    (10.0 * knowledge_distillation_kl_div(student, teacher, T=5.0).mean()).backward()
     assert teacher.grad is None
     assert student.grad is not None and student.grad.abs().sum() > 0
     # d(T^2 KL)/d z_s = T (softmax(z_s/T) - softmax(z_t/T)), summed over rows then averaged by 'mean'
@@ -615,78 +608,122 @@ def test_kd_gradient_flows_only_into_the_student():
     torch.testing.assert_close(student.grad, expected)
 
 
-# --------------------------------------------------------------------------- modules and reduction
+# --------------------------------------------------------------------------- the regression-loss table
 
 
-def test_weight_reduce_semantics():
-    loss = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    w = torch.tensor([1.0, 0.0, 1.0, 0.5])
-    assert weight_reduce(loss, w, "sum").item() == 6.0
-    assert weight_reduce(loss, w, "mean").item() == 1.5
-    torch.testing.assert_close(weight_reduce(loss, w, "mean", avg_factor=3), torch.tensor(6.0 / (3 + 1.1920929e-07)))
-    torch.testing.assert_close(weight_reduce(loss, w, "none"), torch.tensor([1.0, 0.0, 3.0, 2.0]))
-    elementwise = torch.ones(2, 3)
-    torch.testing.assert_close(weight_reduce(elementwise, torch.tensor([1.0, 2.0]), "sum"), torch.tensor(9.0))
-    with pytest.raises(ValueError, match="avg_factor"):
-        weight_reduce(loss, None, "sum", avg_factor=2)
-    with pytest.raises(ValueError, match="weight"):
-        weight_reduce(loss, torch.ones(3), "sum")
+def _settings(type_, **kw) -> LossConfig:
+    return LossConfig(type=type_, **kw)
 
 
-def test_modules_weight_average_and_scale():
+def test_table_weights_averages_over_positives_and_scales():
     p, t = _random_pairs(6, seed=12)
-    w = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 1.0], dtype=F64)
     per_box = kld_loss(p, t, stable=True, sqrt=False)
-    module = KLDLoss(stable=True, sqrt=False, loss_weight=5.5)
-    torch.testing.assert_close(module(p, t, w, avg_factor=4.0), 5.5 * (per_box * w).sum() / (4.0 + 1.1920929e-07))
+    s = _settings("kld", stable=True, sqrt=False, loss_weight=5.5)
+    torch.testing.assert_close(regression_loss(s, p, t, num_pos=4.0), 5.5 * per_box.sum() / 4.0)
     torch.testing.assert_close(
-        GWDLoss(tau=0.0, loss_weight=5.0, reduction="sum")(p, t), 5.0 * gwd_loss(p, t, tau=0.0).sum()
+        regression_loss(_settings("gwd", stable=True, tau=0.0, loss_weight=5.0), p, t, num_pos=1.0),
+        5.0 * gwd_loss(p, t, tau=0.0).sum(),
     )
-    torch.testing.assert_close(SmoothL1Loss(beta=0.11)(p, t), smooth_l1(p, t, 0.11).mean())
-    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 3, 3, 2, 3])
     torch.testing.assert_close(
-        FocalLoss()(logits, labels, avg_factor=3), focal_loss(logits, labels).sum() / (3 + 1.1920929e-07)
+        regression_loss(_settings("smooth_l1", beta=0.11), p, t, num_pos=6.0), smooth_l1(p, t, 0.11).sum(-1).mean()
     )
-    bins, bin_labels = torch.randn(6, 9), torch.rand(6) * 8
+    # l1 is smooth-L1 with beta 0, summed over the 5 deltas of each box (mmdet L1Loss)
+    torch.testing.assert_close(regression_loss(_settings("l1"), p, t, num_pos=2.0), (p - t).abs().sum() / 2.0)
+    # GDLoss_v1 takes no square root and GWD-v1 no normalisation, whatever those (unread) fields say
+    v1 = _settings("kld", stable=False, sqrt=True)
+    torch.testing.assert_close(REGRESSION_LOSSES["kld"].per_box(v1, p, t), kld_loss(p, t, stable=False))
+    g1 = _settings("gwd", stable=False, normalize=True)
     torch.testing.assert_close(
-        DistributionFocalLoss(loss_weight=0.25)(bins, bin_labels),
-        0.25 * distribution_focal_loss(bins, bin_labels).mean(),
+        REGRESSION_LOSSES["gwd"].per_box(g1, p, t), gwd_loss(p, t, normalize=False, stable=False)
     )
 
 
-def test_modules_on_empty_input_return_connected_zero():
+def test_table_on_empty_input_returns_connected_zero():
     p = torch.zeros(0, 5, requires_grad=True)
-    for module in [KLDLoss(), GWDLoss(), KLDLoss(stable=True, sqrt=False)]:
-        out = module(p, torch.zeros(0, 5), torch.zeros(0))
+    for s in (_settings("kld"), _settings("gwd", stable=True), _settings("kld", stable=True, sqrt=False)):
+        out = regression_loss(s, p, torch.zeros(0, 5), num_pos=1.0)
         assert out.item() == 0.0 and out.requires_grad
-    assert FocalLoss()(torch.zeros(0, 3, requires_grad=True), torch.zeros(0, dtype=torch.long)).item() == 0.0
+    focal = sigmoid_focal(torch.zeros(0, 3, requires_grad=True), torch.zeros(0, dtype=torch.long), 3, 2.0, 0.25)
+    assert focal.sum().item() == 0.0
 
 
-def test_published_settings_build_and_cite_their_source():
-    assert len(PUBLISHED_LOSS_SETTINGS) >= 30
-    for name, entry in PUBLISHED_LOSS_SETTINGS.items():
-        assert entry["source"].endswith(name + ".py"), name
-        assert entry["source"].startswith(("open-mmlab/mmrotate@dev-1.x:configs/", "Zzh-tju/Rotated-LD@main:configs/"))
-        assert entry["loss_cls"] == {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}
-        build_regression_loss(entry["loss_bbox"])
-        assert entry["reg_decoded_bbox"] == (entry["loss_bbox"]["type"] in ("kld", "gwd"))
-    stable = PUBLISHED_LOSS_SETTINGS["rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"]["loss_bbox"]
-    assert stable == {"type": "kld", "stable": True, "fun": "log1p", "tau": 1.0, "sqrt": False, "loss_weight": 5.5}
-    v1 = PUBLISHED_LOSS_SETTINGS["rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota"]["loss_bbox"]
-    assert v1 == {"type": "kld", "stable": False, "fun": "log1p", "tau": 1.0, "loss_weight": 1.0}
-    assert PUBLISHED_LOSS_SETTINGS["rotated-retinanet-rbox-le90_r50_fpn_gwd_1x_dota"]["loss_bbox"]["tau"] == 0.0
-    assert PUBLISHED_LOSS_SETTINGS["r3det-oc_r50_fpn_kld-stable_1x_dota"]["refine_loss_bbox"]["loss_weight"] == 5.0
-    assert PUBLISHED_LOSS_SETTINGS["r3det-oc_r50_fpn_1x_dota"]["loss_bbox"] == {
-        "type": "smooth_l1",
-        "beta": 0.11,
-        "loss_weight": 1.0,
-    }
-    ld = PUBLISHED_LOSS_SETTINGS["rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc"]
-    assert (ld["loss_ld"]["loss_weight"], ld["loss_kd"]["loss_weight"], ld["loss_ld"]["T"]) == (10.0, 20.0, 5.0)
-    assert isinstance(build_regression_loss({"type": "l1"}), SmoothL1Loss)
-    assert build_regression_loss({"type": "l1"}).beta == 0.0
-    with pytest.raises(ValueError, match="beta"):
-        build_regression_loss({"type": "kld", "beta": 0.1})
-    with pytest.raises(ValueError, match="'l1'"):
-        build_regression_loss({"type": "iou"})
-    assert set(REGRESSION_LOSSES) == {"l1", "smooth_l1", "kld", "gwd", "kfiou"}
+def test_focal_and_distribution_reductions_of_the_heads():
+    # the heads' classification loss: focal summed over classes, background label C an all-zero row
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 3, 3, 2, 3])
+    torch.testing.assert_close(sigmoid_focal(logits, labels, 3, 2.0, 0.25), focal_loss(logits, labels).sum(-1))
+
+
+def test_table_rows_match_the_config_choices_and_check_settings():
+    import typing
+
+    from rdet.config import LossType
+
+    assert tuple(REGRESSION_LOSSES) == typing.get_args(LossType)
+    assert [k for k, row in REGRESSION_LOSSES.items() if row.decoded] == ["kld", "gwd"]
+    assert check_settings(_settings("l1")) == []
+    assert check_settings(_settings("kld", stable=True, sqrt=False, loss_weight=5.5)) == []
+    # a value nothing reads is an error naming the field (MMRotate configs pass sqrt=False to GDLoss_v1 silently)
+    problems = check_settings(_settings("kld", beta=0.1))
+    assert problems == ["beta: 'kld' does not read beta (it reads fun, tau, alpha, stable, sqrt)"]
+    assert "fun" in check_settings(_settings("l1", fun="sqrt"))[0]
+    assert any("beta must be >= 0" in p for p in check_settings(_settings("smooth_l1", beta=-1.0)))
+    assert any("tau" in p for p in check_settings(_settings("gwd", tau=-1.0)))
+    with pytest.raises(ValueError, match="'iou' is not one of 'l1', 'smooth_l1', 'kld', 'gwd'"):
+        regression_loss(_settings("iou"), torch.zeros(0, 5), torch.zeros(0, 5), num_pos=1.0)
+
+
+def test_validate_reads_the_table():
+    c = Config()
+    c.model.head.loss_bbox = LossConfig(type="kld")
+    with pytest.raises(ValueError, match="model.head.reg_decoded_bbox: must be True with 'kld'"):
+        rdet_validate(c)
+    c.model.head.reg_decoded_bbox = True
+    c.model.head.loss_bbox.beta = 0.5
+    with pytest.raises(ValueError, match="model.head.loss_bbox: beta: 'kld' does not read beta"):
+        rdet_validate(c)
+    c.model.head.loss_bbox = LossConfig(type="kdl")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model.head.loss_bbox.type: 'kdl' is not one of"):
+        rdet_validate(c)
+
+
+def rdet_validate(config):
+    from rdet.config import validate
+
+    return validate(config)
+
+
+# the published settings (MMRotate dev-1.x and Rotated-LD configs) as the shipped configs reproduce them:
+# type, GDLoss stable flag and loss weight of each config's head (and refine) loss
+PUBLISHED_LOSSES = {
+    "rotated-retinanet-rbox-le90_r50_fpn_1x_dota": ("l1", None, 1.0),
+    "rotated-retinanet-hbox-oc_r50_fpn_kld_1x_dota": ("kld", False, 1.0),
+    "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota": ("kld", True, 5.5),
+    "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_rr-6x_hrsc": ("kld", True, 1.0),
+    "rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc": ("gwd", True, 5.0),
+    "r3det-oc_r50_fpn_1x_dota": ("smooth_l1", None, 1.0),
+    "r3det-oc_r50_fpn_kld-stable_1x_dota": ("kld", True, 5.0),
+}
+
+
+def test_published_settings_go_through_the_table():
+    names = config_names()
+    for name, path in names.items():
+        config = load_config(path)  # validate() checked every loss against the table
+        m = config.model
+        losses = [m.head.loss_bbox] + ([m.refine.loss_bbox] if m.refine is not None else [])
+        for loss in losses:
+            assert check_settings(loss) == [], name
+        assert m.head.reg_decoded_bbox == REGRESSION_LOSSES[m.head.loss_bbox.type].decoded, name
+        assert (m.head.loss_cls.gamma, m.head.loss_cls.alpha, m.head.loss_cls.loss_weight) == (2.0, 0.25, 1.0)
+        assert class_names(config)
+    for name, (type_, stable, weight) in PUBLISHED_LOSSES.items():
+        m = load_config(names[name]).model
+        for loss in [m.head.loss_bbox] + ([m.refine.loss_bbox] if m.refine is not None else []):
+            assert (loss.type, loss.loss_weight) == (type_, weight), name
+            if stable is not None:
+                assert loss.stable == stable, name
+    stable = load_config(names["rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"]).model.head.loss_bbox
+    assert (stable.fun, stable.tau, stable.sqrt) == ("log1p", 1.0, False)
+    gwd = load_config(names["rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc"]).model.head.loss_bbox
+    assert gwd.tau == 0.0  # GDLoss's module default, which the published GWD configs rely on
+    assert load_config(names["r3det-oc_r50_fpn_1x_dota"]).model.head.loss_bbox.beta == 0.11

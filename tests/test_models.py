@@ -4,12 +4,16 @@ import pytest
 import torch
 
 from rdet.boxes import regularize
-from rdet.config import Config
+from rdet.config import Config, HeadConfig, ModelConfig
 from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.build import build_model
 from rdet.models.coder import DeltaXYWHTCoder
-from rdet.models.heads import distribution_to_deltas, max_iou_assign
+from rdet.models.detector import IMAGENET_MEAN, IMAGENET_STD, HeadOutputs
+from rdet.models.fpn import FPN
+from rdet.models.heads import RetinaHead, distribution_to_deltas, max_iou_assign
+from rdet.models.r3det import R3Det
+from rdet.models.retinanet import RotatedRetinaNet
 
 
 def test_resnet_torchvision_names_and_sizes():
@@ -168,7 +172,7 @@ def test_forward_loss_backward_predict(reg_max):
     torch.manual_seed(0)
     cfg = _tiny_config(reg_max=reg_max)
     model = build_model(cfg).train()
-    images = torch.randn(2, 3, 128, 128)
+    images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
     targets = [
         {"boxes": torch.tensor([[40.0, 40, 50, 20, 0.3]]), "labels": torch.tensor([1])},
         {"boxes": torch.zeros(0, 5), "labels": torch.zeros(0, dtype=torch.long)},
@@ -190,3 +194,77 @@ def test_build_rejects_class_count_mismatch():
     cfg.data.classes = ("a", "b", "c")
     with pytest.raises(ValueError, match="num_classes"):
         build_model(cfg)
+
+
+# --------------------------------------------------------------------------- DenseDetector: pre-processing
+
+
+def _tiny_model(**kw) -> RotatedRetinaNet:
+    torch.manual_seed(0)
+    return build_model(_tiny_config(**kw)).eval()
+
+
+def test_preprocess_normalises_uint8_and_float_alike_and_pads_to_32():
+    model = _tiny_model()
+    raw = torch.randint(0, 256, (2, 3, 50, 70), dtype=torch.uint8)
+    x = model.preprocess_image(raw)
+    assert x.shape == (2, 3, 64, 96) and x.dtype == torch.float32  # 50 -> 64, 70 -> 96
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    torch.testing.assert_close(x[:, :, :50, :70], (raw.float() - mean) / std, rtol=0, atol=0)
+    assert float(x[:, :, 50:].abs().sum() + x[:, :, :, 70:].abs().sum()) == 0  # padding = the mean colour
+    torch.testing.assert_close(model.preprocess_image(raw.float()), x, rtol=0, atol=0)
+    # already normalised: only padded
+    torch.testing.assert_close(model.preprocess_image(x[:, :, :50, :70], normalized=True), x, rtol=0, atol=0)
+    # a list of differently sized images: each normalised, then padded to the largest, then to 32
+    batch = model.preprocess_image([raw[0], raw[1, :, :33, :40]])
+    assert batch.shape == (2, 3, 64, 96)
+    torch.testing.assert_close(batch[1, :, :33, :40], x[1, :, :33, :40], rtol=0, atol=0)
+    assert float(batch[1, :, 33:].abs().sum()) == 0
+    assert "pixel_mean" not in model.state_dict()  # old and MMRotate checkpoints carry no pixel statistics
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        model.preprocess_image(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="uint8 or float"):
+        model.preprocess_image(torch.zeros(1, 3, 32, 32, dtype=torch.int32))
+    with pytest.raises(ValueError, match="empty"):
+        model.preprocess_image([])
+
+
+def test_predict_takes_raw_images_or_normalized_tensors():
+    model = _tiny_model()
+    with torch.no_grad():
+        model.bbox_head.retina_cls.bias.zero_()  # scores near 0.5: a random model detects
+    raw = torch.randint(0, 256, (1, 3, 100, 90), dtype=torch.uint8)
+    a = model.predict(raw)[0]
+    b = model.predict(model.preprocess_image(raw), normalized=True)[0]
+    c = model.predict([raw[0]])[0]
+    assert len(a) > 0
+    for other in (b, c):
+        torch.testing.assert_close(other.boxes, a.boxes, rtol=0, atol=0)
+        torch.testing.assert_close(other.scores, a.scores, rtol=0, atol=0)
+    boxes, scores = model.decode(raw)
+    out = model.head_outputs(raw)
+    assert isinstance(out, HeadOutputs) and out.stages == []
+    assert boxes.shape == (1, sum(out.num_per_level), 5) and scores.shape == (1, boxes.shape[1], 2)
+    assert out.levels().tolist() == [i for i, n in enumerate(out.num_per_level) for _ in range(n)]
+
+
+def test_models_build_from_components_without_the_config_system():
+    torch.manual_seed(0)
+    backbone = ResNet(18, frozen_stages=0, norm_eval=False)
+    neck = FPN(backbone.out_channels, out_channels=32)
+    model = RotatedRetinaNet(["plane", "ship"], backbone=backbone, neck=neck)
+    assert model.cfg.head.num_classes == 2 and model.config is None and model.backbone is backbone
+    assert model.bbox_head.cls_convs[0].conv.in_channels == 32  # the default head sits on the given neck
+    head = RetinaHead(2, 32, 9, stacked_convs=1, feat_channels=16)
+    small = RotatedRetinaNet(["plane", "ship"], backbone=ResNet(18), neck=FPN((64, 128, 256, 512), 32), bbox_head=head)
+    assert small.bbox_head is head
+    dets = small.eval().predict(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), score_thr=0.0)
+    assert dets[0].class_names == ["plane", "ship"] and dets[0].boxes.shape[1] == 5
+    r3 = R3Det(["a"], backbone=ResNet(18), neck=FPN((64, 128, 256, 512), 16))
+    assert r3.cfg.type == "r3det" and len(r3.bbox_head_refine) == 1
+    assert len(r3.eval().head_outputs(torch.zeros(1, 3, 64, 64)).stages) == 2
+    with pytest.raises(ValueError, match="num_classes"):
+        RotatedRetinaNet(["a", "b"], ModelConfig(head=HeadConfig(num_classes=3)))
+    # build_model keeps the config it was built from (checkpoints store it)
+    cfg = _tiny_config()
+    assert build_model(cfg).config is cfg

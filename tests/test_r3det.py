@@ -166,8 +166,10 @@ def test_refine_anchors_are_the_decoded_best_init_boxes():
     seen = []
     model.bbox_head_refine[0].feat_refine_module.register_forward_hook(lambda m, inp, out: seen.append(inp[1]))
     x = torch.randn(2, 3, 64, 64)
-    stages, per_level = model(x)
-    assert per_level == [64, 16, 4, 1, 1] and len(stages) == 3
+    out = model(x, normalized=True)
+    stages = out.stages
+    assert out.num_per_level == [64, 16, 4, 1, 1] and len(stages) == 3 and stages[-1].cls is out.cls
+    assert stages[0].num_per_level == [64 * 9, 16 * 9, 4 * 9, 9, 9]
     s = 8 * 4 * 2 ** (1 / 3)  # anchor 4 at stride 8: w = s / sqrt(0.5), h = s * sqrt(0.5)
     w, h = s / math.sqrt(0.5), s * math.sqrt(0.5)
     # location (row 1, col 2) of P3: anchor centre (16, 8); dx = 0.5 in image axes (proj_xy=False) moves x by w/2
@@ -230,10 +232,9 @@ def test_refine_thresholds_step_per_stage():
     gt = torch.tensor([[50.0, 50, 40, 20, -0.3]])
     # rois with rotated IoU 1.0, ~0.67 and ~0.55 with the gt (the same box, wider by 1.5x and 1.8x)
     rois = torch.tensor([[[50.0, 50, 40, 20, -0.3], [50, 50, 60, 20, -0.3], [50, 50, 72, 20, -0.3]]])
-    stage = type("S", (), {"anchors": rois})()
     t = [{"boxes": gt, "labels": torch.tensor([1])}]
-    first = model.stage_targets(1, stage, t)  # refine 0: pos >= 0.6, neg < 0.5
-    second = model.stage_targets(2, stage, t)  # refine 1: pos >= 0.7, neg < 0.6
+    first = model.assign(rois, t, stage=1)  # refine 0: pos >= 0.6, neg < 0.5
+    second = model.assign(rois, t, stage=2)  # refine 1: pos >= 0.7, neg < 0.6
     assert first.pos[0].tolist() == [True, True, False] and first.label_weights[0].tolist() == [1, 1, 0]
     assert second.pos[0].tolist() == [True, False, False] and second.label_weights[0].tolist() == [1, 0, 1]
 
@@ -324,11 +325,11 @@ def test_bad_refine_stage_count_or_strides_fail_at_load(tmp_path):
     c = tiny_config(stages=2)
     c.model.refine.stage_loss_weights = (1.0,)
     with pytest.raises(ValueError, match="model.refine.stage_loss_weights"):
-        R3Det(c.model, ["a", "b"])
+        R3Det(["a", "b"], c.model)
     c = tiny_config()
     c.model.anchors.strides = (8, 16, 32, 64)
     with pytest.raises(ValueError, match="model.anchors.strides"):
-        R3Det(c.model, ["a", "b"])
+        R3Det(["a", "b"], c.model)
 
 
 PUBLISHED = {

@@ -15,7 +15,7 @@ config = load_base("../ld/rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota
 config.name = NAME
 config.reference = f"https://github.com/Zzh-tju/Rotated-LD/blob/main/configs/gwd/{NAME}.py"
 # loss_bbox=dict(type='GDLoss', loss_type='gwd', loss_weight=5.0): GDLoss's defaults fun='log1p', tau=0,
-# alpha=1 and the normalised distance (rdet.losses.PUBLISHED_LOSS_SETTINGS lists the same).
+# alpha=1 and the normalised distance.
 config.model.head.loss_bbox = LossConfig(
     type="gwd", stable=True, fun="log1p", tau=0.0, alpha=1.0, normalize=True, loss_weight=5.0
 )

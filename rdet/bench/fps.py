@@ -244,8 +244,8 @@ def _torch_step(
     def step() -> int:
         with torch.inference_mode(), ctx():
             if nms:
-                return _count(model.predict(x, score_thr=score_thr))
-            decode(x)
+                return _count(model.predict(x, score_thr=score_thr, normalized=True))
+            decode(x, normalized=True)
             return 0
 
     return step
@@ -314,7 +314,7 @@ def make_step(
         mode = "reduce-overhead" if backend == "cudagraphs" else None
         m = copy.deepcopy(model)
         if nms:  # predict() has data-dependent shapes (score filter, NMS): compile the dense part it calls
-            m.flat_outputs = torch.compile(m.flat_outputs, mode=mode)
+            m.head_outputs = torch.compile(m.head_outputs, mode=mode)
             return _torch_step(m, images, nms, score_thr)
         return _torch_step(m, images, nms, score_thr, decode=torch.compile(m.decode, mode=mode))
     if backend == "onnx":
@@ -477,8 +477,6 @@ def markdown_table(rows: list[Row]) -> str:
 # ------------------------------------------------------------------------------------------ run
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     """Run the matrix. Returns (rows, skipped lines, failed lines)."""
-    from rdet.models.retinanet import PIXEL_MEAN, PIXEL_STD
-
     device = torch.device(args.device)
     rows, skipped, failed = [], [], []
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rdet_bench_"))
@@ -510,10 +508,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
             for batch in args.batch:
                 gen = torch.Generator().manual_seed(0)
                 raw_t = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=gen)
-                images = (
-                    (raw_t.float() - torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1))
-                    / torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
-                ).to(device)
+                images = model.preprocess_image(raw_t)  # the model's own pre-processing, outside the timing
                 raw = raw_t.numpy()
                 for backend in args.backends:
                     for nms in nms_modes:

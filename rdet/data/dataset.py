@@ -1,5 +1,8 @@
 """A ``torch.utils.data.Dataset`` of rotated-box annotations, its ``collate``, and image reading.
 
+Images leave the data pipeline as uint8 RGB ``[3, H, W]``: normalisation and padding belong to the model
+(``DenseDetector.preprocess_image``), the one place training, ``predict`` and the exported graph share.
+
 Images are read with OpenCV as 8-bit RGB. Conversions are explicit: grayscale is repeated to 3 channels,
 the alpha channel of RGBA is dropped, and 16-bit images are rejected unless ``uint16='scale'``
 (value / 257: the full 16-bit range onto 0..255) or ``uint16='stretch'`` (per-channel min..max onto
@@ -21,7 +24,7 @@ from rdet.data.annotations import Annotations
 from rdet.data.classes import DOTA2_0, resolve_classes
 from rdet.data.formats import IMAGE_EXTS, read_labels
 from rdet.data.images import decode_image
-from rdet.data.transforms import Sample, normalize
+from rdet.data.transforms import Sample
 
 UINT16_MODES = ("error", "scale", "stretch")
 
@@ -76,12 +79,11 @@ class RotatedDataset(torch.utils.data.Dataset):
         classes, format, strict: passed to ``read_labels`` (class list: DOTA v2.0 by default for DOTA).
         version: angle version of the returned boxes (``'oc'``, ``'le90'``, ``'le135'``).
         transforms: called as ``transforms(sample, rng)`` (``rdet.data.transforms``), before the box fit.
-        normalize: return a float32 image normalised with ImageNet mean/std; ``False``: uint8 ``[3, H, W]``.
         uint16: conversion of 16-bit images (``read_image``).
         filter_empty: drop images without objects (training); their count is in ``num_empty``.
         seed: base of the per-item random generators (``set_epoch`` changes them each epoch).
 
-    Items are dicts: ``image`` (Tensor[3, H, W]), ``boxes`` (Tensor[N, 5] float32, regularised to
+    Items are dicts: ``image`` (Tensor[3, H, W] uint8 RGB), ``boxes`` (Tensor[N, 5] float32, regularised to
     ``version``), ``labels`` (Tensor[N] int64), ``polygons`` (Tensor[N, 8] float32), ``difficult``
     (Tensor[N] bool), ``image_id`` (file stem), ``meta`` (path, original size, applied transforms).
     """
@@ -96,7 +98,6 @@ class RotatedDataset(torch.utils.data.Dataset):
         format: str | None = None,
         version: str = "le90",
         transforms: Callable | None = None,
-        normalize: bool = True,
         uint16: str = "error",
         strict: bool = True,
         filter_empty: bool = False,
@@ -114,7 +115,7 @@ class RotatedDataset(torch.utils.data.Dataset):
         self.num_empty = sum(len(a) == 0 for a in annotations)
         self.annotations = [a for a in annotations if len(a) or not filter_empty]
         self.class_names = list(self.annotations[0].class_names) if self.annotations else []
-        self.version, self.transforms, self.normalize, self.uint16 = version, transforms, normalize, uint16
+        self.version, self.transforms, self.uint16 = version, transforms, uint16
         self.seed, self.epoch = seed, 0
 
     @staticmethod
@@ -161,10 +162,8 @@ class RotatedDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             sample = self.transforms(sample, rng)
         img = sample.image
-        if self.normalize:
-            if img.dtype != np.uint8:
-                raise ValueError("transforms returned a float image: drop Normalize from them or use normalize=False")
-            img = normalize(img)
+        if img.dtype != np.uint8:
+            raise ValueError(f"transforms returned a {img.dtype} image; they must keep uint8 RGB")
         polys = torch.from_numpy(np.ascontiguousarray(sample.polygons, dtype=np.float64)).reshape(-1, 8)
         return dict(
             image=torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
@@ -177,33 +176,14 @@ class RotatedDataset(torch.utils.data.Dataset):
         )
 
 
-def collate(batch: list[dict], size_divisor: int = 32, pad_value: float = 0.0) -> dict:
-    """Stack items of ``RotatedDataset`` into a batch.
-
-    Images are padded at the bottom/right to the largest size in the batch, rounded up to
-    ``size_divisor`` (0 after normalisation is the mean colour); per-object tensors stay lists because their
-    lengths differ.
+def collate(batch: list[dict]) -> dict:
+    """Group items of ``RotatedDataset`` into a batch, one entry per image (no padding: the model pads).
 
     Returns:
-        dict: ``images`` (Tensor[B, 3, H, W]), ``image_sizes`` (list of (h, w) before padding), ``boxes``,
-        ``labels``, ``polygons``, ``difficult`` (lists of B tensors), ``image_ids``, ``metas``.
+        dict: ``images`` (list of B uint8 ``Tensor[3, H_i, W_i]``) and ``targets`` (list of B dicts:
+        ``boxes`` [N, 5], ``labels`` [N], ``polygons`` [N, 8], ``difficult`` [N], ``image_id``, ``meta``).
     """
     if not batch:
         raise ValueError("collate got an empty batch")
-    hs, ws = [b["image"].shape[1] for b in batch], [b["image"].shape[2] for b in batch]
-    div = max(1, size_divisor)
-    H, W = -(-max(hs) // div) * div, -(-max(ws) // div) * div
-    first = batch[0]["image"]
-    images = first.new_full((len(batch), first.shape[0], H, W), pad_value)
-    for i, b in enumerate(batch):
-        images[i, :, : hs[i], : ws[i]] = b["image"]
-    return dict(
-        images=images,
-        image_sizes=list(zip(hs, ws)),
-        boxes=[b["boxes"] for b in batch],
-        labels=[b["labels"] for b in batch],
-        polygons=[b["polygons"] for b in batch],
-        difficult=[b["difficult"] for b in batch],
-        image_ids=[b["image_id"] for b in batch],
-        metas=[b["meta"] for b in batch],
-    )
+    keys = ("boxes", "labels", "polygons", "difficult", "image_id", "meta")
+    return dict(images=[b["image"] for b in batch], targets=[{k: b[k] for k in keys} for b in batch])

@@ -30,16 +30,13 @@ import torch
 
 from rdet.boxes import poly2obb
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, as in the MMRotate configs
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
 
 @dataclass
 class Sample:
     """One training example flowing through the transforms.
 
     Attributes:
-        image (np.ndarray[H, W, C]): RGB, uint8 (float32 after ``Normalize``).
+        image (np.ndarray[H, W, C]): RGB, uint8 (normalisation belongs to the model).
         polygons (np.ndarray[N, 8] float64): object corners in pixels.
         labels (np.ndarray[N] int64), difficult (np.ndarray[N] bool): per object.
         meta: what was applied (``flip``, ``rot90``, ``rotate``, ``scale_factor``), for inverting predictions.
@@ -310,21 +307,3 @@ class PhotometricJitter:
         if not contrast_first and c is not None:
             x *= c
         return replace(sample, image=np.clip(np.rint(x), 0, 255).astype(np.uint8))
-
-
-def normalize(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """``(image - mean) / std`` per RGB channel, float32 ``[H, W, 3]``."""
-    if image.ndim != 3 or image.shape[2] != len(mean):
-        raise ValueError(f"normalize expects an image [H, W, {len(mean)}], got shape {image.shape}")
-    return (image.astype(np.float32) - np.array(mean, np.float32)) / np.array(std, np.float32)
-
-
-@dataclass
-class Normalize:
-    """``normalize`` as a transform (ImageNet RGB mean/std by default)."""
-
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        return replace(sample, image=normalize(sample.image, self.mean, self.std))

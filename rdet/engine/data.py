@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from rdet.config import Config
+from rdet.config import Config, class_names
 from rdet.data.dataset import RotatedDataset, collate
 from rdet.data.transforms import Compose, RandomFlip, RandomRotate, Resize
-from rdet.models.build import class_names
 
 
 def build_transforms(config: Config, train: bool) -> Compose:
@@ -60,16 +59,6 @@ class EpochSampler(Sampler):
         return self.n
 
 
-def collate_batch(items: list[dict]) -> dict:
-    """``collate`` then regroup per image: ``{'images': [B, 3, H, W], 'targets': [dict per image]}``."""
-    b = collate(items)
-    targets = [
-        {"boxes": bx, "labels": lb, "polygons": p, "difficult": df, "image_id": i}
-        for bx, lb, p, df, i in zip(b["boxes"], b["labels"], b["polygons"], b["difficult"], b["image_ids"])
-    ]
-    return {"images": b["images"], "targets": targets}
-
-
 def build_loader(config: Config, split: str, rank: int = 0, world: int = 1) -> tuple[DataLoader, Sampler | None]:
     """Loader for a split; training shuffles per epoch (``DistributedSampler`` under torchrun)."""
     dataset = build_dataset(config, split)
@@ -88,13 +77,14 @@ def build_loader(config: Config, split: str, rank: int = 0, world: int = 1) -> t
         sampler=sampler,
         shuffle=False,
         num_workers=t.workers,
-        collate_fn=collate_batch,
+        collate_fn=collate,
         drop_last=train,
     )
     return loader, sampler
 
 
-def move_batch(batch: dict, device) -> tuple[torch.Tensor, list[dict]]:
-    """Images and per-image ``{'boxes', 'labels'}`` on ``device``."""
+def move_batch(batch: dict, device) -> tuple[list[torch.Tensor], list[dict]]:
+    """A loader batch on ``device``: its images (uint8 ``[3, H_i, W_i]`` each, the model pre-processes them)
+    and per-image ``{'boxes', 'labels'}``."""
     targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in batch["targets"]]
-    return batch["images"].to(device, non_blocking=True), targets
+    return [img.to(device, non_blocking=True) for img in batch["images"]], targets

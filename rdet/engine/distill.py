@@ -40,12 +40,11 @@ import torch
 from torch import Tensor, nn
 
 from rdet.checkpoint import read_checkpoint
-from rdet.config import Config, DistillConfig, load_config, to_dict
+from rdet.config import Config, DistillConfig, class_names, load_config, to_dict
 from rdet.engine.data import move_batch
 from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
-from rdet.models.build import build_model, class_names
-from rdet.models.heads import flatten_levels
+from rdet.models.build import build_model
 
 CACHE_VERSION = "rdet-ld-cache-1"
 CLASS_REDUCTION = "mean"  # KL averaged over bins/classes: MMDetection's KnowledgeDistillationKLDivLoss
@@ -176,8 +175,10 @@ def teacher_fingerprint(teacher: nn.Module, student: Config) -> str:
 class Teacher:
     """The frozen teacher: outputs on the student's batch, online or through a content-addressed disk cache.
 
-    ``outputs(images, region, keys)`` returns ``cls [B, N, C]`` and ``reg [B, N, R]``; with a cache the
-    values are exact inside ``region`` (``[B, N]`` bool) and 0 outside it (the losses weigh those by 0).
+    ``outputs(images, region, keys)`` takes the student's pre-processed batch (``normalized=True`` inputs of
+    the teacher's ``head_outputs``: both models use the ImageNet statistics) and returns ``cls [B, N, C]`` and
+    ``reg [B, N, R]``; with a cache the values are exact inside ``region`` (``[B, N]`` bool) and 0 outside it
+    (the losses weigh those by 0).
     """
 
     def __init__(self, model: nn.Module, cache_dir: str | Path | None = None, fingerprint: str = ""):
@@ -202,8 +203,8 @@ class Teacher:
 
     @torch.no_grad()
     def _forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        cls, reg, _, _ = self.model.flat_outputs(images)
-        return cls, reg
+        out = self.model.head_outputs(images, normalized=True)
+        return out.cls, out.reg
 
     @torch.no_grad()
     def outputs(self, images: Tensor, region: Tensor, keys: list[str] | None = None) -> tuple[Tensor, Tensor]:
@@ -278,42 +279,43 @@ def build_teacher(config: Config, teacher=None, teacher_weights=None, device="cp
 
 def distill_losses(
     student: nn.Module,
-    images: Tensor,
+    images,
     targets: list[dict],
     teacher: Teacher,
     d: DistillConfig,
-    keys: list[str] | None = None,
     forward=None,
 ) -> dict[str, Tensor]:
     """All losses of one batch: the student's own ``loss_cls``/``loss_bbox`` plus weighted ``loss_ld``/``loss_kd``.
 
     Args:
-        student: the (unwrapped) RotatedRetinaNet; ``forward`` (default ``student``) runs its raw forward,
+        student: the (unwrapped) RotatedRetinaNet; ``forward`` (default ``student``) runs its ``forward``,
             e.g. through DistributedDataParallel.
-        images (Tensor[B, 3, H, W]), targets: as ``model.loss``.
-        keys: cache keys of the images (``Teacher.keys`` on the CPU batch) when the teacher caches.
+        images: the batch as ``model.loss`` takes it (uint8 images); pre-processed once, by the student, for
+            both models.
+        targets: as ``model.loss``.
+        teacher: the frozen teacher; a caching one keys its entries by the pre-processed images
+            (:meth:`Teacher.keys`).
     """
-    cls_l, reg_l = (forward or student)(images)
-    sizes = [tuple(c.shape[-2:]) for c in cls_l]
-    per_level_anchors = student.anchors(sizes, images.device)
-    per_level = [a.shape[0] for a in per_level_anchors]
-    anchors = torch.cat(per_level_anchors)
-    cls = flatten_levels(cls_l, student.cfg.head.num_classes)  # [B, N, C]
-    reg = flatten_levels(reg_l, student.bbox_head.reg_channels)  # [B, N, R]
-    tg = student.assign(anchors, targets)
-    losses = student.loss_from_outputs(cls, reg, anchors, tg)
+    x = student.preprocess_image(images)  # [B, 3, H, W]: the exact network input of both models
+    keys = Teacher.keys(x, targets) if teacher.cache is not None else None
+    out = (forward or student)(x, normalized=True)  # HeadOutputs: cls [B, N, C], reg [B, N, R], anchors [N, 5]
+    tg = student.assign(out.anchors, targets)
+    losses = student.loss_from_outputs(out, targets, [tg])
     with torch.no_grad():
         vlr = torch.stack(
-            [vlr_weights(anchors, t["boxes"].to(anchors), d.vlr_alpha, d.vlr_horizontal, per_level) for t in targets]
+            [
+                vlr_weights(out.anchors, t["boxes"].to(out.anchors), d.vlr_alpha, d.vlr_horizontal, out.num_per_level)
+                for t in targets
+            ]
         )  # [B, N]
         # LD on the positives too (weighted by their assignment IoU) and on the VLR; KD on the VLR only.
         ld_w = torch.maximum(vlr, tg.pos.to(vlr.dtype) * tg.max_iou.to(vlr.dtype))
-        t_cls, t_reg = teacher.outputs(images, ld_w > 0, keys)
+        t_cls, t_reg = teacher.outputs(x, ld_w > 0, keys)
     T = d.temperature
     if d.ld_weight > 0:
-        losses["loss_ld"] = d.ld_weight * ld_loss(reg, t_reg, ld_w, T, per_level, CLASS_REDUCTION)
+        losses["loss_ld"] = d.ld_weight * ld_loss(out.reg, t_reg, ld_w, T, out.num_per_level, CLASS_REDUCTION)
     if d.kd_weight > 0:
-        losses["loss_kd"] = d.kd_weight * kd_loss(cls, t_cls, vlr, T, per_level, CLASS_REDUCTION)
+        losses["loss_kd"] = d.kd_weight * kd_loss(out.cls, t_cls, vlr, T, out.num_per_level, CLASS_REDUCTION)
     return losses
 
 
@@ -359,9 +361,8 @@ def distill(
     model = build_model(config).to(device)
 
     def losses(forward, batch):
-        keys = Teacher.keys(batch["images"], batch["targets"]) if teach.cache is not None else None
         images, targets = move_batch(batch, device)
-        return distill_losses(model, images, targets, teach, d, keys, forward)
+        return distill_losses(model, images, targets, teach, d, forward)
 
     result = fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="distill")
     return {**result, "teacher": d.teacher_weights, "cache_hits": teach.hits, "cache_misses": teach.misses}

@@ -55,11 +55,10 @@ def predict_loader(model: nn.Module, loader, progress: bool = True) -> tuple[dic
     module = model.module if hasattr(model, "module") else model
     was_training = module.training
     module.eval()
-    device = next(module.parameters()).device
     dets, anns = {}, {}
     for batch in progress_bar(loader, desc="eval", enabled=progress):
-        images = batch["images"].to(device)
-        for det, target in zip(module.predict(images), batch["targets"]):
+        # uint8 images of any device: the model's own pre-processing normalises, pads and moves them
+        for det, target in zip(module.predict(batch["images"]), batch["targets"]):
             image_id = target["image_id"]
             dets[image_id] = {
                 "boxes": det.boxes.cpu().numpy(),

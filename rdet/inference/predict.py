@@ -27,7 +27,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rdet.detections import Detections
@@ -42,12 +41,11 @@ from rdet.inference.tiling import (
     touches_inner_border,
     window_to_scene,
 )
+from rdet.models.detector import IMAGENET_MEAN
 from rdet.utils.progress import Progress
 
 BACKENDS = ("torch", "onnx", "trt")
 SUFFIXES = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "trt": (".engine", ".trt", ".plan")}
-PIXEL_MEAN = (123.675, 116.28, 103.53)  # RGB, as rdet.models.retinanet.PIXEL_MEAN
-PIXEL_STD = (58.395, 57.12, 57.375)
 DEFAULT_IOU_THR = 0.1  # MMRotate merges DOTA patches with rotated NMS at IoU 0.1
 
 
@@ -175,11 +173,8 @@ class TorchBackend:
     @torch.no_grad()
     def __call__(self, tiles: list[np.ndarray]) -> list[tuple[Tensor, Tensor, Tensor]]:
         """``tiles``: same-size uint8 RGB ``[h, w, 3]`` -> per tile ``(boxes [K, 5], scores [K], labels [K])``."""
-        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2).float().contiguous()  # [B, 3, h, w]
-        x = (x - x.new_tensor(PIXEL_MEAN)[:, None, None]) / x.new_tensor(PIXEL_STD)[:, None, None]
-        h, w = x.shape[-2:]
-        # pad bottom/right to a multiple of 32 with 0 = the mean colour after normalisation (as mmdet pads)
-        x = F.pad(x, (0, -w % 32, 0, -h % 32))
+        x = torch.from_numpy(np.stack(tiles)).to(self.device).permute(0, 3, 1, 2)  # [B, 3, h, w] uint8
+        # the model normalises and pads (DenseDetector.preprocess_image), as in training and the exported graph
         dets = self.model.predict(x, score_thr=self.score_thr, iou_thr=self.iou_thr)
         return [(d.boxes, d.scores, d.labels) for d in dets]
 
@@ -228,7 +223,7 @@ class RunnerBackend:
                 f"{self.path}: tiles of {w}x{h} do not fit the model's fixed input {W}x{H}; use "
                 f"tile <= {min(H, W)} or export with a larger --imgsz"
             )
-        mean = tuple(round(m) for m in PIXEL_MEAN)
+        mean = tuple(round(m) for m in IMAGENET_MEAN)  # the graph normalises with the models' statistics
         x = np.stack([pad_image(t, H, W, mean) for t in tiles]).transpose(0, 3, 1, 2)  # [B, 3, H, W]
         out = []
         for r in self.runner.run(np.ascontiguousarray(x)):

@@ -1,7 +1,7 @@
 """Classification and delta-regression losses: sigmoid focal loss and smooth-L1 (L1 at ``beta=0``).
 
-Both return element-wise values without weighting or reduction, computed in at least float32; the
-modules in :mod:`rdet.losses.modules` weight and reduce them as MMDetection does.
+Both return element-wise values without weighting or reduction, computed in at least float32; the heads
+and :mod:`rdet.losses.regression` weight and reduce them as MMDetection does.
 """
 
 from __future__ import annotations

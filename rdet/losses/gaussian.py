@@ -72,8 +72,8 @@ transcription) and stay finite for degenerate boxes. Deviations from MMRotate, a
   is an extension (``GDLoss_v1`` has none; ``alpha=1`` reproduces it).
 
 All losses compute in float32 even under autocast (fp16/bf16 inputs are upcast; float64 stays float64)
-and return per-box values without weighting or reduction (the modules in
-:mod:`rdet.losses.modules` weight and reduce).
+and return per-box values without weighting or reduction (the table in
+:mod:`rdet.losses.regression` weights and reduces).
 """
 
 from __future__ import annotations

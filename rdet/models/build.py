@@ -1,34 +1,40 @@
-"""``build_model(config)``: the detector a config describes (plain constructors, no registry)."""
+"""``build_model(config)``: the detector a config describes (plain constructors, no registry).
+
+This is the config path into :mod:`rdet.models`; the constructors themselves (``RotatedRetinaNet``,
+``R3Det``) take modules with defaults and need no config file. The config is validated where it is
+loaded (``load_config``/``from_dict``), not here.
+"""
 
 from __future__ import annotations
 
-from torch import nn
-
-from rdet.config import Config, validate
-
-
-def class_names(config: Config) -> list[str]:
-    """The class names of a config: ``data.classes`` or the named list ``data.class_list``."""
-    if config.data.classes:
-        return list(config.data.classes)
-    from rdet.data.classes import get_classes
-
-    return list(get_classes(config.data.class_list))
+from rdet.config import Config, class_names
+from rdet.models.detector import DenseDetector
 
 
-def build_model(config: Config) -> nn.Module:
-    """Build the ``nn.Module`` of ``config.model`` (weights initialised; backbone weights loaded if given)."""
-    validate(config)
+def build_model(config: Config) -> DenseDetector:
+    """Build the detector of ``config.model`` (weights initialised; ``model.backbone.weights`` loaded if set).
+
+    The model's ``config`` attribute is set to ``config`` (checkpoints store it).
+
+    Raises:
+        ValueError: the class list does not match ``model.head.num_classes`` (naming both).
+    """
     names = class_names(config)
     if len(names) != config.model.head.num_classes:
         raise ValueError(
             f"config field model.head.num_classes: {config.model.head.num_classes} but "
             f"{len(names)} class names in the data config"
         )
+    model: DenseDetector
     if config.model.type == "r3det":
         from rdet.models.r3det import R3Det
 
-        return R3Det(config.model, names)
-    from rdet.models.retinanet import RotatedRetinaNet
+        model = R3Det(names, config.model)
+    else:
+        from rdet.models.retinanet import RotatedRetinaNet
 
-    return RotatedRetinaNet(config.model, names)
+        model = RotatedRetinaNet(names, config.model)
+    if config.model.backbone.weights:
+        model.backbone.load_weights(config.model.backbone.weights)
+    model.config = config
+    return model

@@ -36,7 +36,7 @@ class FPN(nn.Module):
         super().__init__()
         if add_extra_convs != "on_input":
             raise ValueError(f"FPN add_extra_convs must be 'on_input', got {add_extra_convs!r}")
-        self.start_level = start_level
+        self.start_level, self.out_channels = start_level, out_channels
         used = in_channels[start_level:]
         self.lateral_convs = nn.ModuleList(ConvModule(c, out_channels, 1) for c in used)
         self.fpn_convs = nn.ModuleList(ConvModule(out_channels, out_channels, 3) for _ in used)

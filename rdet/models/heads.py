@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from rdet import ops
 from rdet.boxes import obb2hbox, regularize
-from rdet.config import LossConfig, TestConfig
+from rdet.config import TestConfig
 from rdet.detections import Detections
 from rdet.models.fpn import ConvModule
 
@@ -62,12 +62,6 @@ class RetinaHead(nn.Module):
     def forward(self, feats: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         outs = [self.forward_single(x) for x in feats]
         return [o[0] for o in outs], [o[1] for o in outs]
-
-
-def flatten_levels(maps: list[Tensor], channels: int) -> Tensor:
-    """``[B, A*K, H, W]`` per level -> ``[B, sum(H*W*A), K]`` (location-major, then anchor)."""
-    b = maps[0].shape[0]
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(b, -1, channels) for m in maps], 1)
 
 
 def distribution_to_deltas(logits: Tensor, reg_max: int, reg_range, angle_range) -> Tensor:
@@ -193,46 +187,6 @@ def assign_batch(
 
 
 # --------------------------------------------------------------------------- losses
-
-
-def regression_loss(cfg: LossConfig, pred: Tensor, target: Tensor) -> Tensor:
-    """Per-box regression loss (before ``loss_weight``).
-
-    Args:
-        pred, target (Tensor[P, 5]): deltas (l1/smooth_l1) or decoded boxes (Gaussian losses).
-
-    Returns:
-        Tensor[P]: per-box loss (element losses summed over the 5 deltas for l1/smooth_l1, as mmdet's
-        L1Loss with weights of 1 then averaged by the number of positives).
-    """
-    from rdet.losses.focal import smooth_l1
-    from rdet.losses.gaussian import gwd_loss, kld_loss
-
-    if cfg.type == "l1":
-        return (pred - target).abs().sum(-1)
-    if cfg.type == "smooth_l1":
-        return smooth_l1(pred, target, beta=cfg.beta).sum(-1)
-    if cfg.type == "kld":
-        return kld_loss(
-            pred,
-            target,
-            fun=cfg.fun,
-            tau=cfg.tau,
-            alpha=cfg.alpha,
-            sqrt=cfg.sqrt if cfg.stable else None,
-            stable=cfg.stable,
-        )
-    if cfg.type == "gwd":
-        return gwd_loss(
-            pred,
-            target,
-            fun=cfg.fun,
-            tau=cfg.tau,
-            alpha=cfg.alpha,
-            normalize=cfg.normalize and cfg.stable,
-            stable=cfg.stable,
-        )
-    raise ValueError(f"unknown regression loss {cfg.type!r}")
 
 
 def sigmoid_focal(logits: Tensor, labels: Tensor, num_classes: int, gamma: float, alpha: float) -> Tensor:

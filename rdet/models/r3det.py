@@ -22,27 +22,25 @@ Losses are named like dev-1.x: ``loss_cls_init``, ``loss_bbox_init``, ``loss_cls
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from rdet.config import LossConfig, ModelConfig
-from rdet.detections import Detections
-from rdet.models import anchors as A
-from rdet.models.backbone import ResNet
+from rdet.config import HeadConfig, ModelConfig, RefineConfig
+from rdet.losses.regression import REGRESSION_LOSSES
 from rdet.models.coder import DeltaXYWHTCoder
-from rdet.models.fpn import FPN
-from rdet.models.frm import FRM
-from rdet.models.heads import (
-    RetinaHead,
-    Targets,
-    assign_batch,
-    detections_per_image,
+from rdet.models.detector import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DenseDetector,
+    HeadOutputs,
     flatten_levels,
-    regression_loss,
-    sigmoid_focal,
+    level_sizes,
+    rows_per_level,
 )
+from rdet.models.frm import FRM
+from rdet.models.heads import RetinaHead, Targets, assign_batch
 
 # Settings the config schema (rdet.config.RefineConfig) does not hold; the values are the published ones.
 # Refine stage i > 0 raises both IoU thresholds by 0.1 per stage (r3det-refine-oc: 0.6/0.5 then 0.7/0.6).
@@ -51,29 +49,8 @@ REFINE_IOU_STEP = 0.1
 # min_pos_iou=0 in every published refine assigner.
 REFINE_MIN_POS_IOU = 0.0
 # The refine stages use the init stage's coder settings and focal loss (identical in every published config),
-# and regress decoded boxes exactly when their loss is Gaussian (reg_decoded_bbox=True in the KLD configs).
-GAUSSIAN_LOSSES = ("kld", "gwd")
-
-
-@dataclass
-class Stage:
-    """Flattened outputs of one stage.
-
-    Attributes:
-        cls (Tensor[B, N, C]): class logits.
-        reg (Tensor[B, N, 5]): box deltas.
-        anchors (Tensor[N, 5] | Tensor[B, N, 5]): the init stage's anchors (shared) or a refine stage's
-            rois (per image, detached).
-    """
-
-    cls: Tensor
-    reg: Tensor
-    anchors: Tensor
-
-    def anchors_per_image(self) -> Tensor:
-        """``Tensor[B, N, 5]``."""
-        a = self.anchors
-        return a if a.dim() == 3 else a[None].expand(self.reg.shape[0], -1, -1)
+# and regress decoded boxes exactly when their loss compares decoded boxes (reg_decoded_bbox=True in the KLD
+# configs): the `decoded` column of the loss table.
 
 
 class RefineHead(RetinaHead):
@@ -120,8 +97,9 @@ def _levels(boxes: Tensor, sizes: list[tuple[int, int]]) -> list[Tensor]:
     return [p.reshape(p.shape[0], h, w, 5) for p, (h, w) in zip(parts, sizes)]
 
 
-def _check(cfg: ModelConfig, class_names) -> None:
-    """Fail on settings an R3Det cannot build, naming the config field (``validate`` checks most at load)."""
+def _check(cfg: ModelConfig, class_names) -> RefineConfig:
+    """Fail on settings an R3Det cannot build, naming the config field (``validate`` checks most at load);
+    returns ``cfg.refine``."""
     if len(class_names) != cfg.head.num_classes:
         raise ValueError(f"{len(class_names)} class names for model.head.num_classes={cfg.head.num_classes}")
     r = cfg.refine
@@ -139,180 +117,113 @@ def _check(cfg: ModelConfig, class_names) -> None:
         )
     if cfg.head.reg_max:
         raise ValueError("config field model.head.reg_max: R3Det has no distribution head (use 0)")
+    return r
 
 
-class R3Det(nn.Module):
-    """R3Det / R3Det-tiny (``cfg.refine.stacked_convs``), same public interface as ``RotatedRetinaNet``.
+class R3Det(DenseDetector):
+    """R3Det / R3Det-tiny (``cfg.refine.stacked_convs``): a :class:`~rdet.models.detector.DenseDetector` whose
+    :class:`~rdet.models.detector.HeadOutputs` are the last refine stage's, with every stage in ``stages``.
 
-    Images are ``Tensor[B, 3, H, W]`` normalised RGB, H and W divisible by 32.
+    Args:
+        class_names: one name per class.
+        cfg: settings with a ``refine`` section (default: ``ModelConfig(type='r3det')`` with one refine stage).
+        backbone, neck, pixel_mean, pixel_std: see :class:`~rdet.models.detector.DenseDetector`.
+        bbox_head_init: the init stage's :class:`~rdet.models.heads.RetinaHead` (default: from ``cfg.head``).
+        bbox_head_refine: one :class:`RefineHead` per refine stage (default: from ``cfg.refine``).
     """
 
-    def __init__(self, cfg: ModelConfig, class_names: list[str]):
-        super().__init__()
-        _check(cfg, class_names)
-        self.cfg, self.class_names = cfg, list(class_names)
-        self.backbone = ResNet(cfg.backbone.depth, cfg.backbone.frozen_stages, cfg.backbone.norm_eval)
-        if cfg.backbone.weights:
-            self.backbone.load_weights(cfg.backbone.weights)
-        n, h, r = cfg.neck, cfg.head, cfg.refine
-        self.neck = FPN(self.backbone.out_channels, n.out_channels, n.start_level, n.num_outs, n.add_extra_convs)
-        self.num_anchors = A.num_base_anchors(cfg.anchors.scales_per_octave, cfg.anchors.ratios)
-        self.bbox_head_init = RetinaHead(
-            h.num_classes, n.out_channels, self.num_anchors, h.stacked_convs, h.feat_channels
-        )
-        self.bbox_head_refine = nn.ModuleList(
-            RefineHead(
-                h.num_classes,
-                n.out_channels,
-                r.stacked_convs,
-                h.feat_channels,
-                tuple(cfg.anchors.strides),
-                r.frm_points,
-                r.frm_swap_xy,
-            )
-            for _ in range(r.num_stages)
-        )
-        self.coder = DeltaXYWHTCoder(**asdict(cfg.coder))
-        self._anchor_cache: dict = {}
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        cfg: ModelConfig | None = None,
+        *,
+        backbone: nn.Module | None = None,
+        neck: nn.Module | None = None,
+        bbox_head_init: RetinaHead | None = None,
+        bbox_head_refine: Sequence[RefineHead] | None = None,
+        pixel_mean: Sequence[float] = IMAGENET_MEAN,
+        pixel_std: Sequence[float] = IMAGENET_STD,
+    ):
+        if cfg is None:
+            cfg = ModelConfig(type="r3det", head=HeadConfig(num_classes=len(class_names)), refine=RefineConfig())
+        r = _check(cfg, class_names)
+        super().__init__(class_names, cfg, backbone, neck, pixel_mean, pixel_std)
+        h, channels = cfg.head, self.neck.out_channels
+        if bbox_head_init is None:
+            bbox_head_init = RetinaHead(h.num_classes, channels, self.num_anchors, h.stacked_convs, h.feat_channels)
+        self.bbox_head_init = bbox_head_init
+        if bbox_head_refine is None:
+            strides = tuple(cfg.anchors.strides)
+            bbox_head_refine = [
+                RefineHead(
+                    h.num_classes, channels, r.stacked_convs, h.feat_channels, strides, r.frm_points, r.frm_swap_xy
+                )
+                for _ in range(r.num_stages)
+            ]
+        self.bbox_head_refine = nn.ModuleList(bbox_head_refine)
+        self.refine = r
 
     # ----------------------------------------------------------------- forward
 
-    def anchors(self, featmap_sizes: list[tuple[int, int]], device) -> list[Tensor]:
-        """The init stage's angle-0 anchors per level, ``Tensor[H_l * W_l * A, 5]`` (cached)."""
-        key = (tuple(featmap_sizes), str(device))
-        if key not in self._anchor_cache:
-            a = self.cfg.anchors
-            self._anchor_cache[key] = A.grid_anchors(
-                featmap_sizes, a.strides, a.octave_base_scale, a.scales_per_octave, a.ratios, device
-            )
-        return self._anchor_cache[key]
+    def forward_features(self, x: Tensor) -> HeadOutputs:
+        """Every stage on ``x [B, 3, H, W]``; returns the last stage with ``stages`` = all of them, init first.
 
-    def stages(self, images: Tensor) -> tuple[list[Stage], list[int]]:
-        """Run every stage. Returns the stages (init first) and the locations per level ``H_l * W_l``."""
-        feats = self.neck(self.backbone(images))
+        Init stage rows: ``sum(H_l * W_l * A)`` anchors; refine stage rows: ``L = sum(H_l * W_l)`` rois.
+        """
+        feats = self.neck(self.backbone(x))
         c = self.cfg.head.num_classes
         cls, reg = self.bbox_head_init(feats)
-        sizes = [tuple(x.shape[-2:]) for x in cls]
-        anchors = torch.cat(self.anchors(sizes, images.device))
-        out = [Stage(flatten_levels(cls, c), flatten_levels(reg, 5), anchors)]
-        rois = best_boxes(out[0].cls, out[0].reg, anchors, self.num_anchors, self.coder)  # [B, L, 5]
+        sizes = level_sizes(cls)
+        anchors = torch.cat(self.anchors(sizes, x.device))
+        init = HeadOutputs(
+            flatten_levels(cls, c), flatten_levels(reg, 5), anchors, rows_per_level(sizes, self.num_anchors)
+        )
+        stages = [init]
+        rois = best_boxes(init.cls, init.reg, anchors, self.num_anchors, self.coder)  # [B, L, 5]
         for i, head in enumerate(self.bbox_head_refine):
-            x = head.feat_refine_module(feats, _levels(rois, sizes))
-            cls, reg = head(x)
-            out.append(Stage(flatten_levels(cls, c), flatten_levels(reg, 5), rois))
+            refined = head.feat_refine_module(feats, _levels(rois, sizes))
+            cls, reg = head(refined)
+            stages.append(HeadOutputs(flatten_levels(cls, c), flatten_levels(reg, 5), rois, rows_per_level(sizes, 1)))
             if i + 1 < len(self.bbox_head_refine):
-                rois = self.coder.decode(rois, out[-1].reg.float()).detach()
-        return out, [h * w for h, w in sizes]
-
-    def forward(self, images: Tensor, targets: list[dict] | None = None):
-        """All stages (``(stages, locations per level)``, see :meth:`stages`), or the training losses when
-        ``targets`` are given (so DistributedDataParallel sees one ``forward``)."""
-        out, per_level = self.stages(images)
-        if targets is None:
-            return out, per_level
-        return self.loss_from_stages(out, targets)
-
-    def flat_outputs(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int]]:
-        """The last stage: ``cls [B, L, C]``, ``reg [B, L, 5]``, its rois ``[B, L, 5]`` (per image, unlike
-        RotatedRetinaNet's shared anchors) and the locations per level."""
-        out, per_level = self.stages(images)
-        last = out[-1]
-        return last.cls, last.reg, last.anchors, per_level
-
-    def decode(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Every location's final box and class probabilities, no selection (the export graph's ``none`` mode).
-
-        Returns:
-            boxes (Tensor[B, L, 5]), scores (Tensor[B, L, C]), ``L = sum(H_l * W_l)``.
-        """
-        cls, reg, rois, _ = self.flat_outputs(images)
-        return self.coder.decode(rois, reg.float()), cls.sigmoid()
+                rois = self.coder.decode(rois, stages[-1].reg.float()).detach()
+        last = stages[-1]
+        return HeadOutputs(last.cls, last.reg, last.anchors, last.num_per_level, stages)
 
     # ----------------------------------------------------------------- training
 
-    def assign(
-        self,
-        anchors: Tensor,
-        targets: list[dict],
-        pos_iou_thr: float,
-        neg_iou_thr: float,
-        min_pos_iou: float,
-        horizontal: bool,
-    ) -> Targets:
-        """MaxIoU assignment of anchors ``[N, 5]`` (shared) or ``[B, N, 5]`` (per image) to each image's
-        ``targets[i] = {'boxes': [G, 5], 'labels': [G]}``."""
-        return assign_batch(
-            anchors, targets, self.cfg.head.num_classes, pos_iou_thr, neg_iou_thr, min_pos_iou, horizontal
-        )
+    def assign(self, anchors: Tensor, targets: list[dict], stage: int = 0) -> Targets:
+        """MaxIoU assignment of ``stage``'s anchors ``[N, 5]`` (init, shared) or rois ``[B, N, 5]`` (refine).
 
-    def stage_targets(self, index: int, stage: Stage, targets: list[dict]) -> Targets:
-        """Assignment of stage ``index`` (0 = init: ``model.head`` thresholds and IoU kind; refine stage
-        ``i = index - 1``: rotated IoU, ``model.refine`` thresholds + ``REFINE_IOU_STEP * i``)."""
+        Stage 0 (init): ``model.head`` thresholds and IoU kind; refine stage ``i = stage - 1``: rotated IoU,
+        ``model.refine`` thresholds ``+ REFINE_IOU_STEP * i``.
+        """
         h = self.cfg.head
-        if index == 0:
-            return self.assign(
-                stage.anchors,
-                targets,
-                h.pos_iou_thr,
-                h.neg_iou_thr,
-                h.min_pos_iou,
-                horizontal=h.assign_iou == "horizontal",
-            )
-        r, step = self.cfg.refine, REFINE_IOU_STEP * (index - 1)
-        return self.assign(
-            stage.anchors, targets, r.pos_iou_thr + step, r.neg_iou_thr + step, REFINE_MIN_POS_IOU, horizontal=False
-        )
-
-    def stage_loss(self, stage: Stage, tg: Targets, loss_bbox: LossConfig, reg_decoded: bool) -> tuple[Tensor, Tensor]:
-        """Focal loss over non-ignored locations/anchors and the box loss over positives, both / num_pos."""
-        fc = self.cfg.head.loss_cls
-        valid = tg.label_weights > 0
-        loss_cls = (
-            sigmoid_focal(
-                stage.cls[valid].float(), tg.labels[valid], self.cfg.head.num_classes, fc.gamma, fc.alpha
-            ).sum()
-            / tg.num_pos
-            * fc.loss_weight
-        )
-        anchors = stage.anchors_per_image()[tg.pos]
-        deltas = stage.reg[tg.pos].float()
-        if reg_decoded:
-            pred, target = self.coder.decode(anchors, deltas), tg.gt_boxes[tg.pos]
+        if stage == 0:
+            pos, neg, min_pos, horizontal = h.pos_iou_thr, h.neg_iou_thr, h.min_pos_iou, h.assign_iou == "horizontal"
         else:
-            pred, target = deltas, self.coder.encode(anchors, tg.gt_boxes[tg.pos])
-        loss_box = regression_loss(loss_bbox, pred, target).sum() / tg.num_pos * loss_bbox.loss_weight
-        return loss_cls, loss_box
+            step = REFINE_IOU_STEP * (stage - 1)
+            pos, neg = self.refine.pos_iou_thr + step, self.refine.neg_iou_thr + step
+            min_pos, horizontal = REFINE_MIN_POS_IOU, False
+        return assign_batch(anchors, targets, h.num_classes, pos, neg, min_pos, horizontal)
 
-    def loss_from_stages(self, stages: list[Stage], targets: list[dict]) -> dict[str, Tensor]:
-        """``{'loss_cls_init', 'loss_bbox_init', 'loss_cls_refine_0', 'loss_bbox_refine_0', ...}``."""
-        h, r = self.cfg.head, self.cfg.refine
+    def loss_from_outputs(
+        self, out: HeadOutputs, targets: list[dict], assigned: list[Targets] | None = None
+    ) -> dict[str, Tensor]:
+        """``{'loss_cls_init', 'loss_bbox_init', 'loss_cls_refine_0', 'loss_bbox_refine_0', ...}`` (refine
+        losses times ``refine.stage_loss_weights[i]``)."""
+        h, r = self.cfg.head, self.refine
         losses = {}
-        for index, stage in enumerate(stages):
-            tg = self.stage_targets(index, stage, targets)
+        for index, stage in enumerate(out.stages):
+            tg = assigned[index] if assigned else self.assign(stage.anchors, targets, index)
             if index == 0:
-                c, b = self.stage_loss(stage, tg, h.loss_bbox, h.reg_decoded_bbox)
+                c, b = self.dense_losses(stage, tg, h.loss_bbox, h.reg_decoded_bbox)
                 losses["loss_cls_init"], losses["loss_bbox_init"] = c, b
             else:
                 i = index - 1
-                c, b = self.stage_loss(stage, tg, r.loss_bbox, r.loss_bbox.type in GAUSSIAN_LOSSES)
+                c, b = self.dense_losses(stage, tg, r.loss_bbox, REGRESSION_LOSSES[r.loss_bbox.type].decoded)
                 w = r.stage_loss_weights[i]
                 losses[f"loss_cls_refine_{i}"], losses[f"loss_bbox_refine_{i}"] = c * w, b * w
         return losses
-
-    def loss(self, images: Tensor, targets: list[dict]) -> dict[str, Tensor]:
-        """Training losses for a batch. ``targets[i]``: ``{'boxes': Tensor[G, 5], 'labels': Tensor[G]}``."""
-        return self(images, targets)
-
-    # ----------------------------------------------------------------- inference
-
-    @torch.no_grad()
-    def predict(self, images: Tensor, score_thr: float | None = None, iou_thr: float | None = None) -> list[Detections]:
-        """Detections per image from the last stage (boxes regularised to the model's angle version)."""
-        cls, reg, rois, per_level = self.flat_outputs(images)
-        boxes = self.coder.decode(rois, reg.float())
-        return detections_per_image(
-            cls, boxes, per_level, self.cfg.test, self.cfg.coder.angle_version, self.class_names, score_thr, iou_thr
-        )
 
 
 def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
