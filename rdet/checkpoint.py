@@ -49,6 +49,18 @@ def save_checkpoint(
     return path
 
 
+def save_weights(path: str | Path, model: nn.Module, config: Config) -> Path:
+    """Write a weights-only file for serving (state dict, config, class names, version; no optimizer or RNG
+    state), atomically. ``rdet.load_checkpoint`` reads it like a full checkpoint."""
+    path = Path(path)
+    module = model.module if hasattr(model, "module") else model
+    state = {"model": module.state_dict(), "config": to_dict(config), "class_names": list(module.class_names)}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**state, "rdet_version": rdet.__version__}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict on CPU; errors name the file."""
     path = Path(path)

@@ -6,8 +6,24 @@ another one with :func:`load_base` and change fields by attribute assignment (``
 which raises ``AttributeError`` for unknown names because every config class has ``__slots__``.
 
 ``load_config(path, overrides)`` runs the file, applies ``--set``-style overrides (``"train.lr=0.01"``),
-validates every field and returns the :class:`Config`. Checkpoints store ``to_dict(config)`` and
-rebuild it with :func:`from_dict`, which also rejects unknown keys (naming the closest valid one).
+resolves paths, validates every field (once) and returns the :class:`Config`. Checkpoints store
+``to_dict(config)`` and rebuild it with :func:`from_dict`, which also rejects unknown keys (naming the
+closest valid one) and validates.
+
+Paths. Every path in a config file is relative to *that config file*: ``data.train_images``,
+``data.train_labels``, ``data.val_images``, ``data.val_labels``, ``train.work_dir``,
+``model.backbone.weights``, ``distill.teacher``, ``distill.teacher_weights`` and ``distill.cache_dir``
+(:data:`PATH_FIELDS`). A base file loaded with :func:`load_base` resolves its own paths against itself.
+To mean "relative to the folder rdet runs in" instead, write :func:`from_cwd`::
+
+    data_root = from_cwd("data/split_ss_dota/")       # MMRotate's data_root='data/split_ss_dota/'
+    config.data.train_images = data_root + "trainval/images"
+    config.train.work_dir = from_cwd("work_dirs/my_run")
+
+The configs shipped with rdet (installed inside the package) do that for their data, ImageNet weights
+and work_dirs, so they never write into the package. Paths given as ``--set`` overrides (or keyword
+overrides of ``rdet.train``) and paths of a config built in code are relative to the current folder.
+``load_config`` makes every path absolute, so error messages and checkpoints show the resolved path.
 """
 
 from __future__ import annotations
@@ -15,6 +31,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import os
 import re
 import runpy
 import sys
@@ -38,7 +55,7 @@ class BackboneConfig:
     depth: int = 50  # 18, 34 or 50 (ResNet, torchvision parameter names)
     frozen_stages: int = 1  # stem + layer1 frozen, as the published configs
     norm_eval: bool = True  # BatchNorm in eval mode during training
-    weights: str | None = None  # local torchvision/ImageNet checkpoint (never downloaded)
+    weights: str | None = None  # local torchvision/ImageNet checkpoint (never downloaded), loaded by build_model
 
 
 @dataclass(slots=True)
@@ -152,7 +169,7 @@ class ModelConfig:
 
 @dataclass(slots=True)
 class DataConfig:
-    train_images: str = ""  # folder of images (relative paths resolve against the config file)
+    train_images: str = ""  # folder of images (paths: relative to the config file, see the module docstring)
     train_labels: str = ""  # folder of labels
     val_images: str = ""
     val_labels: str = ""
@@ -187,14 +204,15 @@ class TrainConfig:
     deterministic: bool = False
     eval_interval: int = 1  # epochs between evaluations (0: never)
     log_interval: int = 10
-    work_dir: str = "work_dirs/run"
+    work_dir: str = "work_dirs/run"  # checkpoints, log.jsonl, loss.png and the final weights-only model.pt
+    keep_checkpoints: int = 2  # epoch_N.pt files kept (the newest ones; 0: none written); last.pt always
     device: str = "auto"  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
 
 
 @dataclass(slots=True)
 class DistillConfig:
-    teacher: str = ""  # teacher config path
-    teacher_weights: str = ""  # teacher checkpoint path
+    teacher: str = ""  # teacher config file
+    teacher_weights: str = ""  # teacher checkpoint
     ld_weight: float = 10.0  # Rotated-LD: loss_ld weight 10, T 5
     kd_weight: float = 20.0  # Rotated-LD: loss_kd weight 20, T 5 (set per config)
     temperature: float = 5.0
@@ -296,6 +314,8 @@ def validate(config: Config) -> Config:
         _fail("train.lr", f"must be > 0, got {t.lr}")
     if t.batch_size < 1:
         _fail("train.batch_size", f"must be >= 1, got {t.batch_size}")
+    if t.keep_checkpoints < 0:
+        _fail("train.keep_checkpoints", f"must be >= 0, got {t.keep_checkpoints}")
     if len(config.data.img_size) != 2 or any(s % 32 for s in config.data.img_size):
         _fail("data.img_size", f"{config.data.img_size} must be (height, width), each divisible by 32")
     return config
@@ -401,12 +421,57 @@ def apply_override(config: Config, assignment: str) -> None:
                 raise ValueError(f"config key {where!r} is None in this config; set it in the file first")
 
 
+#: every config field that holds a path (resolved as the module docstring says)
+PATH_FIELDS = (
+    "data.train_images",
+    "data.train_labels",
+    "data.val_images",
+    "data.val_labels",
+    "train.work_dir",
+    "model.backbone.weights",
+    "distill.teacher",
+    "distill.teacher_weights",
+    "distill.cache_dir",
+)
+
+
+def from_cwd(path: str | Path) -> str:
+    """``path`` relative to the current folder (where rdet runs), for config files: ``from_cwd("data/dota")``.
+
+    Evaluated when the config file is loaded; returns an absolute path, which config loading keeps as is. A
+    trailing ``/`` is kept, so ``from_cwd("data/split_ss_dota/") + "trainval/images"`` works like MMRotate's
+    ``data_root``.
+    """
+    out = str(Path.cwd() / path)
+    return out + os.sep if str(path).endswith(("/", os.sep)) else out
+
+
+def resolve_paths(config: Config, base: str | Path) -> Config:
+    """Make every relative path of :data:`PATH_FIELDS` absolute against the folder ``base`` (in place)."""
+    for dotted in PATH_FIELDS:
+        section, name = dotted.split(".", 1)
+        obj = getattr(config, section)
+        for part in name.split(".")[:-1]:
+            obj = getattr(obj, part)
+        leaf = name.split(".")[-1]
+        if obj is None or not getattr(obj, leaf):
+            continue
+        value = Path(getattr(obj, leaf)).expanduser()
+        if not value.is_absolute():
+            value = Path(base) / value
+        setattr(obj, leaf, str(Path(os.path.normpath(value))))
+    return config
+
+
 def load_base(path: str | Path) -> Config:
-    """Load another config file to start from (a relative path is relative to the calling config file)."""
+    """Load another config file to start from: a path relative to the calling config file, or the name of a
+    shipped config (``load_base("rotated-retinanet-rbox-le90_r50_fpn_1x_dota")``). Its own relative paths
+    resolve against its own folder."""
     path = Path(path)
     if not path.is_absolute():
         caller = sys._getframe(1).f_globals.get("__file__")
-        path = (Path(caller).parent if caller else Path.cwd()) / path
+        local = (Path(caller).parent if caller else Path.cwd()) / path
+        path = local if local.is_file() else find_config(path)
     return _run_file(path.resolve())
 
 
@@ -428,7 +493,7 @@ def _run_file(path: Path) -> Config:
     config = namespace.get("config")
     if not isinstance(config, Config):
         raise ValueError(f"{path}: must define `config = Config(...)`, found {type(config).__name__}")
-    return config
+    return resolve_paths(config, path.parent)  # a file's paths are relative to the file
 
 
 def config_names() -> dict[str, Path]:
@@ -461,24 +526,23 @@ def find_config(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(f"config not found: {name_or_path} is neither a file nor a shipped config name{more}")
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load and validate a config file.
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, check: bool = True) -> Config:
+    """Load a config file, apply overrides, resolve paths and validate.
 
     Args:
         path: a Python config file defining ``config``, or the name of a shipped config (:func:`find_config`).
-        overrides: ``"section.field=value"`` strings, as given to ``--set``.
+        overrides: ``"section.field=value"`` strings, as given to ``--set`` (paths in them: relative to the
+            current folder).
+        check: validate (:func:`validate`); ``False`` for a caller that changes the config further and
+            validates it once itself (``rdet.train``).
 
     Returns:
-        Config: validated; ``source`` is set to the file path and data paths are resolved relative to it.
+        Config: ``source`` is the file's absolute path; every path is absolute (module docstring).
     """
     path = find_config(path).resolve()
     config = _run_file(path)
     for item in overrides:
         apply_override(config, item)
     config.source = str(path)
-    d = config.data
-    for name in ("train_images", "train_labels", "val_images", "val_labels"):
-        value = getattr(d, name)
-        if value and not Path(value).is_absolute():
-            setattr(d, name, str((path.parent / value).resolve()))
-    return validate(config)
+    resolve_paths(config, Path.cwd())  # what is still relative came from the overrides
+    return validate(config) if check else config

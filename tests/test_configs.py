@@ -204,27 +204,29 @@ def test_forward_shapes_of_a_published_config():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_published_values(name):
+def test_published_values(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the shipped configs read data and write work_dirs under the current folder
     path = CONFIGS / name
     config = rdet.load_config(path)
     wrong = {k: (field(config, k), v) for k, v in {**COMMON, **EXPECTED[name]}.items() if field(config, k) != v}
     assert not wrong, f"{name}: field: (got, published) {wrong}"
     assert config.name == path.stem
     assert config.reference == f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/{name}"
-    assert config.train.work_dir == f"work_dirs/{path.stem}"
+    assert config.train.work_dir == str(tmp_path / "work_dirs" / path.stem)  # mmengine's work_dirs/<name>
     # init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50') -> torchvision's ImageNet file
-    assert config.model.backbone.weights == str(ROOT / "checkpoints" / "resnet50-0676ba61.pth")
+    assert config.model.backbone.weights == str(tmp_path / "checkpoints" / "resnet50-0676ba61.pth")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_data_paths_resolve_against_the_config_file(name):
+def test_data_paths_of_shipped_configs_are_under_the_current_folder(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MMRotate's data_root='data/...' is relative to where it runs: from_cwd
     d = rdet.load_config(CONFIGS / name).data
     if "dota" in name:  # val_dataloader of _base_/datasets/dota.py also reads trainval
-        train = val = ROOT / "data" / "split_ss_dota" / "trainval"
+        train = val = tmp_path / "data" / "split_ss_dota" / "trainval"
         assert (d.train_images, d.train_labels) == (str(train / "images"), str(train / "annfiles"))
         assert (d.val_images, d.val_labels) == (str(val / "images"), str(val / "annfiles"))
     else:  # ImageSets/trainval.txt and ImageSets/test.txt of HRSC2016 as folders
-        hrsc = ROOT / "data" / "hrsc"
+        hrsc = tmp_path / "data" / "hrsc"
         for split, images, labels in (
             ("trainval", d.train_images, d.train_labels),
             ("test", d.val_images, d.val_labels),
@@ -313,3 +315,113 @@ def test_configs_resolve_by_name_and_path():
     assert rdet.load_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota").source == str(by_name)
     with pytest.raises(FileNotFoundError, match="did you mean rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"):
         rdet.config.find_config("rotated-retinanet-rbox-le90_r50_fpn_kld-stabel_1x_dota")
+
+
+# ------------------------------------------------------------------ paths: relative to the config file
+
+
+def test_every_path_of_a_config_file_is_relative_to_that_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base_dir, user_dir = tmp_path / "base", tmp_path / "user" / "exp"
+    base_dir.mkdir()
+    user_dir.mkdir(parents=True)
+    (base_dir / "base.py").write_text(
+        "from rdet.config import Config, from_cwd\n"
+        "config = Config()\n"
+        "config.data.train_images = 'imgs'\n"  # relative to base/
+        "config.data.val_images = from_cwd('shared/val')\n"  # relative to the current folder
+        "config.model.backbone.weights = '../weights/r50.pth'\n"
+    )
+    (user_dir / "cfg.py").write_text(
+        "from rdet.config import DistillConfig, load_base\n"
+        "config = load_base('../../base/base.py')\n"
+        "config.data.train_labels = 'labels'\n"  # relative to user/exp/
+        "config.train.work_dir = 'runs/a'\n"
+        "config.distill = DistillConfig(teacher='teacher.py', teacher_weights='../t/last.pt', cache_dir='cache')\n"
+    )
+    c = rdet.load_config(user_dir / "cfg.py", ["data.val_labels=val/labels"])  # --set: the current folder
+    assert c.data.train_images == str(base_dir / "imgs")
+    assert c.data.val_images == str(tmp_path / "shared" / "val")
+    assert c.model.backbone.weights == str(tmp_path / "weights" / "r50.pth")
+    assert c.data.train_labels == str(user_dir / "labels")
+    assert c.train.work_dir == str(user_dir / "runs" / "a")
+    assert (c.distill.teacher, c.distill.teacher_weights) == (
+        str(user_dir / "teacher.py"),
+        str(user_dir.parent / "t/last.pt"),
+    )
+    assert c.distill.cache_dir == str(user_dir / "cache")
+    assert c.data.val_labels == str(tmp_path / "val" / "labels")
+    assert sorted(rdet.config.PATH_FIELDS) == sorted(
+        f"{s}.{f}"
+        for s, f in [("data", "train_images"), ("data", "train_labels"), ("data", "val_images"), ("data", "val_labels")]
+        + [("train", "work_dir"), ("model.backbone", "weights")]
+        + [("distill", "teacher"), ("distill", "teacher_weights"), ("distill", "cache_dir")]
+    )
+    # a user config can start from a shipped one by name
+    (user_dir / "named.py").write_text(
+        "from rdet.config import load_base\nconfig = load_base('rotated-retinanet-rbox-le90_r50_fpn_1x_dota')\n"
+    )
+    assert rdet.load_config(user_dir / "named.py").data.train_images == str(
+        tmp_path / "data/split_ss_dota/trainval/images"
+    )
+
+
+def test_a_missing_data_folder_is_reported_with_its_resolved_path(tmp_path, monkeypatch):
+    from rdet.engine.data import build_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "cfg.py").write_text(
+        "from rdet.config import Config\nconfig = Config()\nconfig.data.train_images = 'nope/images'\n"
+    )
+    config = rdet.load_config(tmp_path / "sub" / "cfg.py")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "sub" / "nope" / "images"))):
+        build_dataset(config, "train")
+
+
+def test_validation_runs_once(tmp_path, monkeypatch):
+    import rdet.config as C
+    import rdet.engine.train as T
+
+    calls = []
+    real = C.validate
+    counting = lambda config: calls.append(1) or real(config)  # noqa: E731
+    monkeypatch.setattr(C, "validate", counting)
+    monkeypatch.setattr(T, "validate", counting)
+    path = CONFIGS / "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py"
+    rdet.load_config(path)
+    assert len(calls) == 1
+    calls.clear()
+    T.resolve_config(path, {"lr": 0.01}, ["train.epochs=3"])  # what rdet.train does with a file
+    assert len(calls) == 1
+    calls.clear()
+    T.resolve_config(Config())  # a config built in code
+    assert len(calls) == 1
+    calls.clear()
+    C.from_dict(Config, C.to_dict(Config()))  # checkpoints
+    assert len(calls) == 1
+    calls.clear()
+    rdet.build_model(C.from_dict(Config, C.to_dict(_r18())))  # building does not validate again
+    assert len(calls) == 1
+
+
+def _r18() -> Config:
+    c = Config()
+    c.model.backbone.depth, c.model.neck.out_channels, c.model.head.feat_channels = 18, 16, 16
+    return c
+
+
+def test_choices_are_checked_at_load_and_in_overrides():
+    import typing
+
+    from rdet.boxes import ANGLE_VERSIONS
+    from rdet.config import AngleVersion
+
+    assert typing.get_args(AngleVersion) == ANGLE_VERSIONS
+    path = CONFIGS / "rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py"
+    with pytest.raises(ValueError, match="train.optimizer: 'adam' is not one of 'sgd', 'adamw'"):
+        rdet.load_config(path, ["train.optimizer=adam"])
+    c = rdet.load_config(path)
+    c.model.head.assign_iou = "diagonal"
+    with pytest.raises(ValueError, match="model.head.assign_iou: 'diagonal' is not one of 'rotated', 'horizontal'"):
+        rdet.config.validate(c)

@@ -157,3 +157,110 @@ def test_ddp_two_processes_gloo(tiny_data, tmp_path):
         torch.testing.assert_close(a[k], b[k], msg=k)
     assert (tmp_path / "run/last.pt").is_file()
     assert read_checkpoint(tmp_path / "run/last.pt")["iteration"] == 2
+
+
+# ------------------------------------------------------------------ checkpoints kept, weights-only model, resume
+
+
+def _epoch_files(work_dir):
+    return sorted(p.name for p in work_dir.glob("epoch_*.pt"))
+
+
+def test_keep_checkpoints_and_the_weights_only_model(tiny_data, tmp_path):
+    # 3 iterations per epoch, 3 epochs: epoch_1 is deleted when epoch_3 is written (keep 2)
+    res = train(tiny_config(tiny_data, tmp_path / "a"), max_iters=9, progress=False)
+    assert _epoch_files(tmp_path / "a") == ["epoch_2.pt", "epoch_3.pt"]
+    assert read_checkpoint(tmp_path / "a/epoch_3.pt")["iteration"] == 9
+    weights = read_checkpoint(res["model"])
+    assert res["model"] == str(tmp_path / "a/model.pt")
+    assert "optimizer" not in weights and "rng" not in weights and weights["class_names"][0] == "plane"
+    full, served = rdet.load_checkpoint(res["checkpoint"]), rdet.load_checkpoint(res["model"])
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, served.state_dict()[k]), k
+    cfg = tiny_config(tiny_data, tmp_path / "b")
+    cfg.train.keep_checkpoints = 0
+    train(cfg, max_iters=6, progress=False)
+    assert _epoch_files(tmp_path / "b") == [] and (tmp_path / "b/last.pt").is_file()
+    cfg.train.keep_checkpoints = -1
+    with pytest.raises(ValueError, match="train.keep_checkpoints"):
+        train(cfg, max_iters=6, progress=False)
+
+
+def test_resume_rewrites_a_lost_epoch_checkpoint_and_never_logs_an_iteration_twice(tiny_data, tmp_path):
+    import shutil
+
+    work = tmp_path / "run"
+    cfg = tiny_config(tiny_data, work)
+    train(cfg, max_iters=3, progress=False)  # epoch 1 done: last.pt and epoch_1.pt at iteration 3
+    shutil.copy(work / "last.pt", tmp_path / "at3.pt")
+    train(tiny_config(tiny_data, work), max_iters=5, resume=True, progress=False)  # logs iterations 4, 5
+    # killed at iteration 5 before last.pt moved on, and while epoch_1.pt was being written
+    shutil.copy(tmp_path / "at3.pt", work / "last.pt")
+    (work / "epoch_1.pt").unlink()
+    with open(work / "log.jsonl", "a") as f:
+        f.write('{"kind": "train", "iter": 6, "lo')  # a line torn by the kill
+    res = train(tiny_config(tiny_data, work), max_iters=6, resume=True, progress=False)
+    assert res["iterations"] == 6
+    assert read_checkpoint(work / "epoch_1.pt")["iteration"] == 3  # written again by the resumed run
+    assert read_checkpoint(work / "epoch_2.pt")["iteration"] == 6
+    iters = [json.loads(line)["iter"] for line in (work / "log.jsonl").read_text().splitlines()]
+    assert iters == [1, 2, 3, 4, 5, 6]
+
+
+# main's layout (before DenseDetector): the sorted state_dict keys of the tiny models below hashed to these
+# values, with 69 (RetinaNet) and 97 (R3Det, 2 refine stages) trainable parameters in this order.
+MAIN_STATE_KEYS = {"rotated_retinanet": ("ff751e97d5bc7b58", 144, 69), "r3det": ("cacee7afbcfeff16", 172, 97)}
+
+
+@pytest.mark.parametrize("kind", sorted(MAIN_STATE_KEYS))
+def test_checkpoint_in_the_layout_written_before_the_detector_base_loads_and_resumes(kind, tmp_path):
+    import hashlib
+    import random
+
+    import numpy as np
+
+    from rdet.config import RefineConfig, to_dict
+    from rdet.engine.train import build_optimizer
+
+    c = Config(name=kind)
+    m = c.model
+    m.backbone.depth, m.neck.out_channels, m.head.feat_channels, m.head.stacked_convs = 18, 32, 32, 1
+    m.head.num_classes, c.data.classes = 2, ("plane", "ship")
+    if kind == "r3det":
+        m.type, m.head.assign_iou = "r3det", "horizontal"
+        m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy = "oc", False, False
+        m.refine = RefineConfig(num_stages=2, stage_loss_weights=(1.0, 1.0), stacked_convs=1)
+    torch.manual_seed(0)
+    model = rdet.build_model(c)
+    state = model.state_dict()
+    digest, n_keys, n_params = MAIN_STATE_KEYS[kind]
+    assert hashlib.sha256("\n".join(sorted(state)).encode()).hexdigest()[:16] == digest and len(state) == n_keys
+    opt = build_optimizer(c, model)
+    images = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    sum(
+        model.loss(images, [{"boxes": torch.tensor([[30.0, 30, 20, 10, -0.3]]), "labels": torch.tensor([1])}]).values()
+    ).backward()
+    opt.step()
+    config = to_dict(c)
+    del config["train"]["keep_checkpoints"]  # fields added since are absent from older files
+    old = {  # exactly what rdet.checkpoint.save_checkpoint wrote before this change
+        "model": model.state_dict(),
+        "config": config,
+        "class_names": ["plane", "ship"],
+        "epoch": 1,
+        "iteration": 3,
+        "optimizer": opt.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rdet_version": "0.1.0",
+    }
+    torch.save(old, tmp_path / "old.pt")
+    loaded = rdet.load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.train.keep_checkpoints == 2  # the default fills the new field
+    model.eval()
+    a, b = model.predict(images, score_thr=0.0)[0], loaded.predict(images, score_thr=0.0)[0]
+    assert len(a) > 0 and torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)
+    resumed = build_optimizer(loaded.config, loaded)  # resume: the optimizer state maps onto the same parameters
+    resumed.load_state_dict(read_checkpoint(tmp_path / "old.pt")["optimizer"])
+    assert len(resumed.state_dict()["state"]) == n_params
+    for before, after in zip(opt.state_dict()["state"].values(), resumed.state_dict()["state"].values()):
+        assert torch.equal(before["momentum_buffer"], after["momentum_buffer"])

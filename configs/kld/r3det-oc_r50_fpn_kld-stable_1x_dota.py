@@ -8,14 +8,14 @@ r3det_kld_stable_r50_fpn_1x_dota_oc-e011059d.pth from 0.x's configs/kld/r3det_kl
 same values).
 """
 
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "r3det-oc_r50_fpn_kld-stable_1x_dota"
 
 config = load_base("../r3det/r3det-oc_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
 #                     fun='log1p', tau=1.0, sqrt=False, loss_weight=5.0))

@@ -8,14 +8,14 @@ links the checkpoint r3det_kld_r50_fpn_1x_dota_oc-31866226.pth trained by 0.x's
 configs/kld/r3det_kld_r50_fpn_1x_dota_oc.py, which is this setting).
 """
 
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "r3det-oc_r50_fpn_kld_1x_dota"
 
 config = load_base("../r3det/r3det-oc_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss_v1', loss_type='kld',
 #                     fun='log1p', tau=1.0, loss_weight=1.0)); GDLoss_v1 takes no sqrt argument.

@@ -8,14 +8,14 @@ Published: 72.76 mAP on DOTA v1.0 test, 14.0 fps (configs/kld/README.md; checkpo
 r3det_tiny_kld_r50_fpn_1x_dota_oc-589e142a.pth).
 """
 
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "r3det-tiny-oc_r50_fpn_kld_1x_dota"
 
 config = load_base("../r3det/r3det-oc_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss_v1', loss_type='kld',
 #                     fun='log1p', tau=1.0, loss_weight=1.0)); stacked_convs=4 from the base.

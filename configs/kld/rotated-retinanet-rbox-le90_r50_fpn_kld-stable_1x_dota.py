@@ -7,14 +7,14 @@ Reproduces open-mmlab/mmrotate, branch dev-1.x (commit 3ff004e):
 Published: 70.22 mAP on DOTA v1.0 test (configs/kld/README.md).
 """
 
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"
 
 config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # bbox_head=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss', loss_type='kld',
 #                fun='log1p', tau=1, sqrt=False, loss_weight=5.5))

@@ -6,14 +6,14 @@ Reproduces open-mmlab/mmrotate, branch dev-1.x (commit 3ff004e):
 Published: 71.30 mAP on DOTA v1.0 test (configs/kld/README.md).
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_adamw-1x_dota"
 
 config = load_base("../kld/rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/kld/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # optim_wrapper=dict(optimizer=dict(_delete_=True, type='AdamW', lr=0.0001, betas=(0.9, 0.999),
 # weight_decay=0.05)). Only the optimizer is replaced: clip_grad (max_norm 35), the 500-iteration linear

@@ -7,13 +7,11 @@ Published (Rotated-LD README, DOTA-1.0, "GWD, LD + KD"): R-18 alone 63.1 AP50 (3
 R-18 <- R-34 66.4 AP50 (40.2 AP). Compare on AP50 (see the KLD student's note on their AP).
 """
 
-from pathlib import Path
-
-from rdet.config import DistillConfig, load_base
+from rdet.config import DistillConfig, from_cwd, load_base
 
 NAME = "rotated_retinanet_distribution_hbb_gwd_r18_r34_fpn_1x_dota_oc"
 TEACHER = "rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc"
-RESNET18_IMAGENET = str(Path(__file__).resolve().parents[2] / "checkpoints" / "resnet18-f37072fd.pth")
+RESNET18_IMAGENET = from_cwd("checkpoints/resnet18-f37072fd.pth")
 
 config = load_base(f"../ld/{TEACHER}.py")
 config.name = NAME
@@ -22,10 +20,10 @@ config.model.backbone.depth = 18  # depth=18, init_cfg torchvision://resnet18
 config.model.backbone.weights = RESNET18_IMAGENET
 t = config.train
 t.epochs, t.milestones, t.eval_interval = 12, (8, 11), 1  # the 0.x base schedule_1x
-t.work_dir = f"work_dirs/{NAME}"
+t.work_dir = from_cwd(f"work_dirs/{NAME}")
 config.distill = DistillConfig(
     teacher=f"{TEACHER}.py",  # teacher_config (relative to this file)
-    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",  # teacher_ckpt='r34-gwd-2x.pth'
+    teacher_weights=from_cwd(f"work_dirs/{TEACHER}/epoch_24.pt"),  # teacher_ckpt='r34-gwd-2x.pth'
     ld_weight=10.0,  # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=10, T=5)
     kd_weight=20.0,  # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=20, T=5)
     temperature=5.0,

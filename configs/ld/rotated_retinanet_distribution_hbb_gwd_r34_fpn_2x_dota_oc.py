@@ -7,7 +7,7 @@ Reproduces Zzh-tju/Rotated-LD (MMRotate 0.x), branch main:
 Kept in configs/ld/ beside its student; the reference keeps it in configs/gwd/.
 """
 
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc"
 
@@ -20,4 +20,4 @@ config.model.head.loss_bbox = LossConfig(
     type="gwd", stable=True, fun="log1p", tau=0.0, alpha=1.0, normalize=True, loss_weight=5.0
 )
 config.train.eval_interval = 12  # evaluation = dict(interval=12, metric='mAP')
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")

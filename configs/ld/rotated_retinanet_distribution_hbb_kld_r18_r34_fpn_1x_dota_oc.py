@@ -11,13 +11,11 @@ that accumulates a running mean across thresholds.
 The student architecture, loss and data are the teacher's; only the backbone (R-18) and schedule (1x) change.
 """
 
-from pathlib import Path
-
-from rdet.config import DistillConfig, load_base
+from rdet.config import DistillConfig, from_cwd, load_base
 
 NAME = "rotated_retinanet_distribution_hbb_kld_r18_r34_fpn_1x_dota_oc"
 TEACHER = "rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc"
-RESNET18_IMAGENET = str(Path(__file__).resolve().parents[2] / "checkpoints" / "resnet18-f37072fd.pth")
+RESNET18_IMAGENET = from_cwd("checkpoints/resnet18-f37072fd.pth")
 
 config = load_base(f"../ld/{TEACHER}.py")
 config.name = NAME
@@ -29,10 +27,11 @@ config.model.backbone.weights = RESNET18_IMAGENET
 # the 0.x base schedule_1x: 12 epochs, steps at 8 and 11, evaluation every epoch
 t = config.train
 t.epochs, t.milestones, t.eval_interval = 12, (8, 11), 1
-t.work_dir = f"work_dirs/{NAME}"
+t.work_dir = from_cwd(f"work_dirs/{NAME}")
 config.distill = DistillConfig(
     teacher=f"{TEACHER}.py",  # teacher_config (relative to this file)
-    teacher_weights=f"work_dirs/{TEACHER}/epoch_24.pt",  # teacher_ckpt='r34-kld-2x.pth' (train the teacher first)
+    # teacher_ckpt='r34-kld-2x.pth': the teacher trained first, in ./work_dirs of the current folder
+    teacher_weights=from_cwd(f"work_dirs/{TEACHER}/epoch_24.pt"),
     ld_weight=15.0,  # loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
     kd_weight=15.0,  # loss_kd=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=15, T=5)
     temperature=5.0,

@@ -9,14 +9,12 @@ Rotated-LD publishes no number for the teacher itself (its README lists the stud
 Kept in configs/ld/ beside its student; the reference keeps it in configs/kld/.
 """
 
-from pathlib import Path
-
-from rdet.config import LossConfig, load_base
+from rdet.config import LossConfig, from_cwd, load_base
 
 NAME = "rotated_retinanet_distribution_hbb_kld_r34_fpn_2x_dota_oc"
 # init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet34'): torchvision's ImageNet weights.
-# rdet never downloads: put that file in <repo>/checkpoints/.
-RESNET34_IMAGENET = str(Path(__file__).resolve().parents[2] / "checkpoints" / "resnet34-b627a593.pth")
+# rdet never downloads: put that file in ./checkpoints/ of the folder rdet runs in.
+RESNET34_IMAGENET = from_cwd("checkpoints/resnet34-b627a593.pth")
 
 config = load_base("../rotated_retinanet/rotated-retinanet-hbox-oc_r50_fpn_1x_dota.py")
 config.name = NAME
@@ -47,4 +45,4 @@ t.optimizer, t.lr, t.momentum, t.weight_decay, t.grad_clip = "sgd", 0.0025, 0.9,
 t.warmup_iters, t.warmup_ratio, t.milestones, t.gamma = 500, 1.0 / 3, (16, 22), 0.1
 t.epochs = 24  # runner = dict(type='EpochBasedRunner', max_epochs=24)
 t.eval_interval = 6  # evaluation = dict(interval=6, metric='mAP')
-t.work_dir = f"work_dirs/{NAME}"
+t.work_dir = from_cwd(f"work_dirs/{NAME}")

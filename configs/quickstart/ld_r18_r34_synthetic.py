@@ -10,7 +10,7 @@ for the region (rdet's default; ``distill.vlr_horizontal=True`` reproduces the p
     rdet distill configs/quickstart/ld_r18_r34_synthetic.py
 """
 
-from rdet.config import DistillConfig, load_base
+from rdet.config import DistillConfig, from_cwd, load_base
 
 NAME = "ld_r18_r34_synthetic"
 
@@ -23,10 +23,10 @@ config.reference = (
 config.model.head.reg_max = 8
 config.model.head.reg_range = (-2.0, 2.0)
 config.model.head.angle_range = (-5.0, 2.0)
-config.train.work_dir = f"work_dirs/quickstart_{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/quickstart_{NAME}")
 config.distill = DistillConfig(
     teacher="ld_r34_teacher_synthetic.py",  # relative to this file
-    teacher_weights="work_dirs/quickstart_ld_r34_teacher_synthetic/last.pt",  # relative to the current directory
+    teacher_weights=from_cwd("work_dirs/quickstart_ld_r34_teacher_synthetic/last.pt"),
     ld_weight=15.0,
     kd_weight=15.0,
     temperature=5.0,

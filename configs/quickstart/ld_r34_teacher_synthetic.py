@@ -9,7 +9,7 @@ The quickstart detector (``rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthe
     rdet distill configs/quickstart/ld_r18_r34_synthetic.py
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "ld_r34_teacher_synthetic"
 
@@ -23,4 +23,4 @@ config.model.backbone.depth = 34
 config.model.head.reg_max = 8
 config.model.head.reg_range = (-2.0, 2.0)  # Rotated-LD Integral: linspace(-2, 2, reg_max + 1)
 config.model.head.angle_range = (-5.0, 2.0)  # Rotated-LD Integral_angle: linspace(-5, 2, reg_max + 1)
-config.train.work_dir = f"work_dirs/quickstart_{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/quickstart_{NAME}")

@@ -3,15 +3,15 @@
 Architecture and losses as configs/kld/r3det-oc_r50_fpn_kld_1x_dota.py (oc targets, horizontal-IoU init
 assignment, FRM refine stage, GDLoss_v1 KLD in both stages), scaled down like
 rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py, whose data and schedule it shares: synthetic
-scenes from ``rdet.data.synthetic.make_synthetic_dataset`` in ``<repo>/data/synthetic/{train,val}``
+scenes from ``rdet.data.synthetic.make_synthetic_dataset`` in ``./data/synthetic/{train,val}`` of the current folder
 (benchmarks/bench_r3det_quickstart.py writes them when missing).
 """
 
-from rdet.config import LossConfig, RefineConfig, load_base
+from rdet.config import LossConfig, RefineConfig, from_cwd, load_base
 
 config = load_base("rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py")
 config.name = "r3det-oc_r18_fpn_kld_synthetic"
-config.train.work_dir = "work_dirs/quickstart_r3det_synthetic"
+config.train.work_dir = from_cwd("work_dirs/quickstart_r3det_synthetic")
 m = config.model
 m.type = "r3det"
 c = m.coder

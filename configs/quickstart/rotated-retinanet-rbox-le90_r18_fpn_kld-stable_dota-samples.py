@@ -8,7 +8,7 @@ No ImageNet weights are available offline and the model starts from random weigh
 zero: this demonstrates the pipeline on real imagery, it is not a usable detector.
 """
 
-from rdet.config import Config, LossConfig
+from rdet.config import Config, LossConfig, from_cwd
 
 config = Config(
     name="rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples",
@@ -27,10 +27,10 @@ m.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, sqr
 m.test.score_thr = 0.05
 d = config.data
 d.class_list = "dota1.0"
-d.train_images = "../../demo_out/data/train/images"
-d.train_labels = "../../demo_out/data/train/labelTxt"
-d.val_images = "../../demo_out/data/val/images"
-d.val_labels = "../../demo_out/data/val/labelTxt"
+d.train_images = from_cwd("demo_out/data/train/images")
+d.train_labels = from_cwd("demo_out/data/train/labelTxt")
+d.val_images = from_cwd("demo_out/data/val/images")
+d.val_labels = from_cwd("demo_out/data/val/labelTxt")
 d.img_size = (512, 512)
 d.flip = (0.25, 0.25, 0.25)
 t = config.train
@@ -44,4 +44,4 @@ t.warmup_iters = 30
 t.milestones = (240,)
 t.eval_interval = 0
 t.log_interval = 10
-t.work_dir = "demo_out/train"
+t.work_dir = from_cwd("demo_out/train")

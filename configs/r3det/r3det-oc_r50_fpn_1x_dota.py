@@ -31,6 +31,7 @@ from rdet.config import (
     NeckConfig,
     RefineConfig,
     TestConfig,
+    from_cwd,
     load_base,
 )
 
@@ -41,7 +42,7 @@ NAME = "r3det-oc_r50_fpn_1x_dota"
 config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/r3det/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 RESNET50_IMAGENET = config.model.backbone.weights
 
 config.model = ModelConfig(

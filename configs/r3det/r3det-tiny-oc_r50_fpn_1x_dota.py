@@ -8,7 +8,7 @@ Published: 70.18 mAP on DOTA v1.0 test, 15.6 fps (configs/r3det/README.md), trai
 configs/r3det/r3det_tiny_r50_fpn_1x_dota_oc.py (checkpoint r3det_tiny_r50_fpn_1x_dota_oc-c98a616c.pth).
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "r3det-tiny-oc_r50_fpn_1x_dota"
 
@@ -16,7 +16,7 @@ NAME = "r3det-tiny-oc_r50_fpn_1x_dota"
 config = load_base("../r3det/r3det-oc_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/r3det/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 config.model.head.stacked_convs = 2  # bbox_head_init=dict(..., stacked_convs=2)
 config.model.refine.stacked_convs = 2  # bbox_head_refine=[dict(..., stacked_convs=2)]

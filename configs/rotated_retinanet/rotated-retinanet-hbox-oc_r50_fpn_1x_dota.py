@@ -7,7 +7,7 @@ Reproduces open-mmlab/mmrotate, branch dev-1.x (commit 3ff004e):
 Published: 64.55 mAP on DOTA v1.0 test (configs/rotated_retinanet/README.md, configs/kld/README.md).
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "rotated-retinanet-hbox-oc_r50_fpn_1x_dota"
 
@@ -15,7 +15,7 @@ NAME = "rotated-retinanet-hbox-oc_r50_fpn_1x_dota"
 config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/rotated_retinanet/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # rotated-retinanet-rbox-oc_r50_fpn_1x_dota.py: angle_version = 'oc';
 # bbox_coder=dict(angle_version='oc', norm_factor=None, edge_swap=False, proj_xy=False)

@@ -8,14 +8,14 @@ and iou_calculator=dict(type='FakeRBboxOverlaps2D')), so this file starts from t
 Published: 45.09 mAP (AP50:95), 79.30 AP50, 46.90 AP75 on HRSC2016 test (configs/rotated_retinanet/README.md).
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "rotated-retinanet-hbox-oc_r50_fpn_rr-6x_hrsc"
 
 config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_rr-6x_hrsc.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/rotated_retinanet/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 # angle_version = 'oc' (anchor generator and coder). The dev-1.x file keeps edge_swap=True and proj_xy=True
 # with 'oc' (unlike the DOTA hbox-oc config); 0.x's rotated_retinanet_hbb_r50_fpn_6x_hrsc_rr_oc.py, which

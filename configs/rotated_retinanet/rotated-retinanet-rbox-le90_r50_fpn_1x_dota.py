@@ -9,8 +9,6 @@ Every value is written out, also where it equals the rdet default, so a changed 
 Published settings the schema cannot express are listed in configs/README.md ("Not expressible").
 """
 
-from pathlib import Path
-
 from rdet.config import (
     AnchorConfig,
     BackboneConfig,
@@ -24,12 +22,14 @@ from rdet.config import (
     NeckConfig,
     TestConfig,
     TrainConfig,
+    from_cwd,
 )
 
 NAME = "rotated-retinanet-rbox-le90_r50_fpn_1x_dota"
 # model.backbone.init_cfg = Pretrained('torchvision://resnet50'): mmengine resolves it to torchvision's ImageNet
-# weights resnet50-0676ba61.pth. rdet never downloads: put that file in <repo>/checkpoints/.
-RESNET50_IMAGENET = str(Path(__file__).resolve().parents[2] / "checkpoints" / "resnet50-0676ba61.pth")
+# weights resnet50-0676ba61.pth. rdet never downloads: put that file in ./checkpoints/ of the folder rdet runs in.
+RESNET50_IMAGENET = from_cwd("checkpoints/resnet50-0676ba61.pth")
+DATA_ROOT = from_cwd("data/split_ss_dota/")
 
 config = Config(
     name=NAME,
@@ -76,15 +76,15 @@ config = Config(
         #               iou_threshold=0.1), max_per_img=2000)
         test=TestConfig(nms_pre=2000, score_thr=0.05, iou_thr=0.1, max_per_img=2000),
     ),
-    # _base_/datasets/dota.py: data_root='data/split_ss_dota/' (relative to the MMRotate repo root; here relative to
-    # this file, i.e. <repo>/data/split_ss_dota), made by MMRotate's single-scale splitter (1024 px, gap 200).
+    # _base_/datasets/dota.py: data_root='data/split_ss_dota/' (MMRotate: relative to the folder it runs in; here
+    # the same through from_cwd), made by MMRotate's single-scale splitter (1024 px, gap 200).
     data=DataConfig(
-        train_images="../../data/split_ss_dota/trainval/images",  # data_prefix=dict(img_path='trainval/images/')
-        train_labels="../../data/split_ss_dota/trainval/annfiles",  # ann_file='trainval/annfiles/'
+        train_images=DATA_ROOT + "trainval/images",  # data_prefix=dict(img_path='trainval/images/')
+        train_labels=DATA_ROOT + "trainval/annfiles",  # ann_file='trainval/annfiles/'
         # val_dataloader uses the *trainval* split too (the DOTA test labels are not public; test mAP comes from
         # the evaluation server with the commented-out test_dataloader).
-        val_images="../../data/split_ss_dota/trainval/images",
-        val_labels="../../data/split_ss_dota/trainval/annfiles",
+        val_images=DATA_ROOT + "trainval/images",
+        val_labels=DATA_ROOT + "trainval/annfiles",
         format="dota",  # dataset_type='DOTADataset'
         classes=(),
         class_list="dota1.0",  # DOTADataset METAINFO: the 15 DOTA v1.0 classes
@@ -115,7 +115,7 @@ config = Config(
         deterministic=False,  # env_cfg.cudnn_benchmark=False
         eval_interval=1,  # val_interval=1
         log_interval=50,  # LoggerHook(interval=50)
-        work_dir=f"work_dirs/{NAME}",  # mmengine's default work_dirs/<config name>
+        work_dir=from_cwd(f"work_dirs/{NAME}"),  # mmengine's default work_dirs/<config name>
         device="auto",
     ),
 )

@@ -8,14 +8,14 @@ line), so this file starts from that one and changes the data and the schedule.
 Published: 52.06 mAP (AP50:95), 84.80 AP50, 58.10 AP75 on HRSC2016 test (configs/rotated_retinanet/README.md).
 """
 
-from rdet.config import load_base
+from rdet.config import from_cwd, load_base
 
 NAME = "rotated-retinanet-rbox-le90_r50_fpn_rr-6x_hrsc"
 
 config = load_base("../rotated_retinanet/rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py")
 config.name = NAME
 config.reference = f"https://github.com/open-mmlab/mmrotate/blob/dev-1.x/configs/rotated_retinanet/{NAME}.py"
-config.train.work_dir = f"work_dirs/{NAME}"
+config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 
 config.model.head.num_classes = 1  # bbox_head.num_classes=1
 
@@ -24,10 +24,10 @@ config.model.head.num_classes = 1  # bbox_head.num_classes=1
 # rdet reads whole folders, so the two image-id lists become two folders (configs/README.md shows how to make
 # them from the HRSC2016 release with symbolic links).
 d = config.data
-d.train_images = "../../data/hrsc/trainval/AllImages"
-d.train_labels = "../../data/hrsc/trainval/Annotations"
-d.val_images = "../../data/hrsc/test/AllImages"
-d.val_labels = "../../data/hrsc/test/Annotations"
+d.train_images = from_cwd("data/hrsc/trainval/AllImages")
+d.train_labels = from_cwd("data/hrsc/trainval/Annotations")
+d.val_images = from_cwd("data/hrsc/test/AllImages")
+d.val_labels = from_cwd("data/hrsc/test/Annotations")
 d.format = "hrsc"
 d.classes = ("ship",)  # HRSCDataset(classwise=False): one class, 'ship'
 d.class_list = "hrsc"  # the same list by name (data.classes takes precedence)

@@ -10,9 +10,10 @@ gradients, never updated) sees the *same augmented batch* as the student, and
 
     loss = loss_cls + loss_bbox + ld_weight * LD(positives + VLR) + kd_weight * KD(VLR)
 
-The teacher is built from its own config (``distill.teacher``; a relative path resolves against the
-student's config file, like the data paths) and its checkpoint (``distill.teacher_weights``; a relative
-path resolves against the current directory, like ``train.work_dir`` where checkpoints are written). A
+The teacher is built from its own config (``distill.teacher``) and its checkpoint
+(``distill.teacher_weights``); in a config file both are relative to that file, like every path
+(``rdet.config``; ``from_cwd(...)`` for the current folder), given as arguments they are relative to the
+current folder. A
 teacher that cannot be paired with the student (class list, box convention, anchors, ``reg_max``/bins)
 is a ``ValueError`` naming every mismatch, raised before any data is read.
 
@@ -129,13 +130,11 @@ def resolve_teacher(
     else:
         path = teacher if teacher is not None else (d.teacher or None)
         if path is not None:
-            path = Path(path)
-            if not path.is_absolute() and teacher is None and config.source:
-                path = Path(config.source).parent / path  # distill.teacher is relative to the student config
+            path = Path(path).resolve()  # a config's distill.teacher is absolute already (load_config)
             if not path.is_file():
-                raise FileNotFoundError(f"teacher config not found: {path} (distill.teacher={d.teacher!r})")
+                raise FileNotFoundError(f"teacher config not found: {path}{_origin(config, teacher, 'teacher')}")
             cfg = load_config(path)
-            d.teacher = str(path.resolve())
+            d.teacher = str(path)
     weights = teacher_weights if teacher_weights is not None else (d.teacher_weights or None)
     if weights is None:
         raise ValueError(
@@ -145,10 +144,18 @@ def resolve_teacher(
     weights = Path(weights).resolve()
     if not weights.is_file():
         raise FileNotFoundError(
-            f"teacher checkpoint not found: {weights} (relative paths resolve against the current directory)"
+            f"teacher checkpoint not found: {weights}{_origin(config, teacher_weights, 'teacher_weights')}"
         )
     d.teacher_weights = str(weights)
     return cfg, weights, None
+
+
+def _origin(config: Config, given, field: str) -> str:
+    """Where a teacher path came from, for error messages."""
+    if given is not None:
+        return f" (given as {field}=, relative to the current folder {Path.cwd()})"
+    where = f" in {config.source}" if config.source else ""
+    return f" (distill.{field}{where}; config paths are relative to the config file, or use from_cwd(...))"
 
 
 def teacher_fingerprint(teacher: nn.Module, student: Config) -> str:
@@ -347,12 +354,12 @@ def distill(
     if (config_or_path is None) == (student is None):
         raise ValueError("give the student config either positionally or as student=, exactly once")
     source = config_or_path if student is None else student
-    config = source if isinstance(source, Config) else load_config(source, sets)
+    config = source if isinstance(source, Config) else load_config(source, sets, check=False)
     if config.distill is None:
         if teacher is None and teacher_weights is None:
             raise ValueError(f"{config.source or 'config'}: no distill section and no teacher given")
         config.distill = DistillConfig()
-    config = resolve_config(config, overrides, sets if isinstance(source, Config) else ())
+    config = resolve_config(config, overrides, sets if isinstance(source, Config) else ())  # validated once
     d, t = config.distill, config.train
     _check_distill(d)
     device, rank, world = setup_device(config)

@@ -1,14 +1,18 @@
 """``rdet.train``: the training loop, readable top to bottom.
 
-    rdet.train("configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_synthetic.py", max_iters=200)
+    rdet.train("configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_synthetic.py", max_iters=200)
     rdet train CONFIG --set train.lr=0.01 [--resume] [--print-config]     # rdet.commands.train
     torchrun --nproc_per_node 2 -m rdet.cli train CONFIG                  # DistributedDataParallel
 
 Schedule as the published configs: SGD (or AdamW), linear warm-up over ``warmup_iters`` from
 ``warmup_ratio * lr``, step decay by ``gamma`` at ``milestones`` (epochs; iterations when ``max_iters``),
-gradient clipping. Every epoch writes ``epoch_N.pt`` and ``last.pt`` atomically (config inside); an
-interruption (Ctrl-C) writes ``last.pt`` of the last finished iteration; ``resume=True`` continues from
-``last.pt`` exactly (data order and augmentations depend only on seed, epoch and sample index). A
+gradient clipping, mixed precision on CUDA (``train.amp``).
+
+:func:`fit` is the loop: :meth:`Trainer.train_step` per batch, then end-of-epoch hooks
+(:mod:`rdet.engine.hooks`): every epoch writes ``last.pt`` and ``epoch_N.pt`` atomically (config inside; the
+newest ``train.keep_checkpoints`` epoch files are kept), the end writes a weights-only ``model.pt`` for
+serving. An interruption (Ctrl-C) writes ``last.pt`` of the last finished iteration; ``resume=True`` continues
+from ``last.pt`` exactly (data order and augmentations depend only on seed, epoch and sample index). A
 non-finite loss stops training with the iteration and loss component named, after saving ``last_good.pt``.
 """
 
@@ -18,7 +22,7 @@ import json
 import math
 import os
 import random
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,46 +30,50 @@ import torch
 import torch.distributed as dist
 
 from rdet.checkpoint import read_checkpoint, save_checkpoint
-from rdet.config import Config, apply_override, load_config, to_dict
+from rdet.config import Config, apply_override, load_config, resolve_paths, to_dict, validate
 from rdet.engine.data import build_loader, move_batch
+from rdet.engine.hooks import CheckpointHook, EvalHook, HookBase, LogHook, PlotHook
 from rdet.models.build import build_model
-from rdet.utils.progress import Progress
 
 # --------------------------------------------------------------------------- helpers
 
 
+def _override_path(config: Config, key: str) -> str:
+    """``section__field`` -> ``section.field``; a bare field name must be unique across the sections."""
+    path = key.replace("__", ".")
+    if "." in path:
+        return path
+    owners = [
+        s
+        for s in ("model", "data", "train", "distill")
+        if getattr(config, s) is not None and hasattr(getattr(config, s), key)
+    ]
+    if len(owners) != 1:
+        found = (
+            "no config field of that name"
+            if not owners
+            else f"ambiguous, name it as one of {[o + '__' + key for o in owners]}"
+        )
+        raise ValueError(f"override {key!r}: {found}")
+    return f"{owners[0]}.{key}"
+
+
 def resolve_config(config_or_path, overrides: dict | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:
-    """A Config from a path or a Config, with ``--set`` strings and keyword overrides applied.
+    """A Config from a path or a Config, with ``--set`` strings and keyword overrides applied, validated once.
 
     Keyword overrides name a field as ``section__field`` (``train__lr=0.01``) or by a field name that is
-    unique across sections (``lr=0.01``, ``max_iters=100``).
+    unique across sections (``lr=0.01``, ``max_iters=100``). Paths in overrides, and relative paths of a
+    Config built in code, are relative to the current folder.
     """
-    config = load_config(config_or_path, sets) if not isinstance(config_or_path, Config) else config_or_path
     if isinstance(config_or_path, Config):
+        config = config_or_path
         for item in sets:
             apply_override(config, item)
+    else:
+        config = load_config(config_or_path, sets, check=False)
     for key, value in (overrides or {}).items():
-        path = key.replace("__", ".")
-        if "." not in path:
-            owners = [
-                s
-                for s in ("model", "data", "train", "distill")
-                if getattr(config, s) is not None and hasattr(getattr(config, s), key)
-            ]
-            if len(owners) != 1:
-                raise ValueError(
-                    f"override {key!r}: "
-                    + (
-                        "no config field of that name"
-                        if not owners
-                        else f"ambiguous, name it as one of {[o + '__' + key for o in owners]}"
-                    )
-                )
-            path = f"{owners[0]}.{key}"
-        apply_override(config, f"{path}={value!r}")
-    from rdet.config import validate
-
-    return validate(config)
+        apply_override(config, f"{_override_path(config, key)}={value!r}")
+    return validate(resolve_paths(config, Path.cwd()))
 
 
 def lr_at(config: Config, it: int, epoch: int) -> float:
@@ -114,30 +122,20 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def plot_losses(log_path: Path, png_path: Path) -> None:
-    """Loss-curve PNG from the JSONL log (one line per component)."""
-    from rdet.plot import line_plot
-
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if '"loss"' in line]
-    rows = [r for r in rows if r.get("kind") == "train"]
-    if len(rows) < 2:
-        return
-    keys = [k for k in rows[0] if k.startswith("loss")]
-    series = {k: ([r["iter"] for r in rows], [r[k] for r in rows]) for k in keys}
-    logy = all(v > 0 for _, ys in series.values() for v in ys)  # a zero loss (no objects) needs a linear axis
-    line_plot(series, png_path, title="training loss", xlabel="iteration", ylabel="loss", logy=logy)
-
-
 # --------------------------------------------------------------------------- the loop
+
+#: ``compute_losses(forward, batch) -> {name: scalar Tensor}``; ``forward`` is the model, wrapped in
+#: DistributedDataParallel under torchrun (call it once per step so gradients are synchronised).
+ComputeLosses = Callable[[Callable, dict], dict]
 
 
 def train(
     config_or_path, *, resume: bool = False, sets: list[str] | tuple[str, ...] = (), progress: bool = True, **overrides
 ) -> dict:
-    """Train a detector. Returns ``{'work_dir', 'checkpoint', 'metrics', 'iterations'}``.
+    """Train a detector. Returns ``{'work_dir', 'checkpoint', 'model', 'metrics', 'iterations'}``.
 
     Args:
-        config_or_path: a :class:`~rdet.config.Config` or a config file.
+        config_or_path: a :class:`~rdet.config.Config` or a config file (or a shipped config's name).
         resume: continue from ``work_dir/last.pt`` if it exists.
         sets: ``"section.field=value"`` overrides, as ``--set``.
         overrides: keyword overrides (``max_iters=100``, ``train__lr=0.01``, ``work_dir='runs/x'``).
@@ -154,10 +152,119 @@ def train(
     return fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="train")
 
 
+class Trainer:
+    """The state of a run (model, optimizer, loader, iteration, epoch) and one training step.
+
+    Attributes:
+        iteration: steps done; epoch: the current epoch (0-based); last_loss, last_losses: the last step's
+            total loss and its components.
+        resumed: the run continued from ``last.pt``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        model: torch.nn.Module,
+        compute_losses: ComputeLosses,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        t = config.train
+        self.config, self.model, self.compute_losses, self.device = config, model, compute_losses, device
+        self.main, self.world = rank == 0, world
+        self.work_dir = Path(t.work_dir)
+        self.optimizer = build_optimizer(config, model)
+        self.loader, self.sampler = build_loader(config, "train", rank=rank, world=world)
+        self.iters_per_epoch = len(self.loader)
+        if self.iters_per_epoch == 0:
+            raise ValueError(f"no training batches: {config.data.train_images!r} has fewer images than batch_size")
+        self.epochs = math.ceil(t.max_iters / self.iters_per_epoch) if t.max_iters > 0 else t.epochs
+        self.total = t.max_iters if t.max_iters > 0 else self.epochs * self.iters_per_epoch
+        self.forward = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        self.amp = t.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.iteration, self.epoch, self.lr, self.resumed = 0, 0, t.lr, False
+        self.last_loss, self.last_losses = 0.0, {}  # the last step's total and components
+
+    def resume(self) -> None:
+        """Continue from ``work_dir/last.pt`` (model, optimizer, AMP scaler, iteration, epoch), if it exists."""
+        last = self.work_dir / "last.pt"
+        if not last.is_file():
+            return
+        ckpt = read_checkpoint(last)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.iteration, self.epoch, self.resumed = ckpt["iteration"], ckpt["epoch"], True
+        if self.main:
+            print(f"resumed from {last}: epoch {self.epoch}, iteration {self.iteration}")
+
+    def save(self, path: Path) -> None:
+        """A full checkpoint of the current state (``last.pt``, ``epoch_N.pt``, ``last_good.pt``)."""
+        extra = {"scaler": self.scaler.state_dict()} if self.amp else None
+        save_checkpoint(
+            path,
+            self.model,
+            self.config,
+            optimizer=self.optimizer,
+            epoch=self.iteration // self.iters_per_epoch,  # completed epochs: a resume skips the rest of one
+            iteration=self.iteration,
+            extra=extra,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.iteration >= self.total
+
+    def epoch_batches(self) -> Iterator[dict]:
+        """The batches of ``self.epoch`` still to train: after a resume, the ones done are skipped."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        self.loader.dataset.set_epoch(self.epoch)
+        skip = self.iteration - self.epoch * self.iters_per_epoch
+        for i, batch in enumerate(self.loader):
+            if self.finished:
+                return
+            if i >= skip:
+                yield batch
+
+    def train_step(self, batch: dict) -> None:
+        """One optimisation step: learning rate, forward (AMP), NaN check, backward, clip, step."""
+        t = self.config.train
+        self.lr = lr_at(self.config, self.iteration, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            losses = self.compute_losses(self.forward, batch)
+        bad = [k for k, v in losses.items() if not torch.isfinite(v)]
+        if bad:
+            good = self.work_dir / "last_good.pt"
+            if self.main:
+                self.save(good)
+            raise FloatingPointError(
+                f"non-finite loss at iteration {self.iteration} (epoch {self.epoch}): "
+                + ", ".join(f"{k}={losses[k].item()}" for k in bad)
+                + f"; the last good state is in {good}"
+            )
+        loss = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if t.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.iteration += 1
+        self.last_loss = float(loss.detach())
+        self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
+
+
 def fit(
     config: Config,
     model: torch.nn.Module,
-    compute_losses,
+    compute_losses: ComputeLosses,
     device: torch.device,
     rank: int = 0,
     world: int = 1,
@@ -166,135 +273,46 @@ def fit(
     progress: bool = True,
     desc: str = "train",
 ) -> dict:
-    """The loop shared by ``train`` and ``distill``.
+    """The loop shared by ``train`` and ``distill``: ``train_step`` per batch, hooks at the end of each epoch.
 
-    ``compute_losses(forward, batch) -> dict[str, Tensor]`` computes one batch's losses; ``forward`` is the model,
-    wrapped in DistributedDataParallel under torchrun (call it once per step so gradients are synchronised).
+    Returns ``{'work_dir', 'checkpoint' (last.pt), 'model' (weights-only model.pt), 'metrics', 'iterations'}``.
     """
-    t = config.train
-    main = rank == 0
-    work_dir = Path(t.work_dir)
-    if main:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        (work_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
-    optimizer = build_optimizer(config, model)
-    loader, sampler = build_loader(config, "train", rank=rank, world=world)
-    val_loader = build_loader(config, "val")[0] if config.data.val_images and t.eval_interval > 0 else None
-    iters_per_epoch = len(loader)
-    if iters_per_epoch == 0:
-        raise ValueError(f"no training batches: {config.data.train_images!r} has fewer images than batch_size")
-    epochs = math.ceil(t.max_iters / iters_per_epoch) if t.max_iters > 0 else t.epochs
-    total = t.max_iters if t.max_iters > 0 else epochs * iters_per_epoch
-
-    it, start_epoch = 0, 0
-    last = work_dir / "last.pt"
-    if resume and last.is_file():
-        ckpt = read_checkpoint(last)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        it, start_epoch = ckpt["iteration"], ckpt["epoch"]
-        if main:
-            print(f"resumed from {last}: epoch {start_epoch}, iteration {it}")
-
-    forward = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    amp = t.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    log = open(work_dir / "log.jsonl", "a") if main else None
-    metrics: dict = {}
-    bar = Progress(total, desc, enabled=progress and main)
-    bar.n = it
+    tr = Trainer(config, model, compute_losses, device, rank, world)
+    if tr.main:
+        tr.work_dir.mkdir(parents=True, exist_ok=True)
+        (tr.work_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+    if resume:
+        tr.resume()
+    log = LogHook(desc, progress)
+    evaluation = EvalHook(log)
+    hooks: list[HookBase] = [log, CheckpointHook(), evaluation, PlotHook()]
+    for hook in hooks:
+        hook.trainer = tr
+    call = lambda point: [getattr(h, point)() for h in hooks]  # noqa: E731
     try:
-        for epoch in range(start_epoch, epochs):
+        call("before_train")
+        for epoch in range(tr.iteration // tr.iters_per_epoch, tr.epochs):
+            tr.epoch = epoch
             model.train()
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            loader.dataset.set_epoch(epoch)
-            skip = it - epoch * iters_per_epoch  # batches of this epoch already done before a resume
-            for i, batch in enumerate(loader):
-                if i < skip:
-                    continue
-                if t.max_iters > 0 and it >= t.max_iters:
-                    break
-                lr = lr_at(config, it, epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    losses = compute_losses(forward, batch)
-                bad = [k for k, v in losses.items() if not torch.isfinite(v)]
-                if bad:
-                    if main:
-                        save_checkpoint(
-                            work_dir / "last_good.pt", model, config, optimizer=optimizer, epoch=epoch, iteration=it
-                        )
-                    raise FloatingPointError(
-                        f"non-finite loss at iteration {it} (epoch {epoch}): "
-                        + ", ".join(f"{k}={losses[k].item()}" for k in bad)
-                        + f"; the last good state is in {work_dir / 'last_good.pt'}"
-                    )
-                loss = sum(losses.values())
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if t.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                it += 1
-                values = {k: float(v.detach()) for k, v in losses.items()}
-                bar.update()
-                bar.set_postfix({"loss": float(loss.detach()), **values, "lr": lr})
-                if main and (it % t.log_interval == 0 or it == 1):
-                    log.write(
-                        json.dumps(
-                            {
-                                "kind": "train",
-                                "iter": it,
-                                "epoch": epoch,
-                                "lr": lr,
-                                "loss": float(loss.detach()),
-                                **values,
-                                "time": time.time(),
-                            }
-                        )
-                        + "\n"
-                    )
-                    log.flush()
-            done_epoch = it // iters_per_epoch  # completed epochs; a resume skips the rest of a partial one
-            if main:
-                save_checkpoint(last, model, config, optimizer=optimizer, epoch=done_epoch, iteration=it)
-                if it % iters_per_epoch == 0:
-                    save_checkpoint(
-                        work_dir / f"epoch_{epoch + 1}.pt",
-                        model,
-                        config,
-                        optimizer=optimizer,
-                        epoch=done_epoch,
-                        iteration=it,
-                    )
-            if val_loader is not None and main and ((epoch + 1) % t.eval_interval == 0 or epoch + 1 == epochs):
-                from rdet.engine.evaluate import evaluate_model
-
-                result = evaluate_model(model, val_loader, progress=False)
-                metrics = {"epoch": epoch + 1, "mAP50": result.map_at(0.5), "mAP50_95": result.mean_map}
-                log.write(json.dumps({"kind": "val", "iter": it, **metrics}) + "\n")
-                log.flush()
-                print(
-                    f"\nepoch {epoch + 1}: mAP50 {100 * metrics['mAP50']:.2f} %  "
-                    f"mAP50:95 {100 * metrics['mAP50_95']:.2f} % (log.jsonl: fractions)"
-                )
-            if t.max_iters > 0 and it >= t.max_iters:
+            for batch in tr.epoch_batches():
+                tr.train_step(batch)
+                call("after_step")
+            call("after_epoch")
+            if tr.finished:
                 break
+        call("after_train")
     except KeyboardInterrupt:
-        if main:
-            save_checkpoint(last, model, config, optimizer=optimizer, epoch=it // iters_per_epoch, iteration=it)
-            print(f"\ninterrupted: state of iteration {it} saved to {last}; continue with resume=True")
+        call("on_interrupt")
         raise
     finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    if main:
-        plot_losses(work_dir / "log.jsonl", work_dir / "loss.png")
+        call("close")
     if world > 1:
         dist.barrier()
-    return {"work_dir": str(work_dir), "checkpoint": str(last), "metrics": metrics, "iterations": it}
+    work_dir = tr.work_dir
+    return {
+        "work_dir": str(work_dir),
+        "checkpoint": str(work_dir / "last.pt"),
+        "model": str(work_dir / "model.pt"),
+        "metrics": evaluation.metrics,
+        "iterations": tr.iteration,
+    }
