@@ -1,8 +1,12 @@
-"""Small line plots drawn with OpenCV (no matplotlib): loss curves, PR curves, figures in ``docs/``.
+"""Line plots for loss curves, PR curves and the figures in ``docs/``: matplotlib, with an OpenCV fallback.
 
-``line_plot(series, path)`` writes a PNG with axes, ticks, grid, labelled lines and a legend;
-``render_line_plot`` returns the same picture as a BGR ``uint8`` array. ``series`` maps a legend label
-to ``(xs, ys)``; non-finite points break a line (a NaN loss shows as a gap, never as a wrong value).
+``line_plot(series, path)`` writes a PNG; ``render_line_plot`` returns the picture as an RGB ``uint8``
+array. ``series`` maps a legend label to ``(xs, ys)``; non-finite points break a line (a NaN loss shows as
+a gap, never as a wrong value).
+
+matplotlib is an optional extra (``pip install rdet[plots]``). Without it the same call draws a plainer
+picture with OpenCV (lines, frame, axis ranges, title, legend; no tick marks), so training and evaluation
+never fail for want of a plotting library; ``HAVE_MATPLOTLIB`` says which one is in use.
 """
 
 from __future__ import annotations
@@ -11,56 +15,43 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-# Tableau-10 colours, BGR
+try:
+    import matplotlib  # noqa: F401
+
+    HAVE_MATPLOTLIB = True
+except ImportError:  # the OpenCV fallback below
+    HAVE_MATPLOTLIB = False
+
+# Tableau-10 colours (matplotlib's default cycle), RGB
 PALETTE = (
-    (180, 119, 31),
-    (14, 127, 255),
+    (31, 119, 180),
+    (255, 127, 14),
     (44, 160, 44),
-    (40, 39, 214),
-    (189, 103, 148),
-    (75, 86, 140),
-    (194, 119, 227),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
     (127, 127, 127),
-    (34, 189, 188),
-    (207, 190, 23),
+    (188, 189, 34),
+    (23, 190, 207),
 )
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_INK, _GRID, _WHITE = (30, 30, 30), (225, 225, 225), (255, 255, 255)
 LEGEND_POSITIONS = ("upper right", "upper left", "lower right", "lower left", "none")
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def nice_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
-    """Round tick positions (steps of 1, 2 or 5 times a power of ten) covering ``[lo, hi]``.
-
-    Returns:
-        list[float]: increasing ticks; the first is <= ``lo`` and the last >= ``hi``.
-    """
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
-        raise ValueError(f"need finite lo <= hi, got lo={lo}, hi={hi}")
-    if hi == lo:
-        pad = abs(lo) * 0.1 or 0.5
-        lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / max(max_ticks - 1, 1)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
-    return [round(i * step, 12) for i in range(first, last + 1)]
-
-
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
-        return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
-    return f"{v:.6g}"
-
-
-def _check_series(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], logy: bool):
+def _check(series: Series, logy: bool, legend: str, size: tuple[int, int], xlim, ylim) -> dict:
+    """Validated ``{label: (xs, ys)}`` as float64 arrays; ``ValueError`` naming the bad argument."""
     if not isinstance(series, Mapping) or not series:
         raise ValueError("series must be a non-empty dict {label: (xs, ys)}")
+    if legend not in LEGEND_POSITIONS:
+        raise ValueError(f"legend must be one of {', '.join(repr(p) for p in LEGEND_POSITIONS)}; got {legend!r}")
+    if int(size[0]) < 200 or int(size[1]) < 150:
+        raise ValueError(f"size must be at least (200, 150), got {size}")
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if lim is not None and not (math.isfinite(lim[0]) and math.isfinite(lim[1]) and lim[1] > lim[0]):
+            raise ValueError(f"{name} must be (lo, hi) with finite lo < hi, got {lim}")
     out = {}
     for label, pair in series.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -71,42 +62,12 @@ def _check_series(series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
             raise ValueError(f"series[{label!r}] has {xs.size} x values but {ys.size} y values")
         if logy and np.any(ys[np.isfinite(ys)] <= 0):
             raise ValueError(f"series[{label!r}] has values <= 0, which a log y axis cannot show (use logy=False)")
-        out[str(label)] = (xs, np.log10(ys) if logy else ys)
+        out[str(label)] = (xs, np.where(np.isfinite(xs) & np.isfinite(ys), ys, np.nan))
     return out
 
 
-def _limits(values: list[np.ndarray], given: tuple[float, float] | None, name: str) -> tuple[float, float]:
-    if given is not None:
-        lo, hi = float(given[0]), float(given[1])
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise ValueError(f"{name} must be (lo, hi) with finite lo < hi, got {given}")
-        return lo, hi
-    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.empty(0)
-    if finite.size == 0:
-        return 0.0, 1.0
-    return float(finite.min()), float(finite.max())
-
-
-def _text(
-    img: np.ndarray,
-    s: str,
-    org: tuple[int, int],
-    scale: float = 0.45,
-    anchor: str = "left",
-    color=_INK,
-    thickness: int = 1,
-) -> None:
-    (w, h), _ = cv2.getTextSize(s, _FONT, scale, thickness)
-    x, y = org
-    if anchor == "center":
-        x -= w // 2
-    elif anchor == "right":
-        x -= w
-    cv2.putText(img, s, (int(x), int(y + h // 2)), _FONT, scale, color, thickness, cv2.LINE_AA)
-
-
 def render_line_plot(
-    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    series: Series,
     *,
     title: str = "",
     xlabel: str = "",
@@ -120,140 +81,115 @@ def render_line_plot(
     """Draw a line plot and return it.
 
     Args:
-        series: ``{label: (xs, ys)}``, drawn in order with the Tableau-10 colours.
-        title, xlabel, ylabel: texts (ASCII; OpenCV's Hershey font has no other glyphs).
+        series: ``{label: (xs, ys)}``, drawn in order in the Tableau-10 colours (:data:`PALETTE`).
+        title, xlabel, ylabel: texts.
         logy: logarithmic y axis (every finite y must be > 0).
         size: ``(width, height)`` in pixels.
-        xlim, ylim: fixed axis ranges (e.g. ``(0, 1)`` for PR curves); default: the data, rounded out
-            to ticks. Lines are clipped to the axes.
-        legend: corner of the axes for the legend (``LEGEND_POSITIONS``), or ``'none'``.
+        xlim, ylim: fixed axis ranges (e.g. ``(0, 1)`` for PR curves); default: the data's.
+        legend: corner of the axes for the legend (:data:`LEGEND_POSITIONS`), or ``'none'``.
 
     Returns:
-        np.ndarray[H, W, 3]: BGR ``uint8`` image.
+        np.ndarray[H, W, 3]: RGB ``uint8`` image of exactly ``size``.
     """
-    data = _check_series(series, logy)
-    if legend not in LEGEND_POSITIONS:
-        raise ValueError(f"legend must be one of {', '.join(repr(p) for p in LEGEND_POSITIONS)}; got {legend!r}")
-    width, height = int(size[0]), int(size[1])
-    if width < 200 or height < 150:
-        raise ValueError(f"size must be at least (200, 150), got {size}")
-    xs_all = [x for x, _ in data.values()]
-    ys_all = [y for _, y in data.values()]
-    x_lo, x_hi = _limits(xs_all, xlim, "xlim")
-    y_lo, y_hi = _limits(ys_all, None if ylim is None else tuple(math.log10(v) for v in ylim) if logy else ylim, "ylim")
+    data = _check(series, logy, legend, size, xlim, ylim)
+    draw = _render_matplotlib if HAVE_MATPLOTLIB else _render_opencv
+    return draw(data, title, xlabel, ylabel, logy, (int(size[0]), int(size[1])), xlim, ylim, legend)
+
+
+def line_plot(series: Series, path: str | Path, **kwargs) -> None:
+    """Draw a line plot (keyword arguments of :func:`render_line_plot`) and write it to ``path`` as a PNG
+    (folders are created). ``OSError`` if the file cannot be written."""
+    import cv2
+
+    img = render_line_plot(series, **kwargs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() != ".png":
+        raise OSError(f"could not write {path}: line plots are PNG files (name it *.png)")
+    if not cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1])):
+        raise OSError(f"could not write {path} (OpenCV imwrite returned False)")
+
+
+def _render_matplotlib(data, title, xlabel, ylabel, logy, size, xlim, ylim, legend) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)  # no pyplot: no global state, no GUI backend
+    ax = fig.add_subplot()
+    for i, (label, (xs, ys)) in enumerate(data.items()):
+        ax.plot(
+            xs,
+            ys,
+            color=np.array(PALETTE[i % len(PALETTE)]) / 255,
+            lw=1.6,
+            label=label,
+            marker="." if xs.size == 1 else None,
+        )
     if logy:
-        y_ticks = [float(t) for t in range(math.floor(y_lo), math.ceil(y_hi) + 1)]
-        if len(y_ticks) < 2:
-            y_ticks = [y_ticks[0], y_ticks[0] + 1]
-        if len(y_ticks) > 10:  # at most ~10 decade labels
-            stride = math.ceil(len(y_ticks) / 10)
-            y_ticks = y_ticks[::stride]
-    else:
-        y_ticks = nice_ticks(y_lo, y_hi)
-    x_ticks = nice_ticks(x_lo, x_hi)
-    if xlim is None:
-        x_lo, x_hi = x_ticks[0], x_ticks[-1]
-    if ylim is None:
-        y_lo, y_hi = y_ticks[0], y_ticks[-1]
-    x_ticks = [t for t in x_ticks if x_lo - 1e-9 <= t <= x_hi + 1e-9]
-    y_ticks = [t for t in y_ticks if y_lo - 1e-9 <= t <= y_hi + 1e-9]
+        ax.set_yscale("log")
+    if xlim is not None:
+        ax.set_xlim(xlim)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(True, color="0.88", lw=0.8)
+    if legend != "none":
+        ax.legend(loc=legend, fontsize="small")
+    canvas.draw()
+    img = np.asarray(canvas.buffer_rgba())[..., :3]
+    if img.shape[:2] != (size[1], size[0]):  # figsize * dpi may round a pixel off
+        import cv2
 
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+
+def _render_opencv(data, title, xlabel, ylabel, logy, size, xlim, ylim, legend) -> np.ndarray:
+    """The fallback: lines in a frame, the axis ranges at its corners, title, axis names and legend.
+
+    The plot area spans x in [70, width - 16] and y in [36, height - 44] (pixels; a test relies on it).
+    """
+    import cv2
+
+    font, ink = cv2.FONT_HERSHEY_SIMPLEX, (30, 30, 30)
+    width, height = size
     img = np.full((height, width, 3), 255, np.uint8)
-    left, right = 78 + (18 if ylabel else 0), 20
-    top, bottom = 40 if title else 16, 50 if xlabel else 32
-    pw, ph = width - left - right, height - top - bottom
-
-    def px(x):
-        return (np.asarray(x) - x_lo) / (x_hi - x_lo) * pw
-
-    def py(y):
-        return (1.0 - (np.asarray(y) - y_lo) / (y_hi - y_lo)) * ph
-
-    # grid and ticks
-    for t in x_ticks:
-        x = left + int(round(float(px(t))))
-        cv2.line(img, (x, top), (x, top + ph), _GRID, 1)
-        cv2.line(img, (x, top + ph), (x, top + ph + 4), _INK, 1)
-        _text(img, _fmt(t), (x, top + ph + 14), anchor="center")
-    for t in y_ticks:
-        y = top + int(round(float(py(t))))
-        cv2.line(img, (left, y), (left + pw, y), _GRID, 1)
-        cv2.line(img, (left - 4, y), (left, y), _INK, 1)
-        _text(img, f"1e{int(t)}" if logy else _fmt(t), (left - 7, y), anchor="right")
-
-    # lines, drawn on a canvas of the plot area so that they are clipped to it
-    canvas = np.full((ph + 1, pw + 1, 3), 255, np.uint8)
-    canvas[:] = img[top : top + ph + 1, left : left + pw + 1]
-    for i, (xs, ys) in enumerate(data.values()):
+    to_y = np.log10 if logy else (lambda v: v)
+    x_lo, x_hi = _range(np.concatenate([x[np.isfinite(y)] for x, y in data.values()]), xlim)
+    y_lo, y_hi = _range(np.concatenate([to_y(y[np.isfinite(y)]) for _, y in data.values()]), ylim and to_y(ylim))
+    left, top, right, bottom = 70, 36, width - 16, height - 44
+    cv2.rectangle(img, (left, top), (right, bottom), ink, 1)
+    for i, (label, (xs, ys)) in enumerate(data.items()):
         color = PALETTE[i % len(PALETTE)]
-        ok = np.isfinite(xs) & np.isfinite(ys)
-        pts = np.stack([px(xs), py(ys)], axis=1).clip(-1e5, 1e5) if xs.size else np.empty((0, 2))
-        breaks = np.flatnonzero(~ok)
-        for run in np.split(np.arange(xs.size), breaks):
-            run = run[ok[run]]
-            if run.size == 1:
-                cv2.circle(canvas, tuple(int(v) for v in pts[run[0]].round()), 2, color, -1, cv2.LINE_AA)
-            elif run.size > 1:
-                poly = (pts[run] * 16).round().astype(np.int32).reshape(-1, 1, 2)
-                cv2.polylines(canvas, [poly], False, color, 2, cv2.LINE_AA, shift=4)
-    img[top : top + ph + 1, left : left + pw + 1] = canvas
-    cv2.rectangle(img, (left, top), (left + pw, top + ph), _INK, 1)
-
-    # texts
-    if title:
-        _text(img, title, (left + pw // 2, 18), scale=0.55, anchor="center")
-    if xlabel:
-        _text(img, xlabel, (left + pw // 2, height - 14), scale=0.5, anchor="center")
-    if ylabel:
-        (tw, th), _ = cv2.getTextSize(ylabel, _FONT, 0.5, 1)
-        strip = np.full((th + 10, tw + 4, 3), 255, np.uint8)
-        cv2.putText(strip, ylabel, (2, th + 3), _FONT, 0.5, _INK, 1, cv2.LINE_AA)
-        strip = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
-        sh, sw = strip.shape[:2]
-        y0 = max(0, top + ph // 2 - sh // 2)
-        sh = min(sh, height - y0)
-        img[y0 : y0 + sh, 4 : 4 + sw] = strip[:sh]
-
-    if legend == "none":
-        return img
-    labels = list(data)
-    sizes = [cv2.getTextSize(s, _FONT, 0.45, 1)[0] for s in labels]
-    box_w = max(w for w, _ in sizes) + 44
-    row = 20
-    box_h = row * len(labels) + 6
-    x0 = left + pw - box_w - 8 if legend.endswith("right") else left + 8
-    y0 = top + 8 if legend.startswith("upper") else top + ph - box_h - 8
-    cv2.rectangle(img, (x0, y0), (x0 + box_w, y0 + box_h), _WHITE, -1)
-    cv2.rectangle(img, (x0, y0), (x0 + box_w, y0 + box_h), (160, 160, 160), 1)
-    for i, s in enumerate(labels):
-        y = y0 + 13 + i * row
-        cv2.line(img, (x0 + 8, y), (x0 + 30, y), PALETTE[i % len(PALETTE)], 2, cv2.LINE_AA)
-        _text(img, s, (x0 + 36, y))
+        u = left + (xs - x_lo) / (x_hi - x_lo) * (right - left)
+        v = bottom - (to_y(ys) - y_lo) / (y_hi - y_lo) * (bottom - top)
+        pts = np.stack([u, v], 1)
+        for run in np.split(pts, np.flatnonzero(~np.isfinite(v))):  # NaN breaks the line
+            run = run[np.isfinite(run).all(1)].clip([left, top], [right, bottom]).round().astype(np.int32)
+            if len(run) == 1:
+                cv2.circle(img, (int(run[0, 0]), int(run[0, 1])), 2, color, -1, cv2.LINE_AA)
+            cv2.polylines(img, [run.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
+        if legend != "none":
+            cv2.putText(img, label, (left + 8, top + 18 + 18 * i), font, 0.45, color, 1, cv2.LINE_AA)
+    fmt = (lambda v: f"{10**v:.3g}") if logy else (lambda v: f"{v:.4g}")
+    for text, org in (
+        (title, (left, 22)),
+        (fmt(y_hi), (4, top + 5)),
+        (ylabel, (4, (top + bottom) // 2)),
+        (fmt(y_lo), (4, bottom)),
+        (f"{x_lo:.4g}", (left, bottom + 18)),
+        (f"{x_hi:.4g}", (right - 40, bottom + 18)),
+        (xlabel, ((left + right) // 2 - 4 * len(xlabel), bottom + 34)),
+    ):
+        cv2.putText(img, text, org, font, 0.45, ink, 1, cv2.LINE_AA)
     return img
 
 
-def line_plot(
-    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    path: str | Path,
-    *,
-    title: str = "",
-    xlabel: str = "",
-    ylabel: str = "",
-    logy: bool = False,
-    size: tuple[int, int] = (800, 500),
-    xlim: tuple[float, float] | None = None,
-    ylim: tuple[float, float] | None = None,
-    legend: str = "upper right",
-) -> None:
-    """Draw a line plot (see :func:`render_line_plot`) and write it to ``path`` (PNG; folders are created)."""
-    img = render_line_plot(
-        series, title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, size=size, xlim=xlim, ylim=ylim, legend=legend
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        ok = cv2.imwrite(str(path), img)
-    except cv2.error as exc:  # e.g. an extension OpenCV has no writer for
-        raise OSError(f"could not write {path}: {exc}") from exc
-    if not ok:
-        raise OSError(f"could not write {path} (OpenCV imwrite returned False)")
+def _range(values: np.ndarray, given) -> tuple[float, float]:
+    """The axis range: ``given``, else the data's (a constant or empty series gets a unit range)."""
+    lo, hi = (float(given[0]), float(given[1])) if given is not None else (0.0, 1.0)
+    if given is None and values.size:
+        lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)

@@ -33,7 +33,7 @@ def plot_pr_curves(
     Returns:
         list[Path]: the files written, in class order.
     """
-    from rdet.plot import line_plot  # OpenCV drawing; imported only when plotting
+    from rdet.plot import line_plot  # matplotlib (OpenCV without it); imported only when plotting
 
     thrs = list(result.iou_thrs) if iou_thrs is None else [float(t) for t in iou_thrs]
     cols = [result.thr_index(t) for t in thrs]

@@ -1,96 +1,90 @@
-"""A dependency-free progress bar for long work (training, splitting, tiled inference).
+"""Progress bars for long work (training, splitting, tiled inference), drawn by tqdm.
 
-Writes one refreshed line to stderr: ``desc  42% |#####     | 42/100 [00:12<00:16, 3.4it/s] loss=0.31``.
-When stderr is not a terminal (CI logs), it prints a new line at most every ``log_every`` seconds instead of
-carriage-return updates, so logs stay readable.
+``Progress(total, desc)`` is a thin shell over ``tqdm.tqdm`` with the interface rdet's loops use
+(``update``, ``set_postfix``, a settable ``n`` for resumed runs, ``close``, context manager). On a terminal
+it refreshes one line on stderr (``desc  42%|####      | 42/100 [00:12<00:16, 3.4it/s, loss=0.31]``); when
+stderr is not a terminal (CI logs, files) it writes a new line at most every ``log_every`` seconds instead
+of carriage-return updates, so logs stay readable.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TextIO, TypeVar
+
+from tqdm import tqdm
 
 T = TypeVar("T")
 
 
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+class _Lines:
+    """A stream for tqdm that turns its carriage-return refreshes into whole lines (for logs)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip("\n")
+        if line.strip():
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class Progress:
-    """Progress over ``total`` steps. Use as a context manager; ``update(n)``, ``set_postfix(dict)``."""
+    """Progress over ``total`` steps (``None``: unknown). Use as a context manager; ``update(n)``,
+    ``set_postfix(dict)``; ``n`` may be set (a resumed run starts at its iteration)."""
 
     def __init__(
         self,
         total: int | None,
         desc: str = "",
         enabled: bool = True,
-        width: int = 20,
         log_every: float = 10.0,
-        stream=None,
+        stream: TextIO | None = None,
     ):
-        self.total, self.desc, self.enabled, self.width = total, desc, enabled, width
-        self.n = 0
-        self.postfix: dict[str, object] = {}
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.log_every = log_every
-        self.start = time.perf_counter()
-        self._last = 0.0
+        stream = stream if stream is not None else sys.stderr
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar = tqdm(
+            total=total,
+            desc=desc or None,
+            disable=not enabled,
+            file=stream if tty else _Lines(stream),
+            mininterval=0.1 if tty else log_every,
+            dynamic_ncols=tty,
+            ascii=not tty,
+            leave=True,
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.bar.n)
+
+    @n.setter
+    def n(self, value: int) -> None:
+        self.bar.n = self.bar.last_print_n = value
+        self.bar.refresh()
 
     def __enter__(self) -> Progress:
-        self._draw(force=True)
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def update(self, n: int = 1) -> None:
-        self.n += n
-        self._draw()
+        self.bar.update(n)
 
     def set_postfix(self, values: dict[str, object]) -> None:
-        self.postfix = dict(values)
-        self._draw()
-
-    def close(self) -> None:
-        self._draw(force=True)
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.set_postfix(values, refresh=False)  # drawn at the next update: no extra refresh per step
 
     def line(self) -> str:
-        elapsed = time.perf_counter() - self.start
-        rate = self.n / elapsed if elapsed > 0 else 0.0
-        post = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.postfix.items())
-        if self.total:
-            frac = min(self.n / self.total, 1.0)
-            fill = int(frac * self.width)
-            eta = (self.total - self.n) / rate if rate > 0 else 0.0
-            bar = f"{frac:4.0%} |{'#' * fill}{' ' * (self.width - fill)}| {self.n}/{self.total}"
-            timing = f"[{_fmt_time(elapsed)}<{_fmt_time(eta)}, {rate:.3g}it/s]"
-        else:
-            bar, timing = f"{self.n}it", f"[{_fmt_time(elapsed)}, {rate:.3g}it/s]"
-        return " ".join(x for x in (self.desc, bar, timing, post) if x)
+        """The current progress line, as shown."""
+        return str(self.bar)
 
-    def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if self.tty:
-            if force or now - self._last > 0.1:
-                self.stream.write("\r" + self.line())
-                self.stream.flush()
-                self._last = now
-        elif force or now - self._last > self.log_every:
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
-            self._last = now
+    def close(self) -> None:
+        self.bar.close()
 
 
 def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
