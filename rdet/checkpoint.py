@@ -31,7 +31,7 @@ def save_checkpoint(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = model.module if hasattr(model, "module") else model
+    module: nn.Module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {
         "model": module.state_dict(),
         "config": to_dict(config),
@@ -53,8 +53,12 @@ def save_weights(path: str | Path, model: nn.Module, config: Config) -> Path:
     """Write a weights-only file for serving (state dict, config, class names, version; no optimizer or RNG
     state), atomically. ``rdet.load_checkpoint`` reads it like a full checkpoint."""
     path = Path(path)
-    module = model.module if hasattr(model, "module") else model
-    state = {"model": module.state_dict(), "config": to_dict(config), "class_names": list(module.class_names)}
+    module: nn.Module = getattr(model, "module", model)
+    state = {
+        "model": module.state_dict(),
+        "config": to_dict(config),
+        "class_names": list(getattr(module, "class_names", [])),
+    }
     tmp = path.with_name(path.name + ".tmp")
     torch.save({**state, "rdet_version": rdet.__version__}, tmp)
     os.replace(tmp, path)

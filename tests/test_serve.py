@@ -386,7 +386,9 @@ def _chromium():
     except ImportError:
         pytest.skip("browser test needs Playwright: pip install -e '.[dev]'")
     if not CHROMIUM.is_file():
-        pytest.skip("browser test needs Debian's Chromium at /usr/bin/chromium: apt-get install -y chromium")
+        pytest.skip(
+            "browser test needs Debian's Chromium at /usr/bin/chromium: run `make browser` once (apt-get install)"
+        )
     return sync_api
 
 

@@ -122,8 +122,10 @@ def count_flops(model: nn.Module, run: Callable[[], object], method: str = "hook
     def hook(module: nn.Module, inputs, output) -> None:
         if isinstance(module, nn.Conv2d):
             b, c_out, h, w = output.shape
-            flops = conv2d_flops(b, module.in_channels, c_out, module.kernel_size, (h, w), module.groups)
+            kh, kw = module.kernel_size
+            flops = conv2d_flops(b, module.in_channels, c_out, (kh, kw), (h, w), module.groups)
         else:  # nn.Linear: every leading dim is a row
+            assert isinstance(module, nn.Linear)
             flops = linear_flops(output.numel() // module.out_features, module.in_features, module.out_features)
         key = owner.get(module, "") or type(module).__name__
         by_module[key] = by_module.get(key, 0) + flops

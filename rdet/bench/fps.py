@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # OpenMP threads that spin while waiting are 10-50x slower when the cores are shared with other processes
 # (measured: 2.8 s instead of 60 ms per tiny forward on 2 busy cores). libgomp reads this when torch is
@@ -64,6 +65,9 @@ import torch  # noqa: E402
 
 from rdet.bench.flops import Peaks, device_peaks, model_flops  # noqa: E402
 from rdet.resources import configs_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    from rdet.models.detector import DenseDetector
 
 INPUTS = {"dota": (1024, 1024), "hrsc": (512, 800)}  # (H, W): DOTA split tiles, HRSC img_size (512, 800)
 MIN_ITERS = 50
@@ -210,7 +214,7 @@ def bench_config(model: BenchModel, key: str):
     return config
 
 
-def build(model: BenchModel, key: str, device: torch.device) -> torch.nn.Module | None:
+def build(model: BenchModel, key: str, device: torch.device) -> DenseDetector | None:
     """The eval-mode model (seeded random weights) on ``device``, or None if the model has no such input."""
     import rdet
 
@@ -255,7 +259,7 @@ class ExportCache:
     """ONNX files (and TensorRT engines) per model/input/batch, exported once per run into ``workdir``."""
 
     def __init__(self, workdir: Path):
-        self.workdir, self.files = workdir, {}
+        self.workdir, self.files = workdir, dict[tuple, Path]()
 
     def onnx(self, name: str, model, size: tuple[int, int], batch: int, score_thr: float | None) -> Path:
         key = ("onnx", name, size, batch)
@@ -326,7 +330,7 @@ def make_step(
             raise Skip("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
         from rdet.export.runtime import Runner
 
-        path = exports.onnx(name, model, tuple(images.shape[-2:]), images.shape[0], score_thr)
+        path = exports.onnx(name, model, (images.shape[-2], images.shape[-1]), images.shape[0], score_thr)
         runner = Runner(path, device="cuda" if device.type == "cuda" else "cpu")
         return _runner_step(runner, raw, nms)
     if backend in ("trt", "trt-fp16"):
@@ -338,7 +342,7 @@ def make_step(
             raise Skip(f"TensorRT is not installed ({e})") from e
         from rdet.export.runtime import Runner
 
-        onnx_path = exports.onnx(name, model, tuple(images.shape[-2:]), images.shape[0], score_thr)
+        onnx_path = exports.onnx(name, model, (images.shape[-2], images.shape[-1]), images.shape[0], score_thr)
         runner = Runner(exports.engine(name, onnx_path, backend == "trt-fp16"), device=str(device))
         return _runner_step(runner, raw, nms)
     raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")

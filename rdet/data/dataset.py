@@ -107,6 +107,7 @@ class RotatedDataset(torch.utils.data.Dataset):
         if (image_dir is None) == (annotations is None):
             raise ValueError("give either image_dir (with optional label_dir) or annotations")
         if annotations is None:
+            assert image_dir is not None  # checked above
             annotations = self._scan(Path(image_dir), label_dir, classes, format, strict)
         else:
             for a in annotations:
@@ -153,7 +154,7 @@ class RotatedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         ann = self.annotations[index]
-        image = read_image(ann.image_path, self.uint16)
+        image = read_image(str(ann.image_path), self.uint16)  # set for every item (__init__ checks)
         h, w = image.shape[:2]
         if ann.width is not None and (ann.width, ann.height) != (w, h):
             raise ValueError(f"{ann.image_path}: image is {w}x{h} but its labels say {ann.width}x{ann.height}")
@@ -171,7 +172,7 @@ class RotatedDataset(torch.utils.data.Dataset):
             labels=torch.from_numpy(sample.labels.astype(np.int64)),
             polygons=polys.float(),
             difficult=torch.from_numpy(sample.difficult.astype(bool)),
-            image_id=Path(ann.image_path).stem,
+            image_id=Path(str(ann.image_path)).stem,
             meta=dict(image_path=ann.image_path, ori_size=(w, h), size=(img.shape[1], img.shape[0]), **sample.meta),
         )
 

@@ -44,8 +44,8 @@ def _ground(rng: np.random.Generator, size: int) -> np.ndarray:
     """Textured ground: low-frequency colour fields, fine grain and a few roads, uint8 RGB."""
     base = np.array(rng.choice([(96, 108, 72), (120, 112, 90), (70, 92, 104), (104, 100, 96)]), np.float32)
     # Mostly brightness variation with a little colour, like fields and soil seen from above.
-    low = rng.normal(0, 16, (6, 6, 1)) + rng.normal(0, 5, (6, 6, 3))
-    low = cv2.resize(low.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    coarse = rng.normal(0, 16, (6, 6, 1)) + rng.normal(0, 5, (6, 6, 3))
+    low = cv2.resize(coarse.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     mid = cv2.resize(rng.normal(0, 8, (24, 24, 1)).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
     img = base + low + mid[..., None] + rng.normal(0, 5, (size, size, 3)).astype(np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
@@ -119,7 +119,8 @@ def make_synthetic_scene(
     (fewer if they do not fit without overlapping) of the classes ``class_ids`` (indices into SYNTHETIC)."""
     img = _ground(rng, size)
     n = int(rng.integers(objects[0], objects[1] + 1))
-    boxes, labels = [], []
+    boxes: list[np.ndarray] = []
+    labels: list[int] = []
     for _ in range(n):
         label = int(rng.choice(class_ids))
         (l0, l1), (r0, r1) = _SIZES[label]

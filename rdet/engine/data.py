@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from rdet.config import Config, class_names
 from rdet.data.dataset import RotatedDataset, collate
@@ -14,7 +16,7 @@ def build_transforms(config: Config, train: bool) -> Compose:
     """Resize (keep ratio) to ``data.img_size``; for training also the configured flips and rotation."""
     d = config.data
     h, w = d.img_size
-    transforms = [Resize((w, h), keep_ratio=True)]
+    transforms: list[Callable] = [Resize((w, h), keep_ratio=True)]
     if train and sum(d.flip) > 0:
         transforms.append(RandomFlip(*d.flip))
     if train and d.rotate_prob > 0:
@@ -59,15 +61,17 @@ class EpochSampler(Sampler):
         return self.n
 
 
-def build_loader(config: Config, split: str, rank: int = 0, world: int = 1) -> tuple[DataLoader, Sampler | None]:
+def build_loader(
+    config: Config, split: str, rank: int = 0, world: int = 1
+) -> tuple[DataLoader, EpochSampler | DistributedSampler | None]:
     """Loader for a split; training shuffles per epoch (``DistributedSampler`` under torchrun)."""
     dataset = build_dataset(config, split)
     t = config.train
     train = split == "train"
-    sampler = None
+    sampler: EpochSampler | DistributedSampler | None = None
     if train:
         sampler = (
-            torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=t.seed)
+            DistributedSampler(dataset, world, rank, shuffle=True, seed=t.seed)
             if world > 1
             else EpochSampler(len(dataset), t.seed)
         )

@@ -46,6 +46,7 @@ from rdet.engine.data import move_batch
 from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model
+from rdet.models.detector import DenseDetector
 
 CACHE_VERSION = "rdet-ld-cache-1"
 CLASS_REDUCTION = "mean"  # KL averaged over bins/classes: MMDetection's KnowledgeDistillationKLDivLoss
@@ -108,7 +109,7 @@ def _check_distill(d: DistillConfig) -> None:
 
 def resolve_teacher(
     config: Config, teacher=None, teacher_weights=None
-) -> tuple[Config | None, Path | None, nn.Module | None]:
+) -> tuple[Config | None, Path | None, DenseDetector | None]:
     """The teacher's config, checkpoint path and (if given as a model) module, with paths resolved.
 
     Args:
@@ -116,11 +117,11 @@ def resolve_teacher(
             returned by ``rdet.load_checkpoint``, with ``.config``).
         teacher_weights: a checkpoint (``None``: ``distill.teacher_weights``).
     """
-    d = config.distill
+    d = _section(config)
     if isinstance(teacher, nn.Module):
         if teacher_weights is not None:
             raise ValueError("give either a teacher model or teacher_weights, not both")
-        if not isinstance(getattr(teacher, "config", None), Config):
+        if not isinstance(teacher, DenseDetector) or not isinstance(teacher.config, Config):
             raise ValueError("a teacher model needs its Config as .config (rdet.load_checkpoint sets it)")
         return teacher.config, None, teacher
     cfg = None
@@ -158,15 +159,22 @@ def _origin(config: Config, given, field: str) -> str:
     return f" (distill.{field}{where}; config paths are relative to the config file, or use from_cwd(...))"
 
 
-def teacher_fingerprint(teacher: nn.Module, student: Config) -> str:
+def _section(config: Config) -> DistillConfig:
+    """``config.distill`` (``distill()`` adds one before anything reads it)."""
+    if config.distill is None:
+        raise ValueError(f"{config.source or 'config'}: no distill section")
+    return config.distill
+
+
+def teacher_fingerprint(teacher: DenseDetector, student: Config) -> str:
     """Hash of everything that fixes the cached values: teacher weights and config, region settings."""
     h = hashlib.sha256(CACHE_VERSION.encode())
     for key, value in sorted(teacher.state_dict().items()):
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    d, head = student.distill, student.model.head
+    d, head = _section(student), student.model.head
     region = {
-        "teacher": to_dict(teacher.config.model) if isinstance(getattr(teacher, "config", None), Config) else "",
+        "teacher": to_dict(teacher.config.model) if teacher.config is not None else "",
         "anchors": asdict(student.model.anchors),
         "vlr_alpha": d.vlr_alpha,
         "vlr_horizontal": d.vlr_horizontal,
@@ -188,7 +196,7 @@ class Teacher:
     (the losses weigh those by 0).
     """
 
-    def __init__(self, model: nn.Module, cache_dir: str | Path | None = None, fingerprint: str = ""):
+    def __init__(self, model: DenseDetector, cache_dir: str | Path | None = None, fingerprint: str = ""):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -221,18 +229,18 @@ class Teacher:
             return self._forward(images)
         if keys is None or len(keys) != images.shape[0]:
             raise ValueError("a cached teacher needs one key per image (Teacher.keys)")
-        rows: list[tuple[Tensor, Tensor] | None] = []
-        for b, key in enumerate(keys):
-            rows.append(self._load(key, region[b].nonzero().squeeze(1)))
-        missing = [b for b, r in enumerate(rows) if r is None]
+        loaded = [self._load(key, region[b].nonzero().squeeze(1)) for b, key in enumerate(keys)]
+        missing = [b for b, r in enumerate(loaded) if r is None]
+        computed: dict[int, tuple[Tensor, Tensor]] = {}
         if missing:
             cls, reg = self._forward(images[missing])
             for j, b in enumerate(missing):
                 idx = region[b].nonzero().squeeze(1)
-                rows[b] = (cls[j, idx].float(), reg[j, idx].float())
-                self._store(keys[b], idx, *rows[b])
+                computed[b] = (cls[j, idx].float(), reg[j, idx].float())
+                self._store(keys[b], idx, *computed[b])
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
+        rows = [computed[b] if r is None else r for b, r in enumerate(loaded)]
         c, r = rows[0]
         n = region.shape[1]
         cls_out = images.new_zeros((images.shape[0], n, c.shape[1]), dtype=torch.float32)
@@ -244,6 +252,7 @@ class Teacher:
         return cls_out, reg_out
 
     def _path(self, key: str) -> Path:
+        assert self.cache is not None  # only a caching teacher stores
         return self.cache / key[:2] / f"{key}.pt"
 
     def _load(self, key: str, idx: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -272,20 +281,25 @@ def build_teacher(config: Config, teacher=None, teacher_weights=None, device="cp
 
     cfg, weights, model = resolve_teacher(config, teacher, teacher_weights)
     if cfg is None:  # only a checkpoint: its stored config
+        assert weights is not None  # resolve_teacher gives a model or a checkpoint
         cfg = config_from_checkpoint(read_checkpoint(weights), weights)
     check_compatible(config, cfg)  # before loading weights or reading data
     if model is None:
-        model = load_checkpoint(weights, config=cfg, device=str(device))
+        assert weights is not None
+        loaded = load_checkpoint(weights, config=cfg, device=str(device))
+        assert isinstance(loaded, DenseDetector)
+        model = loaded
     model = model.to(device)
-    fingerprint = teacher_fingerprint(model, config) if config.distill.cache_dir else ""
-    return Teacher(model, config.distill.cache_dir or None, fingerprint), fingerprint
+    cache_dir = _section(config).cache_dir
+    fingerprint = teacher_fingerprint(model, config) if cache_dir else ""
+    return Teacher(model, cache_dir or None, fingerprint), fingerprint
 
 
 # --------------------------------------------------------------------------- one step
 
 
 def distill_losses(
-    student: nn.Module,
+    student: DenseDetector,
     images,
     targets: list[dict],
     teacher: Teacher,
@@ -360,7 +374,7 @@ def distill(
             raise ValueError(f"{config.source or 'config'}: no distill section and no teacher given")
         config.distill = DistillConfig()
     config = resolve_config(config, overrides, sets if isinstance(source, Config) else ())  # validated once
-    d, t = config.distill, config.train
+    d, t = _section(config), config.train
     _check_distill(d)
     device, rank, world = setup_device(config)
     teach, _ = build_teacher(config, teacher, teacher_weights, device)

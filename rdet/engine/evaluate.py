@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from rdet.eval.dota import EvalResult, evaluate
+from rdet.models.detector import DenseDetector
 from rdet.utils.progress import progress as progress_bar
 
 
@@ -52,7 +54,7 @@ def predict_loader(model: nn.Module, loader, progress: bool = True) -> tuple[dic
         detections: ``{image_id: {'boxes': [N, 5], 'scores': [N], 'labels': [N]}}`` (numpy);
         annotations: ``{image_id: {'polygons': [M, 8], 'labels': [M], 'difficult': [M]}}`` (numpy).
     """
-    module = model.module if hasattr(model, "module") else model
+    module = typing.cast(DenseDetector, getattr(model, "module", model))  # unwrap DistributedDataParallel
     was_training = module.training
     module.eval()
     dets, anns = {}, {}
@@ -79,5 +81,5 @@ def evaluate_model(
 ) -> EvalResult:
     """DOTA Task1 metric of ``model`` on ``loader`` (default thresholds 0.50:0.05:0.95; ``map_at(0.5)`` is mAP50)."""
     dets, anns = predict_loader(model, loader, progress)
-    module = model.module if hasattr(model, "module") else model
+    module = typing.cast(DenseDetector, getattr(model, "module", model))
     return evaluate(dets, anns, iou_thrs=iou_thrs, use_07_metric=use_07_metric, class_names=module.class_names)

@@ -19,7 +19,9 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
+
+from torch.utils.data import DataLoader
 
 from rdet.checkpoint import save_weights
 from rdet.utils.progress import Progress
@@ -63,7 +65,7 @@ class LogHook(HookBase):
 
     def __init__(self, desc: str, progress: bool):
         self.desc, self.progress = desc, progress
-        self.file = None
+        self.file: TextIO | None = None
         self.bar: Progress | None = None
 
     def before_train(self) -> None:
@@ -152,7 +154,8 @@ class EvalHook(HookBase):
     """DOTA mAP on the validation split every ``train.eval_interval`` epochs and after the last epoch."""
 
     def __init__(self, log: LogHook):
-        self.log, self.loader = log, None
+        self.log = log
+        self.loader: DataLoader | None = None
         self.metrics: dict = {}
 
     def before_train(self) -> None:
@@ -204,15 +207,7 @@ def plot_losses(log_path: Path, png_path: Path) -> None:
 def _iteration(line: str) -> float:
     """The ``iter`` of a log line; a torn line (killed while writing) counts as after everything."""
     try:
-        return json.loads(line)["iter"]
-    except (ValueError, KeyError, TypeError):
-        return float("inf")
-
-
-def _iteration(line: str) -> float:
-    """The ``iter`` of a log line; a torn line (killed while writing) counts as after everything."""
-    try:
-        return json.loads(line)["iter"]
+        return float(json.loads(line)["iter"])
     except (ValueError, KeyError, TypeError):
         return float("inf")
 

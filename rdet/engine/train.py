@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import torch.distributed as dist
 
 from rdet.checkpoint import read_checkpoint, save_checkpoint
 from rdet.config import Config, apply_override, load_config, resolve_paths, to_dict, validate
+from rdet.data.dataset import RotatedDataset
 from rdet.engine.data import build_loader, move_batch
 from rdet.engine.hooks import CheckpointHook, EvalHook, HookBase, LogHook, PlotHook
 from rdet.models.build import build_model
@@ -176,6 +178,7 @@ class Trainer:
         self.work_dir = Path(t.work_dir)
         self.optimizer = build_optimizer(config, model)
         self.loader, self.sampler = build_loader(config, "train", rank=rank, world=world)
+        self.dataset = typing.cast(RotatedDataset, self.loader.dataset)
         self.iters_per_epoch = len(self.loader)
         if self.iters_per_epoch == 0:
             raise ValueError(f"no training batches: {config.data.train_images!r} has fewer images than batch_size")
@@ -185,7 +188,7 @@ class Trainer:
         self.amp = t.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.iteration, self.epoch, self.lr, self.resumed = 0, 0, t.lr, False
-        self.last_loss, self.last_losses = 0.0, {}  # the last step's total and components
+        self.last_loss, self.last_losses = 0.0, dict[str, float]()  # the last step's total and components
 
     def resume(self) -> None:
         """Continue from ``work_dir/last.pt`` (model, optimizer, AMP scaler, iteration, epoch), if it exists."""
@@ -222,7 +225,7 @@ class Trainer:
         """The batches of ``self.epoch`` still to train: after a resume, the ones done are skipped."""
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
-        self.loader.dataset.set_epoch(self.epoch)
+        self.dataset.set_epoch(self.epoch)
         skip = self.iteration - self.epoch * self.iters_per_epoch
         for i, batch in enumerate(self.loader):
             if self.finished:

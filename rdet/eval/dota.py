@@ -135,7 +135,7 @@ class EvalResult:
         """Plain-Python summary (NaN -> None); PR arrays only with ``include_pr``."""
         num = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
         keys = [f"{t:g}" for t in self.iou_thrs]
-        out = {
+        out: dict = {
             "metric": "dota_task1",
             "use_07_metric": self.use_07_metric,
             "iou_thrs": list(self.iou_thrs),
@@ -382,7 +382,7 @@ def _best_gt(det, gt, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         pg.append(gi[c])
     if not pd or sum(map(len, pd)) == 0:
         return ovmax, jmax
-    pd, pg = np.concatenate(pd), np.concatenate(pg)
+    pd, pg = np.concatenate(pd), np.concatenate(pg)  # type: ignore[assignment]  # lists of arrays -> arrays
     iou = np.empty(len(pd))
     for s in range(0, len(pd), _IOU_CHUNK):
         sl = slice(s, s + _IOU_CHUNK)
@@ -404,7 +404,7 @@ def _iou_thrs(iou_thrs) -> tuple[float, ...]:
         if iou_thrs != "coco":
             raise ValueError(f"iou_thrs: expected 'coco' or a sequence of floats, got {iou_thrs!r}")
         return COCO_IOU_THRS
-    thrs = (float(iou_thrs),) if np.isscalar(iou_thrs) else tuple(float(t) for t in iou_thrs)
+    thrs = (float(iou_thrs),) if np.isscalar(iou_thrs) else tuple(float(t) for t in iou_thrs)  # type: ignore[arg-type]
     if not thrs or not all(0.0 <= t < 1.0 for t in thrs):
         raise ValueError(f"iou_thrs must be non-empty with values in [0, 1), got {iou_thrs}")
     return thrs
@@ -467,7 +467,7 @@ def evaluate(
             recall[c][t], precision[c][t] = rec, prec
             ap[c, t] = voc_ap(rec, prec, use_07_metric)
     return EvalResult(
-        class_names=class_names,
+        class_names=list(class_names),
         iou_thrs=thrs,
         use_07_metric=use_07_metric,
         ap=ap,

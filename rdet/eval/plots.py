@@ -46,13 +46,8 @@ def plot_pr_curves(
             continue
         series = {}
         for t in cols:
-            rec, prec = result.recall[c][t], result.precision[c][t]
-            if len(rec) == 0:
-                rec, prec = [0.0], [0.0]
-            series[f"IoU {result.iou_thrs[t]:g}: AP {result.ap[c, t]:.3f}"] = (
-                list(map(float, rec)),
-                list(map(float, prec)),
-            )
+            rec, prec = list(map(float, result.recall[c][t])), list(map(float, result.precision[c][t]))
+            series[f"IoU {result.iou_thrs[t]:g}: AP {result.ap[c, t]:.3f}"] = (rec or [0.0], prec or [0.0])
         stem = _file_stem(name)
         if stem in used:  # two names that sanitise alike must not overwrite each other
             stem = f"{stem}_{c}"

@@ -128,14 +128,13 @@ def check_settings(settings: Any) -> list[str]:
     except ValueError as e:
         return [f"type: {e}"]
     problems = []
-    if dataclasses.is_dataclass(settings):
-        defaults = type(settings)()
-        for f in dataclasses.fields(settings):
-            if f.name in ("type", "loss_weight") or f.name in row.reads:
-                continue
-            if getattr(settings, f.name) != getattr(defaults, f.name):
-                reads = ", ".join(row.reads) or "nothing but loss_weight"
-                problems.append(f"{f.name}: {settings.type!r} does not read {f.name} (it reads {reads})")
+    fields = dataclasses.fields(settings) if dataclasses.is_dataclass(settings) else ()
+    for f in fields:
+        if f.name in ("type", "loss_weight") or f.name in row.reads or f.default is dataclasses.MISSING:
+            continue
+        if getattr(settings, f.name) != f.default:
+            reads = ", ".join(row.reads) or "nothing but loss_weight"
+            problems.append(f"{f.name}: {settings.type!r} does not read {f.name} (it reads {reads})")
     try:
         empty = torch.zeros(0, 5)
         row.per_box(settings, empty, empty)

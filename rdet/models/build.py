@@ -8,6 +8,7 @@ loaded (``load_config``/``from_dict``), not here.
 from __future__ import annotations
 
 from rdet.config import Config, class_names
+from rdet.models.backbone import ResNet
 from rdet.models.detector import DenseDetector
 
 
@@ -35,6 +36,7 @@ def build_model(config: Config) -> DenseDetector:
 
         model = RotatedRetinaNet(names, config.model)
     if config.model.backbone.weights:
+        assert isinstance(model.backbone, ResNet)  # the default backbone of the config path
         model.backbone.load_weights(config.model.backbone.weights)
     model.config = config
     return model

@@ -97,6 +97,16 @@ def flatten_levels(maps: list[Tensor], channels: int) -> Tensor:
     return torch.cat([m.permute(0, 2, 3, 1).reshape(b, -1, channels) for m in maps], 1)
 
 
+def _channels(module: nn.Module, kind: type):
+    """A component's ``out_channels`` (a tuple for a backbone, an int for a neck), or a clear error."""
+    value = getattr(module, "out_channels", None)
+    if not isinstance(value, kind):
+        raise ValueError(
+            f"{type(module).__name__} needs an out_channels attribute ({kind.__name__}) to build the parts after it"
+        )
+    return value
+
+
 def default_backbone(cfg: ModelConfig) -> ResNet:
     """The ResNet of ``cfg.backbone`` (random weights: ``build_model`` loads ``backbone.weights``)."""
     b = cfg.backbone
@@ -124,6 +134,10 @@ class DenseDetector(nn.Module):
 
     size_divisibility = 32  # the coarsest backbone stride an input side must be a multiple of
     config: Config | None
+    backbone: nn.Module
+    neck: nn.Module
+    pixel_mean: Tensor  # [3, 1, 1]
+    pixel_std: Tensor  # [3, 1, 1]
 
     def __init__(
         self,
@@ -139,7 +153,8 @@ class DenseDetector(nn.Module):
             raise ValueError(f"{len(class_names)} class names for model.head.num_classes={cfg.head.num_classes}")
         self.cfg, self.class_names, self.config = cfg, list(class_names), None
         self.backbone = backbone if backbone is not None else default_backbone(cfg)
-        self.neck = neck if neck is not None else default_neck(cfg, tuple(self.backbone.out_channels))
+        self.neck = neck if neck is not None else default_neck(cfg, _channels(self.backbone, tuple))
+        self.neck_channels: int = _channels(self.neck, int)  # what the head(s) read
         self.coder = DeltaXYWHTCoder(**asdict(cfg.coder))
         self.num_anchors = A.num_base_anchors(cfg.anchors.scales_per_octave, cfg.anchors.ratios)
         # not persistent: checkpoints (and MMRotate's) hold no pixel statistics, and old files must still load

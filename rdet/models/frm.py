@@ -127,7 +127,7 @@ class FRM(nn.Module):
         self.conv_1_1 = nn.Conv2d(channels, channels, 1)
         for m in (self.conv_5_1, self.conv_1_5, self.conv_1_1):
             nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+            nn.init.zeros_(m.bias)  # type: ignore[arg-type]  # Conv2d(bias=True)
 
     def forward(self, feats: list[Tensor], boxes: list[Tensor]) -> list[Tensor]:
         """``feats[l] (Tensor[B, C, H_l, W_l])``, ``boxes[l] (Tensor[B, H_l, W_l, 5])`` -> refined features."""

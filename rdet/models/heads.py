@@ -47,9 +47,9 @@ class RetinaHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]  # every conv here has a bias
         # Focal-loss prior: every anchor starts at p = 0.01 so the background flood does not swamp training.
-        nn.init.constant_(self.retina_cls.bias, -math.log((1 - 0.01) / 0.01))
+        nn.init.constant_(self.retina_cls.bias, -math.log((1 - 0.01) / 0.01))  # type: ignore[arg-type]
 
     def forward_single(self, x: Tensor) -> tuple[Tensor, Tensor]:
         c, r = x, x
@@ -64,7 +64,9 @@ class RetinaHead(nn.Module):
         return [o[0] for o in outs], [o[1] for o in outs]
 
 
-def distribution_to_deltas(logits: Tensor, reg_max: int, reg_range, angle_range) -> Tensor:
+def distribution_to_deltas(
+    logits: Tensor, reg_max: int, reg_range: tuple[float, float], angle_range: tuple[float, float]
+) -> Tensor:
     """Expected deltas of a general-distribution head.
 
     Args:
@@ -75,7 +77,10 @@ def distribution_to_deltas(logits: Tensor, reg_max: int, reg_range, angle_range)
         and ``angle_range`` (angle), as Rotated-LD's ``Integral`` layers.
     """
     probs = logits.reshape(*logits.shape[:-1], 5, reg_max + 1).float().softmax(-1)
-    bins = torch.stack([torch.linspace(*reg_range, reg_max + 1)] * 4 + [torch.linspace(*angle_range, reg_max + 1)])
+    bins = torch.stack(
+        [torch.linspace(reg_range[0], reg_range[1], reg_max + 1)] * 4
+        + [torch.linspace(angle_range[0], angle_range[1], reg_max + 1)]
+    )
     return (probs * bins.to(probs.device)).sum(-1)
 
 

@@ -22,6 +22,7 @@ Losses are named like dev-1.x: ``loss_cls_init``, ``loss_bbox_init``, ``loss_cls
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
@@ -132,6 +133,8 @@ class R3Det(DenseDetector):
         bbox_head_refine: one :class:`RefineHead` per refine stage (default: from ``cfg.refine``).
     """
 
+    bbox_head_init: RetinaHead
+
     def __init__(
         self,
         class_names: Sequence[str],
@@ -148,7 +151,7 @@ class R3Det(DenseDetector):
             cfg = ModelConfig(type="r3det", head=HeadConfig(num_classes=len(class_names)), refine=RefineConfig())
         r = _check(cfg, class_names)
         super().__init__(class_names, cfg, backbone, neck, pixel_mean, pixel_std)
-        h, channels = cfg.head, self.neck.out_channels
+        h, channels = cfg.head, self.neck_channels
         if bbox_head_init is None:
             bbox_head_init = RetinaHead(h.num_classes, channels, self.num_anchors, h.stacked_convs, h.feat_channels)
         self.bbox_head_init = bbox_head_init
@@ -180,7 +183,7 @@ class R3Det(DenseDetector):
         )
         stages = [init]
         rois = best_boxes(init.cls, init.reg, anchors, self.num_anchors, self.coder)  # [B, L, 5]
-        for i, head in enumerate(self.bbox_head_refine):
+        for i, head in enumerate(typing.cast(list[RefineHead], self.bbox_head_refine)):
             refined = head.feat_refine_module(feats, _levels(rois, sizes))
             cls, reg = head(refined)
             stages.append(HeadOutputs(flatten_levels(cls, c), flatten_levels(reg, 5), rois, rows_per_level(sizes, 1)))

@@ -37,6 +37,8 @@ class RotatedRetinaNet(DenseDetector):
             ``out_channels``).
     """
 
+    bbox_head: RetinaHead
+
     def __init__(
         self,
         class_names: Sequence[str],
@@ -52,9 +54,8 @@ class RotatedRetinaNet(DenseDetector):
         super().__init__(class_names, cfg, backbone, neck, pixel_mean, pixel_std)
         h = cfg.head
         if bbox_head is None:
-            in_channels = self.neck.out_channels
             bbox_head = RetinaHead(
-                h.num_classes, in_channels, self.num_anchors, h.stacked_convs, h.feat_channels, h.reg_max
+                h.num_classes, self.neck_channels, self.num_anchors, h.stacked_convs, h.feat_channels, h.reg_max
             )
         self.bbox_head = bbox_head
 
