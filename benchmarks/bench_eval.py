@@ -23,22 +23,12 @@ import numpy as np
 
 
 def _rect_polys(cx, cy, w, h, a) -> np.ndarray:
-    """Rotated rectangles [N] -> polygons [N, 8] (rdet convention, numpy)."""
-    ux, uy = w / 2 * np.cos(a), w / 2 * np.sin(a)
-    vx, vy = -h / 2 * np.sin(a), h / 2 * np.cos(a)
-    return np.stack(
-        [
-            cx - ux - vx,
-            cy - uy - vy,
-            cx + ux - vx,
-            cy + uy - vy,
-            cx + ux + vx,
-            cy + uy + vy,
-            cx - ux + vx,
-            cy - uy + vy,
-        ],
-        1,
-    )
+    """Rotated rectangles [N] -> polygons [N, 8] (rdet's convention: ``rdet.boxes.obb2poly``), numpy float64."""
+    import torch
+
+    from rdet.boxes import obb2poly
+
+    return obb2poly(torch.from_numpy(np.stack([cx, cy, w, h, a], 1).astype(np.float64))).numpy()
 
 
 def make_scene(

@@ -10,8 +10,7 @@ import torch
 import rdet
 from rdet.checkpoint import read_checkpoint, save_checkpoint
 from rdet.commands.distill import cli
-from rdet.config import Config, DistillConfig
-from rdet.data.synthetic import make_synthetic_dataset
+from rdet.config import DistillConfig
 from rdet.engine.data import build_loader
 from rdet.engine.distill import Teacher, check_compatible, distill, distill_losses
 from rdet.losses.ld import kd_loss, ld_loss, vlr_mask, vlr_weights
@@ -142,33 +141,15 @@ def test_vlr_candidates_are_taken_per_level_and_an_anchor_keeps_its_best_gt():
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ld")
-    make_synthetic_dataset(root / "train", 4, size=64, seed=0, objects=(2, 4))
-    return root
-
-
-def tiny(root, work_dir, depth=18, width=16, reg_max=4) -> Config:
-    c = Config(name=f"tiny_r{depth}")
-    m = c.model
-    m.backbone.depth, m.backbone.frozen_stages, m.backbone.norm_eval = depth, 0, False
-    m.neck.out_channels = m.head.feat_channels = width
-    m.head.stacked_convs = 1
-    m.head.num_classes = 4
-    m.head.reg_max = reg_max
-    c.data.class_list = "synthetic"
-    c.data.train_images, c.data.train_labels = str(root / "train/images"), str(root / "train/labelTxt")
-    c.data.img_size = (64, 64)
-    t = c.train
-    t.batch_size, t.workers, t.warmup_iters, t.log_interval, t.eval_interval = 2, 0, 2, 1, 0
-    t.work_dir = str(work_dir)
-    return c
+def tiny(train_config):
+    """``tiny(work_dir, **options)``: the engine's tiny training config with a distribution head (reg_max 4)."""
+    return lambda work_dir, **kw: train_config(work_dir, **{"reg_max": 4, **kw})
 
 
 @pytest.fixture(scope="module")
-def teacher_ckpt(tiny_data, tmp_path_factory):
+def teacher_ckpt(tiny, tmp_path_factory):
     """An untrained but perturbed 'teacher' (24-channel head), so its outputs differ clearly from a student's."""
-    cfg = tiny(tiny_data, "unused", width=24)
+    cfg = tiny("unused", width=24)
     torch.manual_seed(0)
     model = build_model(cfg)
     with torch.no_grad():
@@ -177,19 +158,19 @@ def teacher_ckpt(tiny_data, tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("teacher") / "teacher.pt", model, cfg), cfg
 
 
-def test_mismatched_teacher_is_rejected_before_training(tiny_data, teacher_ckpt, tmp_path):
+def test_mismatched_teacher_is_rejected_before_training(tiny, teacher_ckpt, tmp_path):
     path, tcfg = teacher_ckpt
-    student = tiny(tiny_data, tmp_path / "s")
+    student = tiny(tmp_path / "s")
     student.data.train_images = str(tmp_path / "missing")  # the check must come before any data is read
-    other = tiny(tiny_data, "x", width=24)
+    other = tiny("x", width=24)
     other.data.class_list, other.data.classes = "synthetic", ("plane", "ship", "storage-tank", "small-vehicle")
     with pytest.raises(ValueError, match="class lists differ"):
         distill(student, teacher=other, teacher_weights=path, progress=False)
-    other = tiny(tiny_data, "x", width=24)
+    other = tiny("x", width=24)
     other.model.coder.angle_version = "oc"
     with pytest.raises(ValueError, match="box conventions differ.*angle_version"):
         distill(student, teacher=other, teacher_weights=path, progress=False)
-    other = tiny(tiny_data, "x", width=24, reg_max=8)
+    other = tiny("x", width=24, reg_max=8)
     with pytest.raises(ValueError, match="reg_max differs: student model.head.reg_max=4 vs teacher 8"):
         distill(student, teacher=other, teacher_weights=path, progress=False)
     assert not (tmp_path / "s").exists()
@@ -199,7 +180,7 @@ def test_mismatched_teacher_is_rejected_before_training(tiny_data, teacher_ckpt,
         check_compatible(student, other)
     # no distribution head anywhere and LD requested
     with pytest.raises(ValueError, match="LD needs general-distribution heads"):
-        check_compatible(tiny(tiny_data, "a", reg_max=0), tiny(tiny_data, "b", reg_max=0))
+        check_compatible(tiny("a", reg_max=0), tiny("b", reg_max=0))
 
 
 def _batch(config):
@@ -208,9 +189,9 @@ def _batch(config):
     return next(iter(loader))
 
 
-def test_online_and_cached_teacher_give_the_same_loss(tiny_data, teacher_ckpt, tmp_path):
+def test_online_and_cached_teacher_give_the_same_loss(tiny, teacher_ckpt, tmp_path):
     path, _ = teacher_ckpt
-    cfg = tiny(tiny_data, tmp_path / "s")
+    cfg = tiny(tmp_path / "s")
     cfg.distill = DistillConfig(ld_weight=10.0, kd_weight=20.0, vlr_alpha=0.25)
     torch.manual_seed(1)
     student = build_model(cfg).train()
@@ -238,9 +219,9 @@ def test_online_and_cached_teacher_give_the_same_loss(tiny_data, teacher_ckpt, t
     assert Teacher.keys(images.clone(), batch["targets"]) == keys
 
 
-def test_gradient_reaches_only_the_student_model(tiny_data, teacher_ckpt, tmp_path):
+def test_gradient_reaches_only_the_student_model(tiny, teacher_ckpt, tmp_path):
     path, _ = teacher_ckpt
-    cfg = tiny(tiny_data, tmp_path / "s")
+    cfg = tiny(tmp_path / "s")
     cfg.distill = DistillConfig()
     student = build_model(cfg).train()
     teacher = Teacher(rdet.load_checkpoint(path))
@@ -255,17 +236,17 @@ def test_gradient_reaches_only_the_student_model(tiny_data, teacher_ckpt, tmp_pa
     assert not teacher.model.training
 
 
-def test_few_iteration_distill_run_writes_a_checkpoint(tiny_data, teacher_ckpt, tmp_path):
+def test_few_iteration_distill_run_writes_a_checkpoint(tiny, teacher_ckpt, tmp_path):
     path, tcfg = teacher_ckpt
-    cfg = tiny(tiny_data, tmp_path / "run")
+    cfg = tiny(tmp_path / "run")
     # teacher config from the checkpoint itself; a cache that is reused in the second epoch (no flips)
     cfg.data.flip = (0.0, 0.0, 0.0)
     cfg.distill = DistillConfig(teacher_weights=str(path), cache_dir=str(tmp_path / "cache"), vlr_alpha=0.25)
-    result = distill(cfg, max_iters=4, progress=False)  # 2 batches per epoch: 2 epochs
-    assert result["iterations"] == 4
-    assert (result["cache_misses"], result["cache_hits"]) == (4, 4)
+    result = distill(cfg, max_iters=6, progress=False)  # 3 batches per epoch: 2 epochs
+    assert result["iterations"] == 6
+    assert (result["cache_misses"], result["cache_hits"]) == (6, 6)  # the second epoch is served from disk
     ckpt = read_checkpoint(result["checkpoint"])
-    assert ckpt["iteration"] == 4 and ckpt["config"]["distill"]["teacher_weights"] == str(path)
+    assert ckpt["iteration"] == 6 and ckpt["config"]["distill"]["teacher_weights"] == str(path)
     model = rdet.load_checkpoint(result["checkpoint"])  # the student alone, ready for inference
     assert model.cfg.backbone.depth == 18 and model.cfg.neck.out_channels == 16
     rows = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
@@ -302,11 +283,11 @@ def test_quickstart_and_published_configs():
     assert cli([str(ROOT / "configs/quickstart/ld_r18_r34_synthetic.py"), "--print-config"]) == 0
 
 
-def test_distill_resume_continues_exactly(tiny_data, teacher_ckpt, tmp_path):
+def test_distill_resume_continues_exactly(tiny, teacher_ckpt, tmp_path):
     path, _ = teacher_ckpt
 
     def cfg(name):
-        c = tiny(tiny_data, tmp_path / name)
+        c = tiny(tmp_path / name)
         c.distill = DistillConfig(teacher_weights=str(path), vlr_alpha=0.25)
         return c
 

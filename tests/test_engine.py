@@ -15,29 +15,6 @@ from rdet.data.synthetic import make_synthetic_dataset
 from rdet.engine.train import lr_at, resolve_config, train
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("syn")
-    make_synthetic_dataset(root / "train", 6, size=64, seed=0, objects=(1, 3))
-    return root
-
-
-def tiny_config(root, work_dir) -> Config:
-    c = Config(name="tiny")
-    m = c.model
-    m.backbone.depth, m.backbone.frozen_stages, m.backbone.norm_eval = 18, 0, False
-    m.neck.out_channels = m.head.feat_channels = 16
-    m.head.stacked_convs = 1
-    m.head.num_classes = 4
-    c.data.class_list = "synthetic"
-    c.data.train_images, c.data.train_labels = str(root / "train/images"), str(root / "train/labelTxt")
-    c.data.img_size = (64, 64)
-    t = c.train
-    t.batch_size, t.workers, t.warmup_iters, t.log_interval, t.eval_interval = 2, 0, 2, 1, 0
-    t.work_dir = str(work_dir)
-    return c
-
-
 def test_config_typo_names_closest_key(tmp_path):
     cfg = tmp_path / "bad.py"
     cfg.write_text("from rdet.config import Config\nconfig = Config()\nconfig.train.lrr = 0.1\n")
@@ -64,10 +41,10 @@ def _weights(path):
     return read_checkpoint(path)["model"]
 
 
-def test_resume_continues_exactly(tiny_data, tmp_path):
+def test_resume_continues_exactly(train_config, tmp_path):
     # 6 images, batch 2: 3 iterations per epoch. Stop at iteration 4 (mid-epoch 2) and resume to 7.
-    full = train(tiny_config(tiny_data, tmp_path / "full"), max_iters=7, progress=False)
-    part = tiny_config(tiny_data, tmp_path / "part")
+    full = train(train_config(tmp_path / "full"), max_iters=7, progress=False)
+    part = train_config(tmp_path / "part")
     train(part, max_iters=4, progress=False)
     assert read_checkpoint(tmp_path / "part/last.pt")["iteration"] == 4
     res = train(part, max_iters=7, resume=True, progress=False)
@@ -82,8 +59,8 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     assert rows[-1]["iter"] == 7 and "loss_cls" in rows[-1]
 
 
-def test_checkpoint_rebuilds_model_and_predicts(tiny_data, tmp_path):
-    res = train(tiny_config(tiny_data, tmp_path), max_iters=1, progress=False)
+def test_checkpoint_rebuilds_model_and_predicts(train_config, tmp_path):
+    res = train(train_config(tmp_path), max_iters=1, progress=False)
     model = rdet.load_checkpoint(res["checkpoint"])
     assert model.class_names == ["plane", "ship", "small-vehicle", "storage-tank"]
     dets = model.predict(torch.zeros(1, 3, 64, 64), score_thr=0.0)
@@ -92,7 +69,7 @@ def test_checkpoint_rebuilds_model_and_predicts(tiny_data, tmp_path):
     assert ckpt["config"]["model"]["backbone"]["depth"] == 18
 
 
-def test_nan_loss_stops_with_iteration_and_component(tiny_data, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_iteration_and_component(train_config, tmp_path, monkeypatch):
     from rdet.models.retinanet import RotatedRetinaNet
 
     original = RotatedRetinaNet.loss_from_outputs
@@ -107,13 +84,13 @@ def test_nan_loss_stops_with_iteration_and_component(tiny_data, tmp_path, monkey
 
     monkeypatch.setattr(RotatedRetinaNet, "loss_from_outputs", poisoned)
     with pytest.raises(FloatingPointError, match=r"iteration 1 .*loss_bbox=nan"):
-        train(tiny_config(tiny_data, tmp_path), max_iters=3, progress=False)
+        train(train_config(tmp_path), max_iters=3, progress=False)
     assert read_checkpoint(tmp_path / "last_good.pt")["iteration"] == 1
 
 
-def test_images_without_objects_train(tmp_path):
+def test_images_without_objects_train(tmp_path, train_config):
     make_synthetic_dataset(tmp_path / "train", 2, size=64, seed=3, objects=(0, 0))
-    res = train(tiny_config(tmp_path, tmp_path / "run"), max_iters=2, progress=False)
+    res = train(train_config(tmp_path / "run", data=tmp_path), max_iters=2, progress=False)
     assert res["iterations"] == 2
 
 
@@ -123,12 +100,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, root, work_dir, out_dir):
+def _ddp_worker(rank, world, port, cfg, out_dir):
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )
     torch.set_num_threads(1)
-    cfg = tiny_config(root, work_dir)
     cfg.train.device = "cpu"
     import rdet.engine.train as T
 
@@ -150,8 +126,8 @@ def _ddp_worker(rank, world, port, root, work_dir, out_dir):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_gloo(tiny_data, tmp_path):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), tiny_data, str(tmp_path / "run"), str(tmp_path)), nprocs=2)
+def test_ddp_two_processes_gloo(train_config, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), train_config(tmp_path / "run"), str(tmp_path)), nprocs=2)
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for k in a:  # gradients are averaged across ranks, so both replicas' parameters stay identical
         torch.testing.assert_close(a[k], b[k], msg=k)
@@ -166,9 +142,9 @@ def _epoch_files(work_dir):
     return sorted(p.name for p in work_dir.glob("epoch_*.pt"))
 
 
-def test_keep_checkpoints_and_the_weights_only_model(tiny_data, tmp_path):
+def test_keep_checkpoints_and_the_weights_only_model(train_config, tmp_path):
     # 3 iterations per epoch, 3 epochs: epoch_1 is deleted when epoch_3 is written (keep 2)
-    res = train(tiny_config(tiny_data, tmp_path / "a"), max_iters=9, progress=False)
+    res = train(train_config(tmp_path / "a"), max_iters=9, progress=False)
     assert _epoch_files(tmp_path / "a") == ["epoch_2.pt", "epoch_3.pt"]
     assert read_checkpoint(tmp_path / "a/epoch_3.pt")["iteration"] == 9
     weights = read_checkpoint(res["model"])
@@ -177,7 +153,7 @@ def test_keep_checkpoints_and_the_weights_only_model(tiny_data, tmp_path):
     full, served = rdet.load_checkpoint(res["checkpoint"]), rdet.load_checkpoint(res["model"])
     for k, v in full.state_dict().items():
         assert torch.equal(v, served.state_dict()[k]), k
-    cfg = tiny_config(tiny_data, tmp_path / "b")
+    cfg = train_config(tmp_path / "b")
     cfg.train.keep_checkpoints = 0
     train(cfg, max_iters=6, progress=False)
     assert _epoch_files(tmp_path / "b") == [] and (tmp_path / "b/last.pt").is_file()
@@ -186,20 +162,20 @@ def test_keep_checkpoints_and_the_weights_only_model(tiny_data, tmp_path):
         train(cfg, max_iters=6, progress=False)
 
 
-def test_resume_rewrites_a_lost_epoch_checkpoint_and_never_logs_an_iteration_twice(tiny_data, tmp_path):
+def test_resume_rewrites_a_lost_epoch_checkpoint_and_never_logs_an_iteration_twice(train_config, tmp_path):
     import shutil
 
     work = tmp_path / "run"
-    cfg = tiny_config(tiny_data, work)
+    cfg = train_config(work)
     train(cfg, max_iters=3, progress=False)  # epoch 1 done: last.pt and epoch_1.pt at iteration 3
     shutil.copy(work / "last.pt", tmp_path / "at3.pt")
-    train(tiny_config(tiny_data, work), max_iters=5, resume=True, progress=False)  # logs iterations 4, 5
+    train(train_config(work), max_iters=5, resume=True, progress=False)  # logs iterations 4, 5
     # killed at iteration 5 before last.pt moved on, and while epoch_1.pt was being written
     shutil.copy(tmp_path / "at3.pt", work / "last.pt")
     (work / "epoch_1.pt").unlink()
     with open(work / "log.jsonl", "a") as f:
         f.write('{"kind": "train", "iter": 6, "lo')  # a line torn by the kill
-    res = train(tiny_config(tiny_data, work), max_iters=6, resume=True, progress=False)
+    res = train(train_config(work), max_iters=6, resume=True, progress=False)
     assert res["iterations"] == 6
     assert read_checkpoint(work / "epoch_1.pt")["iteration"] == 3  # written again by the resumed run
     assert read_checkpoint(work / "epoch_2.pt")["iteration"] == 6
@@ -213,23 +189,16 @@ MAIN_STATE_KEYS = {"rotated_retinanet": ("ff751e97d5bc7b58", 144, 69), "r3det": 
 
 
 @pytest.mark.parametrize("kind", sorted(MAIN_STATE_KEYS))
-def test_checkpoint_in_the_layout_written_before_the_detector_base_loads_and_resumes(kind, tmp_path):
+def test_checkpoint_in_the_layout_written_before_the_detector_base_loads_and_resumes(kind, tiny_config, tmp_path):
     import hashlib
     import random
 
     import numpy as np
 
-    from rdet.config import RefineConfig, to_dict
+    from rdet.config import to_dict
     from rdet.engine.train import build_optimizer
 
-    c = Config(name=kind)
-    m = c.model
-    m.backbone.depth, m.neck.out_channels, m.head.feat_channels, m.head.stacked_convs = 18, 32, 32, 1
-    m.head.num_classes, c.data.classes = 2, ("plane", "ship")
-    if kind == "r3det":
-        m.type, m.head.assign_iou = "r3det", "horizontal"
-        m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy = "oc", False, False
-        m.refine = RefineConfig(num_stages=2, stage_loss_weights=(1.0, 1.0), stacked_convs=1)
+    c = tiny_config(name=kind, r3det_stages=2 if kind == "r3det" else 0)
     torch.manual_seed(0)
     model = rdet.build_model(c)
     state = model.state_dict()

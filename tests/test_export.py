@@ -18,7 +18,6 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-import helpers
 
 from rdet import ops  # noqa: E402
 from rdet.commands.export import cli  # noqa: E402
@@ -35,14 +34,15 @@ SIZE = 128
 PARAMS = dict(score_threshold=0.5, iou_threshold=0.3, max_det=40, pre_nms_topk=200)
 
 
-def tiny_config() -> Config:
-    return helpers.tiny_config(("plane", "ship", "car"))
+@pytest.fixture(scope="module")
+def config(tiny_config) -> Config:
+    return tiny_config(("plane", "ship", "car"))
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(config):
     torch.manual_seed(0)
-    m = build_model(tiny_config()).eval()
+    m = build_model(config).eval()
     with torch.no_grad():
         m.bbox_head.retina_cls.bias.zero_()  # random-init scores near 0.5 instead of the 0.01 prior
     return m
@@ -365,10 +365,10 @@ def test_rotated_nms_op_padding_and_fp16():
 
 
 # ------------------------------------------------------------------------------ checkpoint and CLI
-def test_cli_export_fixed_batch_float_input(model, images, reference, tmp_path):
+def test_cli_export_fixed_batch_float_input(model, images, reference, tmp_path, config):
     from rdet.checkpoint import save_checkpoint
 
-    ckpt = save_checkpoint(tmp_path / "tiny.pth", model, tiny_config())
+    ckpt = save_checkpoint(tmp_path / "tiny.pth", model, config)
     out = tmp_path / "tiny_fixed.onnx"
     args = [
         str(ckpt),
@@ -405,7 +405,7 @@ def test_cli_export_fixed_batch_float_input(model, images, reference, tmp_path):
     assert_same_detections(nhwc[1], reference[1])
 
 
-def test_bad_inputs(model, tmp_path, exported):
+def test_bad_inputs(model, tmp_path, exported, config):
     with pytest.raises(ValueError, match="opset"):
         export_onnx(model, tmp_path / "a.onnx", opset=16, imgsz=SIZE)
     with pytest.raises(ValueError, match="divisible"):
@@ -419,7 +419,7 @@ def test_bad_inputs(model, tmp_path, exported):
     # a checkpoint whose config cannot be rebuilt
     from rdet.config import to_dict
 
-    cfg = to_dict(tiny_config())
+    cfg = to_dict(config)
     cfg["model"]["head"]["num_clases"] = 3
     torch.save({"model": model.state_dict(), "config": cfg}, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match=r"cannot export .*broken\.pth.*num_clases"):

@@ -14,32 +14,35 @@ BUDGET = 120
 OVERFIT_ITERS = 70
 
 
-def small_config(root, work_dir, size, classes) -> Config:
-    c = Config(name="learning-test")
-    m = c.model
-    m.backbone.depth, m.backbone.frozen_stages, m.backbone.norm_eval = 18, 0, False
-    m.neck.out_channels = m.head.feat_channels = 64
-    m.head.stacked_convs = 2
-    m.head.num_classes = len(classes)
-    # Objects of 128-256 px scenes are 10-50 px: anchors from 16 px (not the published 32 px) give them
-    # positives above the 0.5 IoU threshold.
-    m.anchors.octave_base_scale = 2.0
-    m.head.reg_decoded_bbox = True
-    m.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, sqrt=False, loss_weight=5.5)
-    c.data.classes = tuple(classes)
-    c.data.train_images, c.data.train_labels = str(root / "train/images"), str(root / "train/labelTxt")
-    c.data.val_images, c.data.val_labels = str(root / "val/images"), str(root / "val/labelTxt")
-    c.data.img_size = (size, size)
-    t = c.train
-    t.optimizer, t.lr, t.weight_decay = "adamw", 2e-3, 0.05
-    t.batch_size, t.workers, t.warmup_iters, t.eval_interval, t.log_interval = 8, 0, 20, 0, 20
-    t.max_iters, t.milestones = BUDGET, (int(BUDGET * 0.8),)
-    t.work_dir = str(work_dir)
-    return c
+@pytest.fixture
+def small_config(tiny_config):
+    """``small_config(root, work_dir, size, classes)``: a 64-channel R-18 with 2 stacked convs and KLD-stable,
+    trained from scratch for ``BUDGET`` iterations on ``root/{train,val}``."""
+
+    def make(root, work_dir, size, classes) -> Config:
+        c = tiny_config(tuple(classes), width=64, stacked_convs=2, name="learning-test")
+        m = c.model
+        m.backbone.frozen_stages, m.backbone.norm_eval = 0, False
+        # Objects of 128-256 px scenes are 10-50 px: anchors from 16 px (not the published 32 px) give them
+        # positives above the 0.5 IoU threshold.
+        m.anchors.octave_base_scale = 2.0
+        m.head.reg_decoded_bbox = True
+        m.head.loss_bbox = LossConfig(type="kld", stable=True, fun="log1p", tau=1.0, sqrt=False, loss_weight=5.5)
+        c.data.train_images, c.data.train_labels = str(root / "train/images"), str(root / "train/labelTxt")
+        c.data.val_images, c.data.val_labels = str(root / "val/images"), str(root / "val/labelTxt")
+        c.data.img_size = (size, size)
+        t = c.train
+        t.optimizer, t.lr, t.weight_decay = "adamw", 2e-3, 0.05
+        t.batch_size, t.workers, t.warmup_iters, t.eval_interval, t.log_interval = 8, 0, 20, 0, 20
+        t.max_iters, t.milestones = BUDGET, (int(BUDGET * 0.8),)
+        t.work_dir = str(work_dir)
+        return c
+
+    return make
 
 
 @pytest.mark.slow
-def test_synthetic_scenes_reach_ap50_07(tmp_path):
+def test_synthetic_scenes_reach_ap50_07(tmp_path, small_config):
     # Plane-like crosses and round storage tanks at random angles on textured ground, 128 px scenes.
     torch.manual_seed(0)
     make_synthetic_dataset(tmp_path / "train", 96, size=128, seed=0, objects=(2, 5), class_ids=(0, 3))
@@ -53,7 +56,7 @@ def test_synthetic_scenes_reach_ap50_07(tmp_path):
 
 
 @pytest.mark.slow
-def test_overfit_one_real_tile(tmp_path):
+def test_overfit_one_real_tile(tmp_path, small_config):
     """One real DOTA tile (P0706, harbour with ships): the loss falls >= 10x and the boxes are recovered."""
     from pathlib import Path
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rdet.boxes import regularize
-from rdet.config import Config, HeadConfig, ModelConfig
+from rdet.config import HeadConfig, ModelConfig
 from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.build import build_model
@@ -141,21 +141,15 @@ def test_distribution_expectation():
     torch.testing.assert_close(d, torch.tensor([[0.0, 0.0, 0.0, 0.0, -1.5]]))
 
 
-def _tiny_config(**head):
-    c = Config()
-    c.model.backbone.depth = 18
-    c.model.head.num_classes = 2
-    c.model.head.feat_channels = 32
-    c.model.head.stacked_convs = 1
-    c.model.neck.out_channels = 32
-    c.data.classes = ("a", "b")
-    for k, v in head.items():
-        setattr(c.model.head, k, v)
-    return c
+@pytest.fixture
+def tiny_model(tiny_config):
+    """The 2-class tiny RetinaNet, seeded, in eval mode."""
+    torch.manual_seed(0)
+    return build_model(tiny_config(("a", "b"))).eval()
 
 
-def test_mmrotate_checkpoint_key_names():
-    keys = set(build_model(_tiny_config()).state_dict())
+def test_mmrotate_checkpoint_key_names(tiny_config):
+    keys = set(build_model(tiny_config()).state_dict())
     for k in (
         "backbone.conv1.weight",
         "neck.lateral_convs.0.conv.weight",
@@ -168,9 +162,9 @@ def test_mmrotate_checkpoint_key_names():
 
 
 @pytest.mark.parametrize("reg_max", [0, 8])
-def test_forward_loss_backward_predict(reg_max):
+def test_forward_loss_backward_predict(reg_max, tiny_config):
     torch.manual_seed(0)
-    cfg = _tiny_config(reg_max=reg_max)
+    cfg = tiny_config(("a", "b"), reg_max=reg_max)
     model = build_model(cfg).train()
     images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
     targets = [
@@ -189,8 +183,8 @@ def test_forward_loss_backward_predict(reg_max):
     assert boxes.shape[:2] == scores.shape[:2] and scores.shape[2] == 2
 
 
-def test_build_rejects_class_count_mismatch():
-    cfg = _tiny_config()
+def test_build_rejects_class_count_mismatch(tiny_config):
+    cfg = tiny_config(("a", "b"))
     cfg.data.classes = ("a", "b", "c")
     with pytest.raises(ValueError, match="num_classes"):
         build_model(cfg)
@@ -199,13 +193,8 @@ def test_build_rejects_class_count_mismatch():
 # --------------------------------------------------------------------------- DenseDetector: pre-processing
 
 
-def _tiny_model(**kw) -> RotatedRetinaNet:
-    torch.manual_seed(0)
-    return build_model(_tiny_config(**kw)).eval()
-
-
-def test_preprocess_normalises_uint8_and_float_alike_and_pads_to_32():
-    model = _tiny_model()
+def test_preprocess_normalises_uint8_and_float_alike_and_pads_to_32(tiny_model):
+    model = tiny_model
     raw = torch.randint(0, 256, (2, 3, 50, 70), dtype=torch.uint8)
     x = model.preprocess_image(raw)
     assert x.shape == (2, 3, 64, 96) and x.dtype == torch.float32  # 50 -> 64, 70 -> 96
@@ -229,8 +218,8 @@ def test_preprocess_normalises_uint8_and_float_alike_and_pads_to_32():
         model.preprocess_image([])
 
 
-def test_predict_takes_raw_images_or_normalized_tensors():
-    model = _tiny_model()
+def test_predict_takes_raw_images_or_normalized_tensors(tiny_model):
+    model = tiny_model
     with torch.no_grad():
         model.bbox_head.retina_cls.bias.zero_()  # scores near 0.5: a random model detects
     raw = torch.randint(0, 256, (1, 3, 100, 90), dtype=torch.uint8)
@@ -248,7 +237,7 @@ def test_predict_takes_raw_images_or_normalized_tensors():
     assert out.levels().tolist() == [i for i, n in enumerate(out.num_per_level) for _ in range(n)]
 
 
-def test_models_build_from_components_without_the_config_system():
+def test_models_build_from_components_without_the_config_system(tiny_config):
     torch.manual_seed(0)
     backbone = ResNet(18, frozen_stages=0, norm_eval=False)
     neck = FPN(backbone.out_channels, out_channels=32)
@@ -266,5 +255,5 @@ def test_models_build_from_components_without_the_config_system():
     with pytest.raises(ValueError, match="num_classes"):
         RotatedRetinaNet(["a", "b"], ModelConfig(head=HeadConfig(num_classes=3)))
     # build_model keeps the config it was built from (checkpoints store it)
-    cfg = _tiny_config()
+    cfg = tiny_config()
     assert build_model(cfg).config is cfg

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rdet
-from rdet.config import Config, LossConfig, RefineConfig, load_config
+from rdet.config import Config, LossConfig, load_config
 from rdet.models.build import build_model
 from rdet.models.frm import FRM, bilinear_sample, rotated_feature_align, sample_points
 from rdet.models.r3det import R3Det, convert_mmrotate_state_dict
@@ -15,26 +15,26 @@ from rdet.models.r3det import R3Det, convert_mmrotate_state_dict
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(stages: int = 1, loss: str = "smooth_l1") -> Config:
-    c = Config(name="tiny_r3det")
-    m = c.model
-    m.type = "r3det"
-    m.backbone.depth, m.backbone.frozen_stages, m.backbone.norm_eval = 18, 0, False
-    m.neck.out_channels = m.head.feat_channels = 16
-    m.head.stacked_convs = 1
-    m.head.num_classes = 2
-    c.data.classes = ("a", "b")
-    m.coder.angle_version, m.coder.edge_swap, m.coder.proj_xy = "oc", False, False
-    m.head.assign_iou = "horizontal"
-    box = (
-        LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False)
-        if loss == "kld"
-        else LossConfig(type="smooth_l1", beta=0.11)
-    )
-    m.head.loss_bbox = box
-    m.head.reg_decoded_bbox = loss == "kld"
-    m.refine = RefineConfig(num_stages=stages, stage_loss_weights=(1.0,) * stages, stacked_convs=1, loss_bbox=box)
+def _loss(loss: str) -> LossConfig:
+    if loss == "kld":
+        return LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, sqrt=False)
+    return LossConfig(type="smooth_l1", beta=0.11)
+
+
+def _with_loss(c: Config, loss: str) -> Config:
+    """The same loss in both stages (as the published R3Det configs); nothing frozen, so every weight learns."""
+    c.model.backbone.frozen_stages, c.model.backbone.norm_eval = 0, False
+    c.model.head.loss_bbox = c.model.refine.loss_bbox = _loss(loss)
+    c.model.head.reg_decoded_bbox = loss == "kld"
     return c
+
+
+@pytest.fixture(scope="module")
+def r3det_config(tiny_config):
+    """``r3det_config(stages=1, loss='smooth_l1')``: a 16-channel R3Det with classes a, b."""
+    return lambda stages=1, loss="smooth_l1": _with_loss(
+        tiny_config(("a", "b"), width=16, r3det_stages=stages, name="tiny_r3det"), loss
+    )
 
 
 # --------------------------------------------------------------------------- FRM
@@ -121,8 +121,8 @@ def test_frm_module_shapes_names_and_errors():
 # --------------------------------------------------------------------------- the detector
 
 
-def test_checkpoint_key_names_and_0x_conversion():
-    model = build_model(tiny_config())
+def test_checkpoint_key_names_and_0x_conversion(r3det_config):
+    model = build_model(r3det_config())
     assert isinstance(model, R3Det)
     keys = set(model.state_dict())
     for k in (
@@ -143,7 +143,7 @@ def test_checkpoint_key_names_and_0x_conversion():
         k = k.replace("bbox_head_refine.0.feat_refine_module.", "feat_refine_module.0.")
         old[k.replace("bbox_head_refine.", "refine_head.")] = v
     assert "feat_refine_module.0.conv_1_1.weight" in old and "refine_head.0.retina_reg.weight" in old
-    assert build_model(tiny_config()).load_state_dict(convert_mmrotate_state_dict(old), strict=True)
+    assert build_model(r3det_config()).load_state_dict(convert_mmrotate_state_dict(old), strict=True)
 
 
 def _set_head(head, cls_bias, reg_bias):
@@ -154,9 +154,9 @@ def _set_head(head, cls_bias, reg_bias):
         head.retina_reg.bias.copy_(reg_bias)
 
 
-def test_refine_anchors_are_the_decoded_best_init_boxes():
+def test_refine_anchors_are_the_decoded_best_init_boxes(r3det_config):
     torch.manual_seed(0)
-    model = build_model(tiny_config(stages=2)).eval()
+    model = build_model(r3det_config(stages=2)).eval()
     # init head: anchor 4 (ratio 0.5, scale 2^(1/3)), class 1 has the top logit everywhere; deltas (0.5, 0, 0, 0, 0.1)
     cls_bias = torch.zeros(9 * 2)
     cls_bias[4 * 2 + 1] = 3.0
@@ -192,9 +192,9 @@ def test_refine_anchors_are_the_decoded_best_init_boxes():
 
 
 @pytest.mark.parametrize("loss", ["smooth_l1", "kld"])
-def test_forward_loss_backward_predict(loss):
+def test_forward_loss_backward_predict(loss, r3det_config):
     torch.manual_seed(0)
-    model = build_model(tiny_config(stages=1, loss=loss)).train()
+    model = build_model(r3det_config(stages=1, loss=loss)).train()
     images = torch.randn(2, 3, 64, 64)
     # a gt equal to a P3 anchor (32 x 32 at (40, 40)) is a positive of the init stage
     targets = [
@@ -227,8 +227,8 @@ def test_forward_loss_backward_predict(loss):
     assert boxes.shape == (2, 8 * 8 + 16 + 4 + 1 + 1, 5) and scores.shape == (2, boxes.shape[1], 2)
 
 
-def test_refine_thresholds_step_per_stage():
-    model = build_model(tiny_config(stages=2))
+def test_refine_thresholds_step_per_stage(r3det_config):
+    model = build_model(r3det_config(stages=2))
     gt = torch.tensor([[50.0, 50, 40, 20, -0.3]])
     # rois with rotated IoU 1.0, ~0.67 and ~0.55 with the gt (the same box, wider by 1.5x and 1.8x)
     rois = torch.tensor([[[50.0, 50, 40, 20, -0.3], [50, 50, 60, 20, -0.3], [50, 50, 72, 20, -0.3]]])
@@ -239,7 +239,7 @@ def test_refine_thresholds_step_per_stage():
     assert second.pos[0].tolist() == [True, False, False] and second.label_weights[0].tolist() == [1, 0, 1]
 
 
-def test_onnx_export_of_decode_matches_torch(tmp_path):
+def test_onnx_export_of_decode_matches_torch(tmp_path, r3det_config):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
 
@@ -252,7 +252,7 @@ def test_onnx_export_of_decode_matches_torch(tmp_path):
             return self.model.decode(images)
 
     torch.manual_seed(0)
-    model = build_model(tiny_config()).eval()
+    model = build_model(r3det_config()).eval()
     with torch.no_grad():  # random, non-trivial refine deltas so the export sees real rois
         model.bbox_head_init.retina_reg.bias.normal_(0, 0.3)
         model.bbox_head_refine[0].retina_reg.bias.normal_(0, 0.3)
@@ -276,22 +276,13 @@ def test_onnx_export_of_decode_matches_torch(tmp_path):
 
 
 @pytest.mark.slow
-def test_short_training_run_and_checkpoint(tmp_path):
+def test_short_training_run_and_checkpoint(tmp_path, train_config):
     from rdet.data.classes import SYNTHETIC
-    from rdet.data.synthetic import make_synthetic_dataset
 
-    make_synthetic_dataset(tmp_path / "train", 4, size=64, seed=0, objects=(1, 3))
-    c = tiny_config(loss="kld")
+    c = _with_loss(train_config(tmp_path / "run", r3det_stages=1), "kld")
     c.model.anchors.octave_base_scale = 2.0  # 16 px anchors at P3 for the small objects of 64 px scenes
-    d = c.data
-    d.classes, d.class_list = (), "synthetic"
-    c.model.head.num_classes = 4
-    d.train_images, d.train_labels = str(tmp_path / "train/images"), str(tmp_path / "train/labelTxt")
-    d.img_size = (64, 64)
     t = c.train
-    t.batch_size, t.workers, t.warmup_iters, t.log_interval, t.eval_interval = 2, 0, 1, 1, 0
-    t.optimizer, t.lr = "adamw", 1e-3
-    t.work_dir = str(tmp_path / "run")
+    t.warmup_iters, t.optimizer, t.lr = 1, "adamw", 1e-3
     res = rdet.train(c, max_iters=3, progress=False)
     assert res["iterations"] == 3
     log = (tmp_path / "run/log.jsonl").read_text()
@@ -312,7 +303,7 @@ def _write(tmp_path, body: str) -> Path:
     return p
 
 
-def test_bad_refine_stage_count_or_strides_fail_at_load(tmp_path):
+def test_bad_refine_stage_count_or_strides_fail_at_load(tmp_path, r3det_config):
     with pytest.raises(ValueError, match="model.refine.stage_loss_weights"):
         load_config(_write(tmp_path, "config.model.refine.num_stages = 2"))
     with pytest.raises(ValueError, match="model.anchors.strides"):
@@ -322,11 +313,11 @@ def test_bad_refine_stage_count_or_strides_fail_at_load(tmp_path):
     with pytest.raises(ValueError, match="model.refine"):
         load_config(_write(tmp_path, "config.model.refine = None"))
     # the model checks too when handed an unvalidated config
-    c = tiny_config(stages=2)
+    c = r3det_config(stages=2)
     c.model.refine.stage_loss_weights = (1.0,)
     with pytest.raises(ValueError, match="model.refine.stage_loss_weights"):
         R3Det(["a", "b"], c.model)
-    c = tiny_config()
+    c = r3det_config()
     c.model.anchors.strides = (8, 16, 32, 64)
     with pytest.raises(ValueError, match="model.anchors.strides"):
         R3Det(["a", "b"], c.model)

@@ -34,8 +34,6 @@ pytestmark = pytest.mark.filterwarnings(  # gradio's queue calls pandas APIs tha
     "ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated"
 )
 
-import helpers  # noqa: E402
-
 from rdet.checkpoint import save_checkpoint  # noqa: E402
 from rdet.inference.predict import predict  # noqa: E402
 from rdet.models.build import build_model  # noqa: E402
@@ -58,7 +56,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def yellow_bus_model(img_size: int = 512):
+def yellow_bus_model(tiny_config, img_size: int = 512):
     """A Rotated RetinaNet (R-18, 32-channel FPN/head) whose weights make known detections: yellow things.
 
     Set through the state dict (MMRotate's key names, the stable interface of the architecture):
@@ -70,14 +68,10 @@ def yellow_bus_model(img_size: int = 512):
     different weights so no two scores tie); ``small-vehicle`` never fires; ``retina_reg`` is 0, so the boxes are
     the anchors (horizontal, 32-50 px) centred on yellow areas. ``test.score_thr`` is the default 0.05.
     """
-    cfg = helpers.tiny_config(CLASSES, nms_pre=200, max_per_img=100)
+    cfg = tiny_config(CLASSES, nms_pre=200, max_per_img=100)  # the conftest.py fixture
     cfg.data.img_size = (img_size, img_size)
     model = build_model(cfg).eval()
-    if hasattr(model, "pixel_mean"):  # the model normalises its input itself
-        mean, std = model.pixel_mean.flatten().tolist(), model.pixel_std.flatten().tolist()
-    else:  # the backend normalises with the ImageNet statistics of the published configs
-        from rdet.data.transforms import IMAGENET_MEAN as mean
-        from rdet.data.transforms import IMAGENET_STD as std
+    mean, std = model.pixel_mean.flatten().tolist(), model.pixel_std.flatten().tolist()  # the model normalises
     sd = model.state_dict()
     with torch.no_grad():
         for key, v in sd.items():
@@ -123,8 +117,8 @@ def on_yellow(dets, rgb: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    model, cfg = yellow_bus_model()
+def ckpt(tmp_path_factory, tiny_config) -> Path:
+    model, cfg = yellow_bus_model(tiny_config)
     return save_checkpoint(tmp_path_factory.mktemp("serve") / "yellow.pt", model, cfg)
 
 
@@ -204,11 +198,11 @@ def test_refilter_equals_a_fresh_run_without_the_model(demo, crop):
     assert ran and demo.inference_runs == runs + 2
 
 
-def test_onnx_model_defaults_to_its_input_size(tmp_path):
+def test_onnx_model_defaults_to_its_input_size(tmp_path, tiny_config):
     pytest.importorskip("onnxruntime")
     from rdet.export.onnx_export import export_onnx
 
-    model, _ = yellow_bus_model(256)
+    model, _ = yellow_bus_model(tiny_config, 256)
     path = export_onnx(model, tmp_path / "yellow256.onnx", nms="none", imgsz=256)
     d = Demo(path, samples={})
     try:

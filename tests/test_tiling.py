@@ -3,7 +3,6 @@
 import sys
 
 import cv2
-import helpers
 import numpy as np
 import pytest
 import torch
@@ -26,15 +25,15 @@ from rdet.models.build import build_model
 from rdet.models.detector import IMAGENET_MEAN, IMAGENET_STD
 
 
-def tiny_config() -> Config:
-    """R-18, a 32-channel FPN/head with one conv, 2 classes: fast on CPU."""
-    return helpers.tiny_config(nms_pre=200, max_per_img=100)
+@pytest.fixture(scope="module")
+def config(tiny_config) -> Config:
+    return tiny_config(nms_pre=200, max_per_img=100)
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
+def tiny_model(config):
     torch.manual_seed(0)
-    model = build_model(tiny_config()).eval()
+    model = build_model(config).eval()
     torch.nn.init.zeros_(model.bbox_head.retina_cls.bias)  # scores around 0.5, so a random model detects
     return model
 
@@ -235,8 +234,8 @@ def test_predict_geotiff_reads_windows_and_georeferences(tmp_path):
     np.testing.assert_allclose(dets.info.georef.pixel_to_map(np.array([290.0, 100.0])), [500145.0, 3999950.0])
 
 
-def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys):
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", tiny_model, tiny_config())
+def test_cli_writes_all_outputs(tmp_path, tiny_model, capsys, config):
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", tiny_model, config)
     scene = tmp_path / "scene one.png"
     cv2.imwrite(str(scene), np.random.default_rng(2).integers(0, 256, (96, 160, 3), dtype=np.uint8))
     out = tmp_path / "out"

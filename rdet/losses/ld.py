@@ -136,6 +136,21 @@ def _weights(mask: Tensor, shape: torch.Size, name: str) -> Tensor:
     return mask.float() if mask.dtype == torch.bool else mask
 
 
+def _region_kl(
+    student: Tensor,
+    teacher: Tensor,
+    mask: Tensor,
+    T: float,
+    bins: int,
+    num_level_anchors: list[int] | None,
+    class_reduction: str,
+) -> Tensor:
+    """The temperature-scaled KL of ``bins``-wide softmaxes inside the region, normalised (``ld_loss``/``kd_loss``)."""
+    weight = _weights(mask, student.shape[:-1], "mask")
+    kl = _kl_rows(student, teacher.detach(), weight > 0, T, bins, class_reduction)
+    return _normalise(kl, weight.to(kl.dtype), num_level_anchors)
+
+
 def _normalise(loss: Tensor, weight: Tensor, num_level_anchors: list[int] | None) -> Tensor:
     """``sum(w * loss) / max(#(w > 0), 1)`` per level, summed over levels. ``loss, weight [..., N] -> []``."""
     n = loss.shape[-1]
@@ -189,9 +204,7 @@ def ld_loss(
     r = student_reg_logits.shape[-1]
     if r % 5 or r < 10:
         raise ValueError(f"regression logits need 5 * (reg_max + 1) channels with reg_max >= 1, got {r}")
-    weight = _weights(mask, student_reg_logits.shape[:-1], "mask")
-    kl = _kl_rows(student_reg_logits, teacher_reg_logits.detach(), weight > 0, T, r // 5, class_reduction)
-    return _normalise(kl, weight.to(kl.dtype), num_level_anchors)
+    return _region_kl(student_reg_logits, teacher_reg_logits, mask, T, r // 5, num_level_anchors, class_reduction)
 
 
 def kd_loss(
@@ -218,6 +231,4 @@ def kd_loss(
             f"student class logits {list(student_cls.shape)} and teacher {list(teacher_cls.shape)} "
             "differ (same anchors and class list needed)"
         )
-    weight = _weights(mask, student_cls.shape[:-1], "mask")
-    kl = _kl_rows(student_cls, teacher_cls.detach(), weight > 0, T, student_cls.shape[-1], class_reduction)
-    return _normalise(kl, weight.to(kl.dtype), num_level_anchors)
+    return _region_kl(student_cls, teacher_cls, mask, T, student_cls.shape[-1], num_level_anchors, class_reduction)
