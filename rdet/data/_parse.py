@@ -65,7 +65,8 @@ class Issues:
     """Collects malformed entries: raises at the first in strict mode, else records ``file:where: reason``."""
 
     def __init__(self, source: str, strict: bool):
-        self.source, self.strict, self.skipped = source, strict, []
+        self.source, self.strict = source, strict
+        self.skipped: list[str] = []
 
     def bad(self, where: int | str, reason: str, text: str = "") -> None:
         msg = f"{self.source}:{where}: {reason}" + (f": {text[:80]!r}" if text else "")

@@ -101,7 +101,8 @@ def parse_dota(text: str, source: str = "<string>", classes=None, strict: bool =
     """Parse DOTA labelTxt text (see the module docstring). Image path and size are left ``None``."""
     names = C.resolve_classes(classes, C.DOTA2_0)
     index, issues = C.ClassIndex(names), P.Issues(source, strict)
-    polys, labels, diffs, meta = [], [], [], {}
+    polys, labels, diffs = [], [], []
+    meta: dict = {}
     for lineno, line in enumerate(P.lines(text), 1):
         toks = P.tokens(line)
         if not toks:
@@ -418,6 +419,7 @@ def read_labels(
                 "image where find_image looks (labels/ -> images/)"
             )
         rec = parse_yolo_obb(_decode(data, str(path)), image_size[0], image_size[1], classes, str(path), strict)
+    assert rec is not None  # every format of FORMATS was parsed above
     if size_issue:
         rec.meta["skipped"].append(size_issue)
     if image_size is not None:

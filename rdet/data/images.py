@@ -328,6 +328,7 @@ def decode_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     check_pixels(str(path), header.width, header.height, max_pixels)
     data = np.fromfile(path, np.uint8)  # not cv2.imread: it fails silently on non-ASCII paths
     check_complete(path, data.tobytes() if header.format in ("jpeg", "png") else b"", header.format)
+    error: str | None
     with _library_warnings() as messages:
         try:
             image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

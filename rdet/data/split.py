@@ -90,7 +90,7 @@ class SplitConfig:
             )
         resolve_max_pixels(self.max_pixels)
 
-    def pad_rgb(self) -> tuple[int, int, int]:
+    def pad_rgb(self) -> tuple[int, ...]:
         if self.padding_value is not None:
             return tuple(self.padding_value)
         return (124, 116, 104) if self.style == "mmrotate" else (0, 0, 0)
@@ -339,7 +339,7 @@ def split_image(
     return [p[0] for p in plan], len(plan) - len(todo)
 
 
-def _split_one(job) -> tuple[str, int, int, bool]:
+def _split_one(job) -> tuple[str, int, int, bool, str | None]:
     image_path, label_path, out_dir, config, resume, classes, strict = job
     ann, missing = None, False
     if label_path is not None:

@@ -81,7 +81,7 @@ def georef_from_tags(pixel_scale=None, tiepoint=None, transformation=None, geoke
         t[3] -= 0.5 * (t[4] + t[5])
     epsg = keys.get(KEY_PROJECTED_CRS) or keys.get(KEY_GEOGRAPHIC_CRS)
     epsg = epsg if epsg and epsg != 32767 else None  # 32767: user-defined CRS, no EPSG code
-    return GeoRef(tuple(t), epsg)
+    return GeoRef((t[0], t[1], t[2], t[3], t[4], t[5]), epsg)
 
 
 def check_georef(georef: GeoRef | None, source: str) -> GeoRef | None:

@@ -64,7 +64,7 @@ def check_float(t: Tensor, name: str, last: int | None) -> None:
         raise ValueError(f"{name} must be a floating point tensor, got dtype {t.dtype}")
 
 
-def check_same_device(**tensors: Tensor) -> None:
+def check_same_device(**tensors: Tensor | None) -> None:
     devs = {n: t.device for n, t in tensors.items() if t is not None}
     if len(set(devs.values())) > 1:
         raise ValueError(f"all inputs must be on one device, got {', '.join(f'{n} on {d}' for n, d in devs.items())}")
