@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from rdet.checkpoint import read_checkpoint
 from rdet.config import Config, DistillConfig, class_names, load_config, to_dict
 from rdet.engine.data import move_batch
-from rdet.engine.train import fit, resolve_config, seed_everything, setup_device
+from rdet.engine.train import Trainer, fit, resolve_config, seed_everything, setup_device
 from rdet.losses.ld import kd_loss, ld_loss, vlr_weights
 from rdet.models.build import build_model
 from rdet.models.detector import DenseDetector
@@ -385,5 +385,6 @@ def distill(
         images, targets = move_batch(batch, device)
         return distill_losses(model, images, targets, teach, d, forward)
 
-    result = fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="distill")
+    trainer = Trainer(config, model, losses, device, rank, world)
+    result = fit(trainer, resume=resume, progress=progress, desc="distill")
     return {**result, "teacher": d.teacher_weights, "cache_hits": teach.hits, "cache_misses": teach.misses}

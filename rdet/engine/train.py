@@ -151,7 +151,8 @@ def train(
         images, targets = move_batch(batch, device)
         return forward(images, targets)  # forward with targets returns the loss dict
 
-    return fit(config, model, losses, device, rank, world, resume=resume, progress=progress, desc="train")
+    trainer = Trainer(config, model, losses, device, rank, world)
+    return fit(trainer, resume=resume, progress=progress, desc="train")
 
 
 class Trainer:
@@ -264,23 +265,12 @@ class Trainer:
         self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
 
 
-def fit(
-    config: Config,
-    model: torch.nn.Module,
-    compute_losses: ComputeLosses,
-    device: torch.device,
-    rank: int = 0,
-    world: int = 1,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    desc: str = "train",
-) -> dict:
+def fit(tr: Trainer, *, resume: bool = False, progress: bool = True, desc: str = "train") -> dict:
     """The loop shared by ``train`` and ``distill``: ``train_step`` per batch, hooks at the end of each epoch.
 
     Returns ``{'work_dir', 'checkpoint' (last.pt), 'model' (weights-only model.pt), 'metrics', 'iterations'}``.
     """
-    tr = Trainer(config, model, compute_losses, device, rank, world)
+    config, model = tr.config, tr.model
     if tr.main:
         tr.work_dir.mkdir(parents=True, exist_ok=True)
         (tr.work_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
@@ -309,7 +299,7 @@ def fit(
         raise
     finally:
         call("close")
-    if world > 1:
+    if tr.world > 1:
         dist.barrier()
     work_dir = tr.work_dir
     return {
