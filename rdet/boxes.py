@@ -164,8 +164,9 @@ def poly2obb(polys: Tensor, version: str = "le90") -> Tensor:
     rival = (turn > 2 * _TURN_TOL) & (area <= area.gather(-1, best) * (1 + _TIE_RTOL))
     tied = rival.any(-1)
     if tied.any():
-        pair = _opencv_min_area_pair(polys.detach()[tied].reshape(-1, 8).cpu().numpy())
-        pair = torch.from_numpy(pair).to(best.device)
+        pair = torch.from_numpy(_opencv_min_area_pair(polys.detach()[tied].reshape(-1, 8).cpu().numpy())).to(
+            best.device
+        )
         best[tied] = torch.where(pair >= 0, pair, best[tied].squeeze(-1)).unsqueeze(-1)
     pick = lambda x: x.gather(-1, best).squeeze(-1)  # noqa: E731
     w, h, t = pick(wu), pick(hv), pick(theta)

@@ -115,6 +115,7 @@ def load_checkpoint(path: str | Path, config: Config | str | Path | None = None,
     else:
         cfg = config if isinstance(config, Config) else load_config(config)
     cfg.model.backbone.weights = None  # the checkpoint holds the backbone too
+    state: dict[str, torch.Tensor] | None
     if mmrotate.is_mmrotate_checkpoint(ckpt):  # MMRotate 0.x/1.x names, float16 -> float32
         names = mmrotate.class_names(ckpt)
         if names is not None and len(names) == cfg.model.head.num_classes:

@@ -84,14 +84,14 @@ def _locked(lock_path: Path, what: str) -> Iterator[None]:
 
             def take(block: bool) -> bool:
                 try:
-                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK if block else msvcrt.LK_NBLCK, 1)
+                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK if block else msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
                     return True
                 except OSError:
                     return False
 
             def release() -> None:
                 f.seek(0)
-                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows only
         else:
 
             def take(block: bool) -> bool:

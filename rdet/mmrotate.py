@@ -46,7 +46,7 @@ def detect_version(ckpt: dict) -> str | None:
     a top-level ``message_hub``) mean 1.x; mmcv-runner marks (``meta.mmcv_version`` 1.*, ``meta.CLASSES``,
     ``meta.config``) mean 0.x.
     """
-    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    meta: dict = ckpt["meta"] if isinstance(ckpt.get("meta"), dict) else {}
     version = str(meta.get("mmrotate_version", ""))
     if re.match(r"v?0\.", version):
         return "0.x"
@@ -61,7 +61,7 @@ def detect_version(ckpt: dict) -> str | None:
 
 def class_names(ckpt: dict) -> list[str] | None:
     """The class names an MMRotate checkpoint records (0.x ``meta.CLASSES``, 1.x ``meta.dataset_meta.classes``)."""
-    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    meta: dict = ckpt["meta"] if isinstance(ckpt.get("meta"), dict) else {}
     names = meta.get("CLASSES")
     if names is None and isinstance(meta.get("dataset_meta"), dict):
         names = meta["dataset_meta"].get("classes")
