@@ -8,9 +8,10 @@ import torch
 
 import rdet
 from rdet.config import Config, LossConfig, load_config
+from rdet.mmrotate import convert_state_dict
 from rdet.models.build import build_model
 from rdet.models.frm import FRM, bilinear_sample, rotated_feature_align, sample_points
-from rdet.models.r3det import R3Det, convert_mmrotate_state_dict
+from rdet.models.r3det import R3Det
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +144,7 @@ def test_checkpoint_key_names_and_0x_conversion(r3det_config):
         k = k.replace("bbox_head_refine.0.feat_refine_module.", "feat_refine_module.0.")
         old[k.replace("bbox_head_refine.", "refine_head.")] = v
     assert "feat_refine_module.0.conv_1_1.weight" in old and "refine_head.0.retina_reg.weight" in old
-    assert build_model(r3det_config()).load_state_dict(convert_mmrotate_state_dict(old), strict=True)
+    assert build_model(r3det_config()).load_state_dict(convert_state_dict(old, "r3det", "0.x"), strict=True)
 
 
 def _set_head(head, cls_bias, reg_bias):

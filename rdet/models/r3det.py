@@ -227,13 +227,3 @@ class R3Det(DenseDetector):
                 w = r.stage_loss_weights[i]
                 losses[f"loss_cls_refine_{i}"], losses[f"loss_bbox_refine_{i}"] = c * w, b * w
         return losses
-
-
-def convert_mmrotate_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an MMRotate 0.x R3Det ``state_dict`` to this module's keys (dev-1.x keys pass through).
-
-    The map lives in :mod:`rdet.mmrotate` (``rdet.load_checkpoint`` applies it); this keeps the old name.
-    """
-    from rdet.mmrotate import r3det_0x_to_rdet
-
-    return {r3det_0x_to_rdet(k): v for k, v in state.items()}
