@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import helpers
 import pytest
 import torch
 
@@ -14,8 +13,8 @@ FEW = ["--iters", "1", "--warmup", "0", "--allow-few-iters", "--device", "cpu", 
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    config = helpers.tiny_config(nms_pre=50, max_per_img=20)
+def tiny_checkpoint(tmp_path_factory, tiny_config):
+    config = tiny_config(nms_pre=50, max_per_img=20)
     config.data.img_size = (96, 96)  # bench's default input for a checkpoint: its training size (rounded up to 32)
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("bench") / "mine.pt", build_model(config).eval(), config)

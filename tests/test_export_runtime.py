@@ -12,7 +12,6 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-import helpers
 
 from rdet.export import runtime
 from rdet.export.onnx_export import export_onnx
@@ -59,9 +58,9 @@ def test_good_pixel_values_convert_explicitly():
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
+def tiny_onnx(tmp_path_factory, tiny_config):
     torch.manual_seed(0)
-    model = build_model(helpers.tiny_config(("plane", "ship"))).eval()
+    model = build_model(tiny_config(("plane", "ship"))).eval()
     return export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx", nms="onnx", dynamic_batch=True, imgsz=64)
 
 

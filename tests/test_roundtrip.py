@@ -9,7 +9,6 @@ import subprocess
 import sys
 import warnings
 
-import helpers
 import numpy as np
 import pytest
 import torch
@@ -27,8 +26,14 @@ from rdet.models.build import build_model
 predict_module = sys.modules["rdet.inference.predict"]
 
 
-def tiny(classes=("plane", "ship"), size=64, data=None):
-    config = helpers.tiny_config(classes, nms_pre=100, max_per_img=50)
+@pytest.fixture
+def tiny(tiny_config):
+    """``tiny(classes=('plane', 'ship'), size=64, data=None) -> (model, config)``: a random tiny model that detects."""
+    return lambda classes=("plane", "ship"), size=64, data=None: _tiny(tiny_config, classes, size, data)
+
+
+def _tiny(tiny_config, classes, size, data):
+    config = tiny_config(classes, nms_pre=100, max_per_img=50)
     config.model.test.score_thr = 0.3
     if data is not None:
         config.data.val_images, config.data.val_labels = str(data / "images"), str(data / "labelTxt")
@@ -47,7 +52,7 @@ def _table(capsys) -> str:
 
 
 # ------------------------------------------------------------------------------------------ predict -> eval
-def test_predict_outputs_feed_eval_and_merge_per_image_id(tmp_path, capsys):
+def test_predict_outputs_feed_eval_and_merge_per_image_id(tmp_path, capsys, tiny):
     data = tmp_path / "data"
     make_synthetic_dataset(data, 3, size=96, seed=4, class_ids=(0, 1))  # planes and ships
     model, config = tiny()
@@ -85,7 +90,7 @@ def test_predict_outputs_feed_eval_and_merge_per_image_id(tmp_path, capsys):
     assert len(err) == 1 and "syn_00000.png: 96 x 96 = 9,216 pixels exceeds" in err[0] and "--max-pixels" in err[0]
 
 
-def test_eval_reads_its_own_saved_detections_without_classes(tmp_path, capsys):
+def test_eval_reads_its_own_saved_detections_without_classes(tmp_path, capsys, tiny):
     data = tmp_path / "val"
     make_synthetic_dataset(data, 4, size=64, seed=2, class_ids=(0, 1))
     model, config = tiny(data=data)

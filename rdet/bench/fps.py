@@ -482,7 +482,9 @@ def markdown_table(rows: list[Row]) -> str:
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     """Run the matrix. Returns (rows, skipped lines, failed lines)."""
     device = torch.device(args.device)
-    rows, skipped, failed = [], [], []
+    rows: list[Row] = []
+    skipped: list[str] = []
+    failed: list[str] = []
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rdet_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
     exports = ExportCache(workdir)
@@ -582,7 +584,7 @@ def _run_exported(
             failed.append(f"{what}: {type(e).__name__}: {str(e)[:300]}")
             continue
         row = Row(
-            user.label, f"{size[1]}x{size[0]}", batch, user.exported, True, args.iters, float(np.median(times)),
+            user.label, f"{size[1]}x{size[0]}", batch, str(user.exported), True, args.iters, float(np.median(times)),
             float(np.percentile(times, 90)), float(np.median(cpu_times)), dets / batch, float("nan"), "", None, "file",
         )  # fmt: skip
         rows.append(row)

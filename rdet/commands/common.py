@@ -65,7 +65,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=Formatter)
         self.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         print(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 

@@ -52,7 +52,8 @@ def load(args: argparse.Namespace):
 
     # --output is relative to the current folder (where the user typed it), whatever the config's path rules
     sets = list(args.sets) + ([f"train.work_dir={Path(args.output).resolve()}"] if args.output else [])
-    config = load_config(find_config(args.config), sets)
+    # validated here only to print it: rdet.train/rdet.distill validate the config they get (once per run)
+    config = load_config(find_config(args.config), sets, check=args.print_config)
     if args.print_config:
         print(json.dumps(to_dict(config), indent=2))
         return None

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import cv2
@@ -177,7 +177,7 @@ def update_task1_dir(out_dir: str | Path, detections: Mapping[str, Detections]) 
 
 
 # ---------------------------------------------------------------------------------------------- GeoJSON
-def lonlat_transformer(georef) -> tuple[object | None, str]:
+def lonlat_transformer(georef) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
     """A function ``map xy [..., 2] -> lon/lat [..., 2]`` for ``georef``'s CRS, or ``None`` and the reason.
 
     EPSG:4326 scenes are already lon/lat (GeoTIFF model space is x = longitude, y = latitude); any other EPSG

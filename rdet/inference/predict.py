@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import typing
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from rdet.inference.tiling import (
     touches_inner_border,
     window_to_scene,
 )
-from rdet.models.detector import IMAGENET_MEAN
+from rdet.models.detector import IMAGENET_MEAN, DenseDetector
 from rdet.utils.progress import Progress
 
 BACKENDS = ("torch", "onnx", "trt")
@@ -157,8 +158,8 @@ class TorchBackend:
                 f"backend 'torch' needs an rdet detector (with .predict and .class_names), got {type(model).__name__}"
             )
         self.device = str(device)
-        self.model = model.to(self.device).eval()
-        self.class_names = list(model.class_names)
+        self.model = typing.cast(DenseDetector, model.to(self.device).eval())
+        self.class_names = list(self.model.class_names)
         self.score_thr = score_thr
         test = getattr(getattr(model, "cfg", None), "test", None)
         self.iou_thr = iou_thr if iou_thr is not None else getattr(test, "iou_thr", DEFAULT_IOU_THR)
