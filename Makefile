@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,export,demo]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,export,demo,weights]"
 	$(BIN)/python -c "import rdet.ops as o; print('rdet: compiled C++ ops:', o.has_compiled())"
 	touch $@
 

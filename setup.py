@@ -1,13 +1,17 @@
 """Build of the optional compiled extension ``rdet._C`` (metadata lives in pyproject.toml).
 
-The extension (C++ CPU kernels, plus CUDA kernels when torch has CUDA and nvcc exists) is an
-accelerator, not a requirement: if torch is missing at build time or compilation fails, the install
-still succeeds with a warning and :mod:`rdet.ops` uses its pure-PyTorch implementation.
+The extension (C++ CPU kernels, plus CUDA kernels when torch has CUDA and nvcc exists) is built here only
+when torch is importable at build time: ``pip install --no-build-isolation`` (pip's default build isolation
+hides the installed torch, so the extension is skipped). Either way the install succeeds: when ``rdet._C`` is
+absent, or was built for another torch, :mod:`rdet.ops` compiles the same sources (shipped in the wheel) on
+first use into a per-user cache (``rdet/ops/_build.py``) and only falls back to pure PyTorch without a compiler.
+A file ``rdet/_C_build.json`` next to the extension records the torch it was built for.
 Set ``RDET_NO_EXT=1`` to skip the build, ``RDET_NO_CUDA=1`` to build the CPU kernels only.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,8 +24,9 @@ CSRC = os.path.join("rdet", "ops", "csrc")
 def _warn(msg: str) -> None:
     bar = "=" * 78
     print(
-        f"\n{bar}\nWARNING (rdet): {msg}\nrdet.ops will use its pure-PyTorch implementation "
-        f"(correct, slower).\n{bar}\n",
+        f"\n{bar}\nNOTE (rdet): {msg}\nrdet.ops will compile its C++ ops on first use (once per machine and torch "
+        f"version, needs a C++ compiler; `rdet doctor` shows the state). To build them now instead: "
+        f"pip install --no-build-isolation rdet\n{bar}\n",
         file=sys.stderr,
     )
 
@@ -34,11 +39,11 @@ def _extension_setup() -> dict:
         import torch
         from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
     except Exception as err:  # noqa: BLE001 - any failure means "no extension", reported below
-        _warn(f"torch is not importable at build time ({err}); rdet._C not built")
+        _warn(f"torch is not importable at build time ({err}; pip's build isolation?): rdet._C not built")
         return {}
 
     sources = [os.path.join(CSRC, "cpu.cpp"), os.path.join(CSRC, "bindings.cpp")]
-    cxx = ["-O3", "-std=c++17"]
+    cxx = ["-O3"]  # no -std: torch adds the C++ standard its headers need
     # rpath to torch's libraries so `import rdet._C` works even before `import torch`.
     link = [f"-Wl,-rpath,{os.path.join(os.path.dirname(torch.__file__), 'lib')}"]
     with_cuda = (
@@ -52,7 +57,7 @@ def _extension_setup() -> dict:
             "rdet._C",
             sources,
             define_macros=[("WITH_CUDA", None)],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]},
             extra_link_args=link,
         )
     else:
@@ -72,6 +77,20 @@ def _extension_setup() -> dict:
                 super().build_extension(extension)
             except Exception as err:  # noqa: BLE001
                 _warn(f"building {extension.name} failed: {err}")
+                return
+            # rdet.ops ignores an rdet._C built for another torch (its ABI may differ) and compiles anew
+            info = {"torch": torch.__version__, "cuda": torch.version.cuda if with_cuda else None}
+            folder = os.path.dirname(self.get_ext_fullpath(extension.name))
+            with open(os.path.join(folder, "_C_build.json"), "w") as f:
+                json.dump(info, f)
+
+        def copy_extensions_to_source(self) -> None:
+            """Editable installs copy the built extension into the source tree: its build record goes along."""
+            super().copy_extensions_to_source()
+            built = os.path.join(self.build_lib, "rdet", "_C_build.json")
+            if os.path.exists(built):
+                target = os.path.join(self.get_finalized_command("build_py").get_package_dir("rdet"), "_C_build.json")
+                self.copy_file(built, target)
 
     return {"ext_modules": [ext], "cmdclass": {"build_ext": OptionalBuildExtension.with_options(use_ninja=True)}}
 

@@ -1,9 +1,39 @@
-"""Checkpoints: atomic writes, the config inside, exact resume, and loading a model from a file."""
+"""Checkpoints: files that can never run code, atomic writes, the config inside, exact resume.
+
+Reading (:func:`read_checkpoint`) always uses ``torch.load(weights_only=True)``: a checkpoint is data, and a crafted
+pickle cannot execute anything. rdet writes only tensors and plain Python data (the RNG states as tensors and
+lists). Two kinds of older files pickle a few more types, allowed by exact name through torch's safe-globals
+mechanism, and only when the file names them:
+
+* rdet checkpoints written before this format pickled ``numpy.random.get_state()`` (an ndarray of uint32):
+  numpy's array reconstructor, ``ndarray``, ``dtype`` and the numeric dtype classes.
+* MMRotate 0.x (MMCV) and 1.x (MMEngine) checkpoints: the same numpy types plus numpy scalars, and MMEngine's
+  ``HistoryBuffer`` in ``message_hub``, which is rebuilt as an inert stand-in (mmengine is never imported; its
+  pickled method references resolve to plain strings).
+
+Anything else is refused with one line naming the file and the refused type. A config stored in a checkpoint is a
+dict that is type-checked against the config dataclasses (:func:`check_config_types`) and never executed.
+
+Writing is atomic (a temp file renamed over the target, removed on any failure); a full disk raises
+:class:`DiskFullError` naming the path. :func:`save_weights` writes what serving needs (weights, config, class
+names, version), as ``.pt`` or, with the ``weights`` extra, ``.safetensors`` (config in the metadata).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import json
+import math
 import os
+import pickle
 import random
+import re
+import shutil
+import types
+import typing
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +42,124 @@ from torch import nn
 
 import rdet
 from rdet.config import Config, from_dict, to_dict
+
+WEIGHTS_FORMAT = "rdet-weights-1"  # the ``format`` entry of a save_weights file
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line that names the file."""
+
+
+class DiskFullError(OSError, CheckpointError):
+    """A checkpoint could not be written because the disk (or quota) is full; names the path (``errno`` ENOSPC)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+# --------------------------------------------------------------------------------------- writing
+def _plain(obj, where: str):
+    """``obj`` as tensors and plain Python data (numpy arrays/scalars converted); TypeError naming ``where``."""
+    if isinstance(obj, np.generic):  # before float: np.float64 subclasses float but pickles as a numpy scalar
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.Tensor, torch.dtype, torch.Size)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for k, v in obj.items():
+            out[k] = _plain(v, f"{where}.{k}")
+        if hasattr(obj, "_metadata"):  # a state dict's per-module versions (plain dicts of ints)
+            out._metadata = _plain(obj._metadata, f"{where}._metadata")
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    raise TypeError(
+        f"checkpoint entry {where} is a {type(obj).__module__}.{type(obj).__qualname__}; rdet checkpoints hold "
+        "only tensors and plain data (loading anything else would need code execution)"
+    )
+
+
+def _open_tmp(tmp: Path):
+    return open(tmp, "wb")
+
+
+def _disk_full(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _atomic_write(path: Path, write: Callable) -> Path:
+    """Run ``write(file)`` into ``path.tmp`` then rename it over ``path``; the temp file never survives a failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with _open_tmp(tmp) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:  # noqa: BLE001 - also KeyboardInterrupt: never leave a torn .tmp behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and _disk_full(e):
+            try:
+                free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free"
+            except OSError:
+                free = "free space unknown"
+            msg = f"{path}: disk full, the checkpoint was not written ({free}); free some space"
+            raise DiskFullError(errno.ENOSPC, msg, str(path)) from e
+        raise
+    return path
+
+
+def rng_state() -> dict:
+    """The torch (CPU and CUDA), numpy and Python RNG states as tensors and lists (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": name,
+            "state": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [version, list(internal), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore :func:`rng_state` (also the older layout that pickled ``np.random.get_state()`` as is)."""
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    n = state.get("numpy")
+    if isinstance(n, dict):
+        keys = n["state"].numpy().astype(np.uint32)
+        np.random.set_state((n["bit_generator"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    elif n is not None:
+        np.random.set_state(n)
+    if "python" in state:
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
 
 
 def save_checkpoint(
@@ -24,14 +172,18 @@ def save_checkpoint(
     iteration: int = 0,
     extra: dict | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temp file + rename: an interruption never leaves a torn file).
+    """Write a training checkpoint atomically (temp file + rename: an interruption never leaves a torn file).
 
     Contents: ``model`` (state dict, MMRotate-compatible keys), ``config`` (dict), ``class_names``,
-    ``epoch``/``iteration`` completed, ``optimizer`` state, RNG states, ``rdet_version``.
+    ``epoch``/``iteration`` completed, ``optimizer`` state, ``rng`` (:func:`rng_state`), ``rdet_version`` and
+    the ``extra`` entries; only tensors and plain data (numpy values are converted, other objects refused).
+
+    Raises:
+        DiskFullError: the disk is full (the message names ``path``); nothing is left behind.
+        TypeError: an ``extra`` entry is not plain data.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    module: nn.Module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    module = _unwrap(model)
     state = {
         "model": module.state_dict(),
         "config": to_dict(config),
@@ -39,64 +191,357 @@ def save_checkpoint(
         "epoch": epoch,
         "iteration": iteration,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": rng_state(),
         "rdet_version": rdet.__version__,
         **(extra or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    state = _plain(state, "checkpoint")
+    return _atomic_write(path, lambda f: torch.save(state, f))
 
 
-def save_weights(path: str | Path, model: nn.Module, config: Config) -> Path:
-    """Write a weights-only file for serving (state dict, config, class names, version; no optimizer or RNG
-    state), atomically. ``rdet.load_checkpoint`` reads it like a full checkpoint."""
+def save_weights(path: str | Path, model: nn.Module, config: Config, *, format: str | None = None) -> Path:
+    """Write a weights-only file for serving: state dict + config + class names + version (no optimizer/RNG).
+
+    Args:
+        path: output file; ``.safetensors`` selects that format unless ``format`` is given.
+        format: ``'pt'`` (torch zip file) or ``'safetensors'`` (needs ``pip install 'rdet[weights]'``; the
+            config, class names and version go into its string metadata as JSON).
+
+    Returns:
+        ``path``. Loads with :func:`load_checkpoint` / ``rdet predict --model`` like any checkpoint.
+    """
     path = Path(path)
-    module: nn.Module = getattr(model, "module", model)
-    state = {
-        "model": module.state_dict(),
-        "config": to_dict(config),
-        "class_names": list(getattr(module, "class_names", [])),
+    fmt = format or ("safetensors" if path.suffix.lower() == ".safetensors" else "pt")
+    if fmt not in ("pt", "safetensors"):
+        raise ValueError(f"format must be 'pt' or 'safetensors', got {format!r}")
+    module = _unwrap(model)
+    weights = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    names = list(getattr(module, "class_names", []))
+    if fmt == "pt":
+        state = _plain(
+            {
+                "format": WEIGHTS_FORMAT,
+                "model": weights,
+                "config": to_dict(config),
+                "class_names": names,
+                "rdet_version": rdet.__version__,
+            },
+            "weights",
+        )
+        return _atomic_write(path, lambda f: torch.save(state, f))
+    try:
+        from safetensors.torch import save as st_save
+    except ImportError as e:
+        raise CheckpointError(f"{path}: writing .safetensors needs the package: pip install 'rdet[weights]'") from e
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "rdet_config": json.dumps(to_dict(config)),
+        "class_names": json.dumps(names),
+        "rdet_version": rdet.__version__,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, "rdet_version": rdet.__version__}, tmp)
-    os.replace(tmp, path)
-    return path
+    # safetensors refuses tensors that share memory; copies are cheap next to a file write
+    blob = st_save({k: v.clone().contiguous() for k, v in weights.items()}, metadata=metadata)
+    return _atomic_write(path, lambda f: f.write(blob))
+
+
+# --------------------------------------------------------------------------------------- reading
+class _HistoryBuffer:
+    """Inert stand-in for ``mmengine.logging.history_buffer.HistoryBuffer`` (attributes only, no behaviour)."""
+
+
+def _mmengine_getattr(obj, name):
+    """Stand-in for ``builtins.getattr``, which MMEngine pickles reach ``HistoryBuffer.<method>`` through.
+
+    Only that lookup is answered (with a plain string); any other use is refused.
+    """
+    if obj is _HistoryBuffer and isinstance(name, str) and name.isidentifier():
+        return f"HistoryBuffer.{name}"
+    raise pickle.UnpicklingError(f"getattr({type(obj).__name__}, {name!r}) is not allowed in a checkpoint")
+
+
+def _numpy_globals() -> dict[str, object]:
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 1.26
+        from numpy.core.multiarray import _reconstruct, scalar
+    out: dict[str, object] = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1.x and 2.x pickles
+        out[f"{mod}._reconstruct"] = _reconstruct
+        out[f"{mod}.scalar"] = scalar
+    return out
+
+
+# Exactly the globals older rdet files and MMRotate/MMEngine files name; nothing else is ever allowed.
+RDET_LEGACY_GLOBALS = (
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+)
+MMROTATE_GLOBALS = RDET_LEGACY_GLOBALS + (
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "mmengine.logging.history_buffer.HistoryBuffer",
+    "builtins.getattr",
+)
+# numpy dtypes are rebuilt by calling numpy.dtype then setting their state; only numeric/bool ones are allowed
+_DTYPE_CODES = ("?", "b", "B", "h", "H", "i", "I", "l", "L", "q", "Q", "e", "f", "d", "g", "F", "D", "G")
+
+
+def _allowed(name: str):
+    if name == "mmengine.logging.history_buffer.HistoryBuffer":
+        return _HistoryBuffer
+    if name == "builtins.getattr":
+        return _mmengine_getattr
+    return _numpy_globals()[name]
+
+
+def _globals_in(path: Path, error: Exception) -> list[str]:
+    """The globals a pickle names, read without unpickling (torch >= 2.6), else parsed from ``error``."""
+    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if finder is not None:
+        try:
+            return sorted(finder(path))
+        except Exception:  # noqa: BLE001 - fall back to the message below
+            pass
+    return re.findall(r"GLOBAL ([\w.]+)", str(error))
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        needed = _globals_in(path, e)
+        refused = [g for g in needed if g not in MMROTATE_GLOBALS]
+        if refused:
+            raise CheckpointError(
+                f"{path}: refused: the file pickles {', '.join(refused[:3])}, which rdet does not load (a "
+                "checkpoint holds data; unpickling other objects could run code)"
+            ) from None
+        if not needed:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(e)})") from None
+        first = e
+    except Exception as e:  # noqa: BLE001 - a garbled file raises anything (KeyError from a bad memo, ...)
+        why = f"{type(e).__name__}: {_one_line(e)}"
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({why})") from None
+    # an older rdet file (numpy RNG state) or an MMRotate/MMEngine one: allow exactly the names it uses
+    extra: list = [(_allowed(g), g) for g in needed]
+    if "numpy.dtype" in needed:
+        extra += [type(np.dtype(c)) for c in _DTYPE_CODES]
+    if "mmengine.logging.history_buffer.HistoryBuffer" in needed:
+        extra.append(_HistoryBuffer)
+    safe = getattr(torch.serialization, "safe_globals", None)
+    if safe is None:  # torch < 2.5
+        raise CheckpointError(f"{path}: needs torch >= 2.6 to load safely ({_one_line(first)})") from None
+    try:
+        with safe(extra):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - one line naming the file, whatever went wrong
+        raise CheckpointError(f"{path}: refused or unreadable ({_one_line(e)})") from None
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with an 8-byte little-endian header size and a JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 2 <= n <= path.stat().st_size - 8
+
+
+def _read_safetensors(path: Path) -> dict:
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise CheckpointError(f"{path}: reading .safetensors needs the package: pip install 'rdet[weights]'") from None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
+        out: dict = {"model": state}
+        if "rdet_config" in meta:
+            out["config"] = json.loads(meta["rdet_config"])
+        if "class_names" in meta:
+            out["class_names"] = json.loads(meta["class_names"])
+        for key in ("format", "rdet_version"):
+            if key in meta:
+                out[key] = meta[key]
+        return out
+    except Exception as e:  # noqa: BLE001 - a corrupt file or metadata: one line naming it
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
+
+
+def model_state(ckpt: dict, path: str | Path = "<checkpoint>") -> dict:
+    """The weights of a checkpoint dict: rdet's ``model``, MMRotate's ``state_dict``, or a bare state dict."""
+    for key in ("model", "state_dict"):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
+    raise CheckpointError(f"{path}: has no weights (no 'model' or 'state_dict' entry); keys: {sorted(ckpt)[:8]}")
+
+
+def check_weights(state: dict, path: str | Path = "<checkpoint>") -> None:
+    """Refuse weights that are not named tensors, or that hold NaN/Inf (a diverged run), naming the tensor."""
+    for k, v in state.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{path}: weight entry {k!r} is a {type(v).__name__}, not a tensor")
+        if v.is_floating_point() or v.is_complex():
+            bad = int((~torch.isfinite(v)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{path}: weight {k!r} holds {bad} non-finite value(s) (NaN/Inf) of {v.numel()}: the file is "
+                    "corrupt or its training diverged"
+                )
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint dict on CPU; errors name the file."""
+    """Load a checkpoint dict on CPU without executing anything; its weights are checked (tensors, finite).
+
+    Accepts rdet checkpoints and weights files (``.pt``/``.pth``, ``.safetensors``), older rdet files and MMRotate
+    0.x/1.x files (see the module docstring). Returns the dict as stored (a ``.safetensors`` file gives
+    ``{'model', 'config', 'class_names', ...}``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, refused type, not a dict, no weights or non-finite weights (one line, names
+            the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        # weights_only=False: the file holds numpy RNG state; only load checkpoints you trust.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - re-raised with the path
-        raise ValueError(f"{path}: not a readable rdet checkpoint ({e})") from e
+    ckpt = _read_safetensors(path) if _is_safetensors(path) else _torch_load(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a checkpoint: it holds a {type(ckpt).__name__}, not a dict of weights")
+    check_weights(model_state(ckpt, path), path)
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- config type check
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(value, tp, where: str) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ValueError(f"config field {where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, where)
+            except ValueError:
+                pass
+        raise bad
+    if dataclasses.is_dataclass(tp):
+        check_config_types(tp, value, where)
+    elif tp is bool:
+        if type(value) is not bool:
+            raise bad
+    elif tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad
+    elif tp is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            raise bad
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad
+    elif origin is typing.Literal:
+        if value not in args:
+            raise bad
+    elif origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise ValueError(f"config field {where}: expected {len(args)} values, got {len(value)}: {value!r}")
+        if args:
+            items = [args[0]] * len(value) if origin is list or args[-1] is Ellipsis else args
+            for i, (v, item) in enumerate(zip(value, items)):
+                _check_value(v, item, f"{where}[{i}]")
+    elif origin is dict and not isinstance(value, dict):
+        raise bad
+
+
+def check_config_types(cls, data, where: str = "") -> None:
+    """Check a stored config dict against the dataclass annotations of ``cls`` before it is rebuilt.
+
+    ``from_dict`` takes values as they come; a checkpoint's config is untrusted data, so every value must fit its
+    field's annotation (``int``/``float``/``str``/``bool``, ``X | None``, tuples and their lengths, nested
+    configs, ``Literal``). Unknown keys are left to ``from_dict`` (which names the closest valid key).
+
+    Raises:
+        ValueError: ``config field <dotted.name>: expected <type>, got <value>``.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"config field {where or '(root)'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key in hints:
+            _check_value(value, hints[key], f"{where}.{key}" if where else str(key))
 
 
 def config_from_checkpoint(ckpt: dict, path: str | Path = "<checkpoint>") -> Config:
+    """Rebuild, type-check and validate the config stored in a checkpoint (never executed)."""
     if "config" not in ckpt:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: has no 'config' entry; it was not written by rdet (MMRotate checkpoints "
-            f"need a config: rdet.load_checkpoint(path, config=...)"
+            f"need a config: rdet.load_checkpoint(path, config=...))"
         )
     try:
+        check_config_types(Config, ckpt["config"])
         return from_dict(Config, ckpt["config"])  # validated by from_dict
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: its config cannot be rebuilt: {e}") from e
+        raise CheckpointError(f"{path}: its stored config is invalid: {_one_line(e)}") from None
+
+
+def load_state(model: nn.Module, state: dict, path: str | Path = "<checkpoint>", config_name: str = "") -> None:
+    """``model.load_state_dict(state)`` with one-line errors naming the file (and the config the model was built
+    from), and the first mismatch."""
+    expected = model.state_dict()
+    target = f"the model of config {config_name!r}" if config_name else "the model"
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not fit {target}: {len(missing)} missing {missing[:3]}, "
+            f"{len(unexpected)} unexpected {unexpected[:3]}"
+        )
+    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(
+            f"{path}: weight {k!r} has shape {list(state[k].shape)} but {target} expects "
+            f"{list(expected[k].shape)} ({len(wrong)} tensor(s) differ; another config?)"
+        )
+    model.load_state_dict(state, strict=True)
 
 
 def load_checkpoint(path: str | Path, config: Config | str | Path | None = None, device: str = "cpu") -> nn.Module:
-    """Build the model stored in a checkpoint and load its weights (eval mode).
+    """Build the model stored in a checkpoint and load its weights (eval mode). Never executes file content.
 
     Args:
-        path: an rdet checkpoint; an MMRotate one (0.x or 1.x, ``state_dict`` + ``meta``) together with
-            ``config``; or the name of a published model (``rdet zoo`` lists them), downloaded once into the
-            cache and built with its own config.
+        path: an rdet checkpoint or weights file (``.pt``, ``.safetensors``); an MMRotate one (0.x or 1.x,
+            ``state_dict`` + ``meta``) together with ``config``; or the name of a published model (``rdet zoo``
+            lists them), downloaded once into the cache and built with its own config.
         config: overrides the stored config (a Config or a config file path).
+
+    Raises:
+        FileNotFoundError, CheckpointError (one line naming the file: unreadable, refused, wrong shapes,
+        non-finite weights, invalid stored config).
     """
     from rdet import mmrotate
     from rdet.config import load_config
@@ -122,15 +567,8 @@ def load_checkpoint(path: str | Path, config: Config | str | Path | None = None,
             cfg.data.classes = tuple(names)  # what the weights detect, in their order
         state = mmrotate.convert_state_dict(ckpt["state_dict"], cfg.model.type, mmrotate.detect_version(ckpt))
     else:
-        state = ckpt.get("model")
-    if state is None:
-        raise ValueError(f"{path}: no 'model' or 'state_dict' entry")
+        state = model_state(ckpt, path)
     model = build_model(cfg)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a shape mismatch: another architecture
-        raise ValueError(f"{path}: weights do not fit the model of config {cfg.name!r}: {e}") from None
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    load_state(model, state, path, cfg.name)
     model.config = cfg
     return model.to(device).eval()

@@ -128,7 +128,7 @@ def _ddp_worker(rank, world, port, cfg, out_dir):
 @pytest.mark.slow
 def test_ddp_two_processes_gloo(train_config, tmp_path):
     mp.spawn(_ddp_worker, args=(2, _free_port(), train_config(tmp_path / "run"), str(tmp_path)), nprocs=2)
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    a, b = torch.load(tmp_path / "rank0.pt", weights_only=True), torch.load(tmp_path / "rank1.pt", weights_only=True)
     for k in a:  # gradients are averaged across ranks, so both replicas' parameters stay identical
         torch.testing.assert_close(a[k], b[k], msg=k)
     assert (tmp_path / "run/last.pt").is_file()

@@ -6,8 +6,11 @@ box centres in float64 (compiled CPU kernel, float64 inputs) or float32, and ret
 input's float dtype. The intersection is exact polygon clipping, not an approximation.
 
 The ops are ``torch.library`` custom ops (``torch.ops.rdet.*``), so they trace under
-``torch.compile`` / ``torch.export``. They run the compiled extension ``rdet._C`` when it was built
-(see :func:`has_compiled`) and a vectorised pure-PyTorch implementation otherwise.
+``torch.compile`` / ``torch.export``. They run compiled C++/CUDA kernels (see :func:`has_compiled`): the
+extension ``rdet._C`` built at install time, or, when it is absent (pip's build isolation) or was built for
+another torch, the same sources compiled once on first use into ``$RDET_HOME/torch_extensions``
+(:mod:`rdet.ops._build`; ``rdet doctor`` shows which). Without a C++ compiler, or with ``RDET_NO_EXT=1``, a
+vectorised pure-PyTorch implementation runs instead (one warning names the slowdown).
 """
 
 from __future__ import annotations

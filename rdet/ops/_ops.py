@@ -2,29 +2,21 @@
 
 Registering the geometry as custom ops (with fake implementations) lets ``torch.compile``,
 ``torch.export`` and ``make_fx`` trace models that call them. The real implementation runs the
-compiled extension ``rdet._C`` when it imports (for CUDA tensors only when it was built with CUDA)
-and otherwise the pure-PyTorch :mod:`rdet.ops._reference`, which works on any device.
+compiled extension (``rdet._C``, or the same sources built on first use: :mod:`rdet.ops._build`; for CUDA
+tensors only when it was built with CUDA) and otherwise the pure-PyTorch :mod:`rdet.ops._reference`, which works
+on any device.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
-from rdet.ops import _reference
-
-try:  # the compiled extension is optional: a failed build leaves the pure-torch fallback
-    from rdet import _C  # type: ignore[attr-defined]
-except ImportError as _err:  # pragma: no cover - depends on the build
-    _C = None
-    _C_ERROR: str | None = str(_err)
-else:
-    _C_ERROR = None
+from rdet.ops import _build, _reference
 
 _MODES = ("iou", "iof")
 _force_reference = False
@@ -32,9 +24,10 @@ _force_reference = False
 
 def has_compiled(device: str = "cpu") -> bool:
     """Whether the compiled kernels serve tensors on ``device`` (``'cpu'`` or ``'cuda'``)."""
-    if _C is None:
+    ext = _build.extension()  # resolved (and built if needed) on first use
+    if ext is None:
         return False
-    return device == "cpu" or (device.startswith("cuda") and bool(_C.has_cuda()))
+    return device == "cpu" or (device.startswith("cuda") and bool(ext.has_cuda()))
 
 
 @contextlib.contextmanager
@@ -148,7 +141,7 @@ def _pairwise_iou(
 
 @torch.library.custom_op("rdet::box_iou_rotated", mutates_args=())
 def box_iou_rotated_op(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
-    # lambda: _C is None when the extension is not built, and only the compiled path may touch it
+    # lambda: the extension is None when not built, and only the compiled path may touch it
     return _pairwise_iou(
         boxes1,
         boxes2,
@@ -156,7 +149,7 @@ def box_iou_rotated_op(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool)
         5,
         mode,
         aligned,
-        lambda *x: _C.box_iou_rotated(*x),
+        lambda *x: _build.extension().box_iou_rotated(*x),
         _reference.box_iou_rotated,
     )
 
@@ -169,7 +162,14 @@ def _(boxes1: Tensor, boxes2: Tensor, mode: str, aligned: bool) -> Tensor:
 @torch.library.custom_op("rdet::poly_iou", mutates_args=())
 def poly_iou_op(polys1: Tensor, polys2: Tensor, mode: str, aligned: bool) -> Tensor:
     return _pairwise_iou(
-        polys1, polys2, ("polys1", "polys2"), 8, mode, aligned, lambda *x: _C.poly_iou(*x), _reference.poly_iou
+        polys1,
+        polys2,
+        ("polys1", "polys2"),
+        8,
+        mode,
+        aligned,
+        lambda *x: _build.extension().poly_iou(*x),
+        _reference.poly_iou,
     )
 
 
@@ -192,7 +192,7 @@ def nms_rotated_op(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Te
         dt = _reference.compute_dtype(boxes.dtype) if boxes.is_cuda else torch.float64
         # Scores are only ordered, so float64 keeps every distinction the input dtype had.
         cls = None if idxs is None else idxs.to(torch.long).contiguous()
-        return _C.nms_rotated(
+        return _build.extension().nms_rotated(
             boxes.to(dt).contiguous(), scores.to(torch.float64).contiguous(), float(iou_threshold), cls
         )
     return _reference.nms_rotated(boxes, scores, float(iou_threshold), idxs)
@@ -202,8 +202,3 @@ def nms_rotated_op(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Te
 def _(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
     k = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((k,), dtype=torch.long)
-
-
-if _C_ERROR is not None and not _C_ERROR.startswith("cannot import name '_C'"):
-    # The extension exists but does not load (e.g. built against another torch): say so once.
-    warnings.warn(f"rdet._C failed to load ({_C_ERROR}); using the pure-PyTorch rotated IoU/NMS", stacklevel=2)
