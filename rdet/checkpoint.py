@@ -21,20 +21,17 @@ names, version), as ``.pt`` or, with the ``weights`` extra, ``.safetensors`` (co
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
-import math
 import os
 import pickle
 import random
 import re
 import shutil
-import types
-import typing
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +39,7 @@ from torch import nn
 
 import rdet
 from rdet.config import Config, from_dict, to_dict
+from rdet.config_schema import check_config_types
 
 WEIGHTS_FORMAT = "rdet-weights-1"  # the ``format`` entry of a save_weights file
 
@@ -67,7 +65,7 @@ def _plain(obj, where: str):
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(obj))
     if isinstance(obj, dict):
-        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        out: Any = OrderedDict() if isinstance(obj, OrderedDict) else {}
         for k, v in obj.items():
             out[k] = _plain(v, f"{where}.{k}")
         if hasattr(obj, "_metadata"):  # a state dict's per-module versions (plain dicts of ints)
@@ -86,7 +84,7 @@ def _open_tmp(tmp: Path):
     return open(tmp, "wb")
 
 
-def _disk_full(e: BaseException) -> bool:
+def _disk_full(e: BaseException | None) -> bool:
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -129,7 +127,7 @@ def rng_state() -> dict:
         "torch": torch.get_rng_state(),
         "numpy": {
             "bit_generator": name,
-            "state": torch.from_numpy(keys.astype(np.int64)),
+            "state": torch.from_numpy(np.asarray(keys).astype(np.int64)),
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached),
@@ -159,7 +157,8 @@ def set_rng_state(state: dict) -> None:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    module = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    return module if isinstance(module, nn.Module) else model
 
 
 def save_checkpoint(
@@ -263,7 +262,7 @@ def _numpy_globals() -> dict[str, object]:
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 1.26
-        from numpy.core.multiarray import _reconstruct, scalar
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
     out: dict[str, object] = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1.x and 2.x pickles
         out[f"{mod}._reconstruct"] = _reconstruct
@@ -421,77 +420,6 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a checkpoint: it holds a {type(ckpt).__name__}, not a dict of weights")
     check_weights(model_state(ckpt, path), path)
     return ckpt
-
-
-# ----------------------------------------------------------------------------- config type check
-def _type_name(tp) -> str:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "None"
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _check_value(value, tp, where: str) -> None:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    bad = ValueError(f"config field {where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_value(value, arg, where)
-            except ValueError:
-                pass
-        raise bad
-    if dataclasses.is_dataclass(tp):
-        check_config_types(tp, value, where)
-    elif tp is bool:
-        if type(value) is not bool:
-            raise bad
-    elif tp is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise bad
-    elif tp is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
-            raise bad
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad
-    elif origin is typing.Literal:
-        if value not in args:
-            raise bad
-    elif origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
-            raise ValueError(f"config field {where}: expected {len(args)} values, got {len(value)}: {value!r}")
-        if args:
-            items = [args[0]] * len(value) if origin is list or args[-1] is Ellipsis else args
-            for i, (v, item) in enumerate(zip(value, items)):
-                _check_value(v, item, f"{where}[{i}]")
-    elif origin is dict and not isinstance(value, dict):
-        raise bad
-
-
-def check_config_types(cls, data, where: str = "") -> None:
-    """Check a stored config dict against the dataclass annotations of ``cls`` before it is rebuilt.
-
-    ``from_dict`` takes values as they come; a checkpoint's config is untrusted data, so every value must fit its
-    field's annotation (``int``/``float``/``str``/``bool``, ``X | None``, tuples and their lengths, nested
-    configs, ``Literal``). Unknown keys are left to ``from_dict`` (which names the closest valid key).
-
-    Raises:
-        ValueError: ``config field <dotted.name>: expected <type>, got <value>``.
-    """
-    if not isinstance(data, dict):
-        raise ValueError(f"config field {where or '(root)'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if key in hints:
-            _check_value(value, hints[key], f"{where}.{key}" if where else str(key))
 
 
 def config_from_checkpoint(ckpt: dict, path: str | Path = "<checkpoint>") -> Config:

@@ -6,6 +6,10 @@ no-op; ``Literal`` fields list their choices (``rdet.config.validate`` checks th
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -209,3 +213,74 @@ def class_names(config: Config) -> list[str]:
     from rdet.data.classes import get_classes
 
     return list(get_classes(config.data.class_list))
+
+
+# Type check of untrusted config dicts (a checkpoint's stored config) before from_dict rebuilds them.
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(value, tp, where: str) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ValueError(f"config field {where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, where)
+            except ValueError:
+                pass
+        raise bad
+    if dataclasses.is_dataclass(tp):
+        check_config_types(tp, value, where)
+    elif tp is bool:
+        if type(value) is not bool:
+            raise bad
+    elif tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad
+    elif tp is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            raise bad
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad
+    elif origin is typing.Literal:
+        if value not in args:
+            raise bad
+    elif origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise ValueError(f"config field {where}: expected {len(args)} values, got {len(value)}: {value!r}")
+        if args:
+            items = [args[0]] * len(value) if origin is list or args[-1] is Ellipsis else args
+            for i, (v, item) in enumerate(zip(value, items)):
+                _check_value(v, item, f"{where}[{i}]")
+    elif origin is dict and not isinstance(value, dict):
+        raise bad
+
+
+def check_config_types(cls, data, where: str = "") -> None:
+    """Check a stored config dict against the dataclass annotations of ``cls`` before it is rebuilt.
+
+    ``from_dict`` takes values as they come; a checkpoint's config is untrusted data, so every value must fit its
+    field's annotation (``int``/``float``/``str``/``bool``, ``X | None``, tuples and their lengths, nested
+    configs, ``Literal``). Unknown keys are left to ``from_dict`` (which names the closest valid key).
+
+    Raises:
+        ValueError: ``config field <dotted.name>: expected <type>, got <value>``.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"config field {where or '(root)'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key in hints:
+            _check_value(value, hints[key], f"{where}.{key}" if where else str(key))

@@ -12,25 +12,24 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_config
 
 import rdet
 from rdet import checkpoint as ck
 from rdet.checkpoint import (
     CheckpointError,
     DiskFullError,
-    check_config_types,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     save_weights,
 )
 from rdet.config import Config, to_dict
+from rdet.config_schema import check_config_types
 from rdet.models.build import build_model
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_config):
     torch.manual_seed(0)
     cfg = tiny_config()
     return build_model(cfg).eval(), cfg

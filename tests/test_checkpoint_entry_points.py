@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_config
 
 import rdet
 from rdet.checkpoint import CheckpointError
@@ -30,7 +29,7 @@ class Evil:
 
 
 @pytest.fixture(scope="module")
-def poisoned(tmp_path_factory):
+def poisoned(tmp_path_factory, tiny_config):
     """A checkpoint that looks like rdet's (weights, config) with one entry that runs a command when unpickled."""
     root = tmp_path_factory.mktemp("evil")
     torch.manual_seed(0)

@@ -31,7 +31,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -160,7 +159,7 @@ def _report(out: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
+def tiny_checkpoint(tmp_path_factory, tiny_config):
     import torch
 
     from rdet.checkpoint import save_checkpoint

@@ -35,6 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +62,7 @@ class ExtensionInfo:
     ``'jit-built'`` (built by this process), ``'disabled'`` (RDET_NO_EXT=1) or ``'fallback'``.
     """
 
-    module: object | None
+    module: Any
     source: str
     path: str = ""
     cuda: bool = False
@@ -87,7 +88,7 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def extension() -> object | None:
+def extension() -> Any:
     """The compiled extension module, resolved (and built if needed) once per process; None = pure PyTorch."""
     info_ = _info if _info is not None else info()
     return info_.module
@@ -145,7 +146,7 @@ def _installed(meta: Path | None = None) -> ExtensionInfo | str:
         if built_for and built_for != torch.__version__:
             return f"rdet._C was built for torch {built_for}, this is torch {torch.__version__}"
     try:
-        from rdet import _C  # type: ignore[attr-defined]
+        from rdet import _C
     except ImportError as e:
         if "cannot import name '_C'" in str(e):
             return "rdet._C was not built at install time"
@@ -171,7 +172,7 @@ def build_key(cuda: bool) -> tuple[str, str]:
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     h.update(json.dumps([CXX_FLAGS, NVCC_FLAGS, cuda]).encode())
     digest = h.hexdigest()[:16]
-    variant = f"cu{torch.version.cuda.replace('.', '')}" if cuda else "cpu"
+    variant = f"cu{(torch.version.cuda or '').replace('.', '')}" if cuda else "cpu"
     abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", 0))
     folder = f"{sys.implementation.cache_tag}-torch{torch.__version__}-{variant}-abi{abi}-{digest}"
     return folder.replace("/", "_"), f"rdet_C_{digest}"
@@ -192,7 +193,7 @@ def _jit(why: str) -> ExtensionInfo:
         return ExtensionInfo(
             None, "fallback", reason=f"{why}, and building it needs setuptools (pip install setuptools)"
         )
-    errors = []
+    errors: list[str] = []
     for cuda in (True, False) if _want_cuda() else (False,):
         try:
             result = _cached_or_build(cuda, why)
@@ -291,7 +292,7 @@ def _cached_or_build(cuda: bool, why: str) -> ExtensionInfo | str:
         return ExtensionInfo(module, "jit-built", getattr(module, "__file__", ""), bool(module.has_cuda()))
 
 
-def _build(folder: Path, name: str, cuda: bool) -> tuple[object | None, str]:
+def _build(folder: Path, name: str, cuda: bool) -> tuple[Any, str]:
     """Compile into ``folder``, write its ``BUILT`` stamp last; ``(module, '')``, or ``(None, build log)``."""
     from torch.utils import cpp_extension
 
