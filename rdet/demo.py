@@ -1,15 +1,19 @@
 """``make demo``: the whole pipeline on the bundled real samples, on a CPU, in minutes.
 
-1. cut the bundled DOTA samples into 512 px training tiles (DOTA8's tile P0861 is held out for evaluation);
-2. train ``configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py`` from scratch:
-   the quick mode (default) runs 60 iterations of batch 2, ``--full`` the config's 300 iterations of batch 4
-   (skipped when ``demo_out/model.pt`` exists: delete it or pass ``--retrain``);
+1. cut the bundled DOTA samples into tiles (DOTA8's tile P0861 is held out for evaluation);
+2. the model: a published one when its file is in the cache (``rdet zoo``; or ``--model NAME|PATH``, which
+   downloads a zoo name once), else train
+   ``configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py`` from scratch on the 512 px
+   tiles: the quick mode (default) runs 60 iterations of batch 2, ``--full`` the config's 300 iterations of batch 4
+   (skipped when ``demo_out/model.pt`` holds a trained model: pass ``--retrain``; ``--train`` ignores the cache);
 3. print the official DOTA metric on the held-out tile (AP in percent; ``metrics.json`` holds fractions);
 4. export the model to ONNX (exact rotated NMS in standard ONNX ops);
-5. tiled inference with ONNX Runtime on the bundled 1616x1565 scene;
+5. tiled inference with ONNX Runtime on the bundled 1616x1565 scene, at the model's own tile size (512 px for the
+   trained model, 1024 px with overlap 200 for a published one, as MMRotate's DOTA split);
 6. write ``rdet predict``'s outputs to ``demo_out/predict/``: ``Task1_<class>.txt``, JSON, GeoJSON, PNG.
 
-Everything lands in ``demo_out/`` (git-ignored). ``rdet demo --help`` (or ``python -m rdet.demo --help``).
+Everything lands in ``demo_out/`` (git-ignored); ``demo_out/model.pt`` is what ``make serve`` serves.
+``rdet demo --help`` (or ``python -m rdet.demo --help``).
 """
 
 from __future__ import annotations
@@ -25,17 +29,22 @@ from rdet.resources import configs_dir, samples_dir
 SAMPLES = samples_dir()
 CONFIG = configs_dir() / "quickstart" / "rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py"
 SCENE = SAMPLES / "scenes" / "dota_demo.jpg"
-TILE, GAP = 512, 128
+TILE, GAP = 512, 128  # the trained model's tiles; a published model uses its own size (1024) and overlap 200
+PUBLISHED_GAP = 200
+# A cached published model is used in this order (DOTA models only: the samples are DOTA images)
+PREFERRED = "rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota"
+SOURCE_FILE = "model.source"  # next to demo_out/model.pt: 'trained', or where the weights came from
 
 
-def prepare_data(out: Path) -> dict:
-    """Cut the bundled samples into ``out/train`` and ``out/val`` 512 px tiles (idempotent)."""
+def prepare_data(out: Path, tile: int = TILE, gap: int = GAP) -> dict:
+    """Cut the bundled samples into ``out/train`` (``tile`` px, overlap ``gap``) and ``out/val`` (``tile`` px, no
+    overlap) tiles (idempotent for one tile size: use one ``out`` per size)."""
     from rdet.data import DOTA1_0, read_labels, remap_classes
     from rdet.data.classes import read_class_names
     from rdet.data.split import SplitConfig, split_image
 
-    train_cfg = SplitConfig(patch_size=TILE, gap=GAP)
-    val_cfg = SplitConfig(patch_size=TILE, gap=0)  # no overlap: each held-out object is counted once
+    train_cfg = SplitConfig(patch_size=tile, gap=gap)
+    val_cfg = SplitConfig(patch_size=tile, gap=0)  # no overlap: each held-out object is counted once
     dota8 = SAMPLES / "dota8"
     names8 = read_class_names(str(dota8 / "dota8.yaml"))
     sources = [
@@ -57,9 +66,67 @@ def prepare_data(out: Path) -> dict:
 QUICK = {"max_iters": 60, "warmup_iters": 10, "milestones": (50,), "batch_size": 2}  # --quick (the default)
 
 
+def cached_published_model() -> str | None:
+    """The zoo name of a cached DOTA model (``PREFERRED`` first), or None; never downloads."""
+    from rdet import zoo
+
+    dota = [e.name for e in zoo.ENTRIES if e.dataset.startswith("DOTA")]
+    for name in sorted(dota, key=lambda n: n != PREFERRED):
+        if zoo.cached(name) is not None:
+            return name
+    return None
+
+
+def choose_model(args) -> str | None:
+    """What the demo runs: ``--model``, else (without ``--train``) a cached published model, else None (train)."""
+    if args.model:
+        return args.model
+    if args.train:
+        return None
+    return cached_published_model()
+
+
+def _published(name: str) -> str:
+    from rdet import zoo
+
+    if not zoo.is_name(name):
+        return ""
+    e = zoo.get(name)
+    return f"published {e.dataset} mAP {e.published} (MMRotate's table; DOTA test server)"
+
+
+def _train(config, args, out: Path, checkpoint: Path) -> None:
+    import rdet
+
+    mode = "full" if args.full else "quick"
+    if not args.full:
+        for key, value in QUICK.items():
+            setattr(config.train, key, value)
+    if args.iters is not None:
+        config.train.max_iters = args.iters
+        config.train.milestones = (max(1, int(0.8 * args.iters)),)
+        config.train.warmup_iters = min(config.train.warmup_iters, max(1, args.iters // 5))
+    source = out / SOURCE_FILE
+    trained = checkpoint.is_file() and (not source.is_file() or source.read_text().strip() == "trained")
+    if trained and not args.retrain:
+        print(f"[2/5] using the model trained before, {checkpoint} (pass --retrain to train again)")
+        return
+    print(
+        f"[2/5] training {config.name} from scratch for {config.train.max_iters} iterations "
+        f"(batch {config.train.batch_size}, {mode} mode) on the CPU"
+    )
+    t_train = time.perf_counter()
+    result = rdet.train(config)
+    weights = Path(result["work_dir"]) / "model.pt"  # weights only, written at the end of training
+    shutil.copyfile(weights if weights.is_file() else result["checkpoint"], checkpoint)
+    source.write_text("trained\n")
+    print(f"      trained in {time.perf_counter() - t_train:.0f} s")
+
+
 def run(args) -> int:
     """The demo for parsed :mod:`rdet.commands.demo` arguments."""
     import rdet
+    from rdet.checkpoint import save_weights
     from rdet.config import load_config
     from rdet.engine.data import build_loader
     from rdet.engine.evaluate import evaluate_model
@@ -69,41 +136,33 @@ def run(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/5] preparing 512 px tiles from the bundled DOTA samples in {out / 'data'}")
-    counts = prepare_data(out / "data")
-    print(f"      {counts['train']} training tiles, {counts['val']} held-out tiles (DOTA8 P0861)")
-
-    config = load_config(CONFIG)
-    config.data.train_images, config.data.train_labels = (
-        str(out / "data/train/images"),
-        str(out / "data/train/labelTxt"),
-    )
-    config.data.val_images, config.data.val_labels = str(out / "data/val/images"), str(out / "data/val/labelTxt")
-    config.train.work_dir = str(out / "train")
-    if hasattr(config.train, "keep_checkpoints"):  # CONTRACTS.md item 3 (arch): keep only the last epoch file
-        config.train.keep_checkpoints = 1
-    mode = "full" if args.full else "quick"
-    if not args.full:
-        for key, value in QUICK.items():
-            setattr(config.train, key, value)
-    if args.iters is not None:
-        config.train.max_iters = args.iters
-        config.train.milestones = (max(1, int(0.8 * args.iters)),)
-        config.train.warmup_iters = min(config.train.warmup_iters, max(1, args.iters // 5))
     checkpoint = out / "model.pt"
-    if checkpoint.is_file() and not args.retrain:
-        print(f"[2/5] using the cached model {checkpoint} (delete it or pass --retrain to train again)")
+    given = choose_model(args)
+    if given is None:
+        config = load_config(CONFIG)
+        model = None
+        tile, gap = TILE, GAP
     else:
-        print(
-            f"[2/5] training {config.name} from scratch for {config.train.max_iters} iterations "
-            f"(batch {config.train.batch_size}, {mode} mode) on the CPU"
-        )
-        t_train = time.perf_counter()
-        result = rdet.train(config)
-        weights = Path(result["work_dir"]) / "model.pt"  # weights only, written at the end of training
-        shutil.copyfile(weights if weights.is_file() else result["checkpoint"], checkpoint)
-        print(f"      trained in {time.perf_counter() - t_train:.0f} s")
-    model = rdet.load_checkpoint(checkpoint)
+        print(f"[2/5] loading {given} {_published(given)}".rstrip())
+        model = rdet.load_checkpoint(given)  # a zoo name is downloaded once (progress bar), then cached
+        config = model.config
+        tile, gap = config.data.img_size[0], PUBLISHED_GAP
+    data = out / "data" if tile == TILE else out / f"data_{tile}"
+    print(f"[1/5] preparing {tile} px tiles from the bundled DOTA samples in {data}")
+    counts = prepare_data(data, tile, gap)
+    print(f"      {counts['train']} training tiles, {counts['val']} held-out tiles (DOTA8 P0861)")
+    config.data.train_images, config.data.train_labels = str(data / "train/images"), str(data / "train/labelTxt")
+    config.data.val_images, config.data.val_labels = str(data / "val/images"), str(data / "val/labelTxt")
+    config.train.work_dir = str(out / "train")
+    config.train.keep_checkpoints = 1  # the demo needs only the final weights
+    if model is None:
+        mode = "full" if args.full else "quick"
+        _train(config, args, out, checkpoint)
+        model = rdet.load_checkpoint(checkpoint)
+    else:
+        mode = "published" if _published(given) else "given"
+        save_weights(checkpoint, model, config)  # what `make serve` serves
+        (out / SOURCE_FILE).write_text(f"{given}\n")
 
     print("[3/5] official DOTA metric (VOC07 AP, polygon IoU) on the held-out tiles; AP in percent")
     metric = evaluate_model(model, build_loader(config, "val")[0], iou_thrs="coco", progress=False)
@@ -123,22 +182,26 @@ def run(args) -> int:
     print("[4/5] exporting to ONNX (exact rotated NMS in standard ONNX ops)")
     from rdet.export.onnx_export import export_onnx
 
-    onnx_path = export_onnx(checkpoint, out / "model.onnx", nms="onnx", imgsz=TILE)
+    onnx_path = export_onnx(checkpoint, out / "model.onnx", nms="onnx", imgsz=tile)
 
-    print(f"[5/5] tiled inference with ONNX Runtime on {SCENE.name} (tile {TILE}, overlap {GAP})")
-    dets = rdet.predict(SCENE, str(onnx_path), tile=TILE, overlap=GAP, backend="onnx")
+    print(f"[5/5] tiled inference with ONNX Runtime on {SCENE.name} (tile {tile}, overlap {gap})")
+    dets = rdet.predict(SCENE, str(onnx_path), tile=tile, overlap=gap, backend="onnx")
     with open_scene(SCENE) as scene:
         files = write_outputs(dets, scene, out / "predict", SCENE.stem, notes=[])
     counts_by_class = dets.counts()
     summary = {
         "mode": mode,
-        "iterations": config.train.max_iters,
+        "model": given or "trained from scratch",
+        "published": _published(given) if given else "",
+        "iterations": config.train.max_iters if given is None else 0,
         "checkpoint": str(checkpoint),
         "onnx": str(onnx_path),
         "ap_unit": "fraction (0-1); the printed tables show percent",
         "held_out_mAP50": metric.map_at(0.5),
         "held_out_mAP50_95": metric.mean_map,
         "scene": str(SCENE),
+        "tile": tile,
+        "overlap": gap,
         "detections": len(dets),
         "per_class": counts_by_class,
         "timing": dets.info.summary() if dets.info else "",
@@ -149,9 +212,13 @@ def run(args) -> int:
     print("\n" + "=" * 72)
     print(f"rdet demo ({mode} mode) done in {summary['total_s']} s")
     print(f"  model:        {checkpoint}  (ONNX: {onnx_path})")
+    if given is None:
+        how = f"trained from scratch on a CPU for {config.train.max_iters} iterations"
+    else:
+        how = f"{given}; {_published(given) or 'given with --model'}"
     print(
         f"  held-out AP:  mAP50 {100 * metric.map_at(0.5):.2f} %  mAP50:95 {100 * metric.mean_map:.2f} %"
-        f"  (DOTA8 P0861 tiles; trained from scratch on a CPU for {config.train.max_iters} iterations)"
+        f"  (DOTA8 P0861 tiles; {how})"
     )
     found = f"{len(dets)} detections {counts_by_class}" if len(dets) else "no detection above the score threshold"
     print(f"  scene:        {found}")
@@ -160,6 +227,8 @@ def run(args) -> int:
         print(f"  {kind + ':':<13} {path}")
     print(f"  evaluate:     rdet eval --results {files['task1']} --labels LABELS (Task1_<class>.txt files)")
     print("  next:         make serve   (Gradio app on this model)")
+    if given is None and cached_published_model() is None:
+        print(f"  real detections: rdet demo --model {PREFERRED}  (downloads the published weights once)")
     print("=" * 72)
     return 0
 

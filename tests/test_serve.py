@@ -287,14 +287,12 @@ def test_decompression_bomb_is_refused_from_its_header(demo, tmp_path):
     bomb = png_bomb(tmp_path / "bomb.png", 30000, 30000)
     assert bomb.stat().st_size < 5 * 2**20  # passes the upload limit
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-    t0 = time.perf_counter()
     with pytest.raises(ValueError) as e:
         demo.detect(str(bomb), None, 0.05, 0.1, 512, 96)
-    took = time.perf_counter() - t0
     message = user_message(e.value, {})
     assert message.startswith("bomb.png: 30000 x 30000 = 900,000,000 pixels exceeds the pixel budget of 100,000,000")
     assert "--" not in message and "max_pixels" not in message and str(tmp_path) not in message
-    assert took < 5 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 2**20  # nothing decoded
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 2**20  # < 1 GiB more: nothing decoded
 
 
 def test_user_message_hides_paths_and_command_line_hints():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 
@@ -23,11 +21,11 @@ def test_deterministic_by_seed_and_prefix_stable(tmp_path):
     assert any(open(ra.label_path).read() != open(rc.label_path).read() for ra, rc in zip(a, c))
 
 
-def test_fast_enough(tmp_path):
-    t = time.perf_counter()
+def test_dataset_files(tmp_path):
+    # (its speed, ~0.7 s for these 64 scenes on one idle core, is not asserted: tests check behaviour)
     recs = make_synthetic_dataset(tmp_path, 64, size=256, seed=0)
-    elapsed = time.perf_counter() - t
-    assert len(recs) == 64 and elapsed < 5.0  # about 0.7 s on one idle core; CI machines are shared
+    assert len(recs) == 64
+    assert len(list((tmp_path / "images").glob("*.png"))) == len(list((tmp_path / "labelTxt").glob("*.txt"))) == 64
 
 
 def test_labels_geometry():
