@@ -86,10 +86,10 @@ def choose_model(args) -> str | None:
     return cached_published_model()
 
 
-def _published(name: str) -> str:
+def _published(name: str | None) -> str:
     from rdet import zoo
 
-    if not zoo.is_name(name):
+    if name is None or not zoo.is_name(name):
         return ""
     e = zoo.get(name)
     return f"published {e.dataset} mAP {e.published} (MMRotate's table; DOTA test server)"
@@ -192,7 +192,7 @@ def run(args) -> int:
     summary = {
         "mode": mode,
         "model": given or "trained from scratch",
-        "published": _published(given) if given else "",
+        "published": _published(given),
         "iterations": config.train.max_iters if given is None else 0,
         "checkpoint": str(checkpoint),
         "onnx": str(onnx_path),
