@@ -25,7 +25,7 @@ COMMANDS = {
     "demo": ("rdet.commands.demo", "the whole pipeline on the bundled samples"),
     "synth": ("rdet.commands.synth", "write the synthetic dataset the quickstart configs train on"),
     "zoo": ("rdet.zoo", "published models: list, download (use one with --model NAME)"),
-    "doctor": ("rdet.doctor", "versions, compiled ops and devices, for bug reports"),
+    "doctor": ("rdet.commands.doctor", "versions, compiled ops and devices, for bug reports"),
 }
 
 

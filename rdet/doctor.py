@@ -5,13 +5,12 @@ safetensors), whether the compiled rotated-box ops serve CPU and CUDA tensors an
 installed wheel, the per-user JIT cache, built just now, or the pure-PyTorch fallback and why), the build tools
 found (C++ compiler, ninja, nvcc), the cache folder (``RDET_HOME``) and the CUDA device.
 
-Nothing heavy is imported at module level, so ``rdet doctor --help`` is instant; the report itself imports torch
-and resolves the ops as the first op call would (it may compile them once, and says so).
+Nothing heavy is imported at module level; the report itself imports torch and resolves the ops as the first op
+call would (it may compile them once, and says so). The command is :mod:`rdet.commands.doctor`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
@@ -111,22 +110,3 @@ def report(rebuild: bool = False) -> list[tuple[str, str]]:
         ("ops cache", f"{_build.cache_root()} (RDET_HOME={os.environ.get('RDET_HOME', 'unset')})"),
         ("CUDA device", _cuda_device(torch)),
     ]
-
-
-def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="rdet doctor",
-        description="Print versions, compiled-ops status and devices (paste it into bug reports). Resolves the "
-        "compiled ops as the first op call would, compiling them once if needed.",
-    )
-    p.add_argument("--rebuild", action="store_true", help="delete the cached JIT builds first (then rebuild)")
-    a = p.parse_args(argv)
-    rows = report(rebuild=a.rebuild)
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli(sys.argv[1:]))

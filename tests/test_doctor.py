@@ -14,7 +14,7 @@ ROWS = (
 
 
 def test_report_has_every_row_and_tells_where_the_ops_come_from(capsys):
-    assert COMMANDS["doctor"][0] == "rdet.doctor"
+    assert COMMANDS["doctor"][0] == "rdet.commands.doctor"
     assert main(["doctor"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {line[:17].strip(): line[17:].strip() for line in lines}

@@ -29,7 +29,10 @@ def parser() -> Parser:
     p.add_argument("--retrain", action="store_true", help="train even if OUTPUT/model.pt holds a trained model")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "--model", default=None, metavar="NAME|PATH", help="a published model (rdet zoo) or a checkpoint: no training"
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="a published model (rdet zoo) or a checkpoint, no training (default: a cached published one, else train)",
     )
     which.add_argument("--train", action="store_true", help="train from scratch even if a published model is cached")
     return p
