@@ -4,7 +4,7 @@
 2. the model: a published one when its file is in the cache (``rdet zoo``; or ``--model NAME|PATH``, which
    downloads a zoo name once), else train
    ``configs/quickstart/rotated-retinanet-rbox-le90_r18_fpn_kld-stable_dota-samples.py`` from scratch on the 512 px
-   tiles: the quick mode (default) runs 60 iterations of batch 2, ``--full`` the config's 300 iterations of batch 4
+   tiles: the quick mode (default) runs 40 iterations of batch 2, ``--full`` the config's 300 iterations of batch 4
    (skipped when ``demo_out/model.pt`` holds a trained model: pass ``--retrain``; ``--train`` ignores the cache);
 3. print the official DOTA metric on the held-out tile (AP in percent; ``metrics.json`` holds fractions);
 4. export the model to ONNX (exact rotated NMS in standard ONNX ops);
@@ -63,7 +63,7 @@ def prepare_data(out: Path, tile: int = TILE, gap: int = GAP) -> dict:
     return counts
 
 
-QUICK = {"max_iters": 60, "warmup_iters": 10, "milestones": (50,), "batch_size": 2}  # --quick (the default)
+QUICK = {"max_iters": 40, "warmup_iters": 8, "milestones": (32,), "batch_size": 2}  # --quick (the default)
 
 
 def cached_published_model() -> str | None:

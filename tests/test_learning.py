@@ -1,5 +1,7 @@
 """Proof that the detector learns (CPU, minutes): synthetic scenes to AP50 >= 0.7, and a real tile overfit."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -68,9 +70,11 @@ def test_overfit_one_real_tile(tmp_path, small_config):
     # The 256 px window at (400, 400): a pier with a few dozen moored ships.
     split_image(samples / "images/P0706.png", ann, tmp_path / "full", SplitConfig(patch_size=256, gap=0))
     tile = "P0706__256__512___512"
+    # 10 identical copies: an epoch of 10 steps, so the run writes 7 end-of-epoch checkpoints instead of 70
     for sub, ext in (("images", ".png"), ("labelTxt", ".txt")):
         (tmp_path / "train" / sub).mkdir(parents=True)
-        (tmp_path / "full" / sub / (tile + ext)).rename(tmp_path / "train" / sub / (tile + ext))
+        for k in range(10):
+            shutil.copyfile(tmp_path / "full" / sub / (tile + ext), tmp_path / "train" / sub / f"{tile}_{k}{ext}")
     cfg = small_config(tmp_path, tmp_path / "run", 256, ("harbor", "ship"))
     cfg.data.val_images, cfg.data.val_labels = cfg.data.train_images, cfg.data.train_labels
     cfg.data.flip = (0.0, 0.0, 0.0)

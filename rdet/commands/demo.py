@@ -1,6 +1,6 @@
 """``rdet demo``: the whole pipeline on the bundled real samples, offline, on a CPU (``make demo``).
 
-    rdet demo                    # quick mode: 60 training iterations (a few minutes on 2 cores)
+    rdet demo                    # quick mode: 40 training iterations (a few minutes on 2 cores)
     rdet demo --full             # the config's 300 iterations
     rdet demo --retrain --iters 120 --output /tmp/demo
     rdet demo --model rotated-retinanet-rbox-le90_r50_fpn_kld-stable_1x_dota   # a published model (downloaded once)
@@ -22,9 +22,9 @@ from rdet.commands.common import Parser, add, doc_parts, positive_int, run_comma
 def parser() -> Parser:
     p = Parser("rdet demo", *doc_parts(__doc__))
     add(p, "--output", deprecated=["--out"], default="demo_out", metavar="DIR", help="output folder")
-    p.add_argument("--full", action="store_true", help="the config's 300 iterations of batch 4 instead of 60 of 2")
+    p.add_argument("--full", action="store_true", help="the config's 300 iterations of batch 4 instead of 40 of 2")
     p.add_argument(
-        "--iters", type=positive_int, default=None, help="training iterations (default: 60 quick, 300 --full)"
+        "--iters", type=positive_int, default=None, help="training iterations (default: 40 quick, 300 --full)"
     )
     p.add_argument("--retrain", action="store_true", help="train even if OUTPUT/model.pt holds a trained model")
     which = p.add_mutually_exclusive_group()
