@@ -24,8 +24,8 @@ from rdet.bench.fps import (  # noqa: E402
 )
 
 
-def _run(*args: str, timeout: int = 120) -> str:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+def _run(*args: str, timeout: int = 120, env: dict | None = None) -> str:
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", **(env or {}))
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -102,8 +102,9 @@ def test_parse_input_and_args():
 
 
 @pytest.mark.slow
-def test_bench_fps_quick_end_to_end():
-    out = _run("-m", "rdet.cli", "bench", "--quick", "--backends", "eager", "onnx")
+def test_bench_fps_quick_end_to_end(tmp_path):
+    out = _run("-m", "rdet.cli", "bench", "--quick", "--backends", "eager", "onnx", env={"TMPDIR": str(tmp_path)})
+    assert not list(tmp_path.glob("rdet_bench_*"))  # its exported files went to a temporary folder, removed
     assert PUBLISHED_HEADER in out
     rows = [line for line in out.splitlines() if line.startswith("| tiny")]
     # batch 1 and 2 x 2 backends x with/without NMS

@@ -480,13 +480,21 @@ def markdown_table(rows: list[Row]) -> str:
 
 # ------------------------------------------------------------------------------------------ run
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
-    """Run the matrix. Returns (rows, skipped lines, failed lines)."""
+    """Run the matrix. Returns (rows, skipped lines, failed lines).
+
+    The exported files go to ``args.workdir`` (kept), else to a temporary folder removed at the end."""
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        return _run(args, Path(args.workdir))
+    with tempfile.TemporaryDirectory(prefix="rdet_bench_") as tmp:
+        return _run(args, Path(tmp))
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], list[str], list[str]]:
     device = torch.device(args.device)
     rows: list[Row] = []
     skipped: list[str] = []
     failed: list[str] = []
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rdet_bench_"))
-    workdir.mkdir(parents=True, exist_ok=True)
     exports = ExportCache(workdir)
     peaks = args.peaks
     score_thr = 0.0 if args.nms_load == "cap" else None

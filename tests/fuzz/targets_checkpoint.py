@@ -9,9 +9,11 @@ a function named in the file must never run (a marker file would appear).
 
 from __future__ import annotations
 
+import atexit
 import io
 import operator
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from rdet.config import Config, to_dict
 from .registry import SilentlyWrong, target
 
 _TMP = Path(tempfile.mkdtemp(prefix="rdet_fuzz_ckpt_"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 MARKER = _TMP / "MARKER"
 NAME = "fuzz-ckpt.pt"
 

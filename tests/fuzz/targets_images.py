@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .registry import SilentlyWrong, target
 from .strategies import image_bytes
 
 _TMP = Path(tempfile.mkdtemp(prefix="rdet_fuzz_images_"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 BUDGET = 4_000_000  # pixels: every valid fuzz image is far smaller; every bomb far larger
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .strategies import CLASS_YAML, dior_xml, dota_text, hrsc_xml, yolo_text
 
 SOURCE = "fuzz-label.txt"
 _TMP = Path(tempfile.mkdtemp(prefix="rdet_fuzz_labels_"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 def _check_record(a, text_lines: int) -> None:
