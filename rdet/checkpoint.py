@@ -335,8 +335,13 @@ def _torch_load(path: Path):
     if "mmengine.logging.history_buffer.HistoryBuffer" in needed:
         extra.append(_HistoryBuffer)
     safe = getattr(torch.serialization, "safe_globals", None)
-    if safe is None:  # torch < 2.5
-        raise CheckpointError(f"{path}: needs torch >= 2.6 to load safely ({_one_line(first)})") from None
+    # allow-list entries given as (object, "module.name") need torch >= 2.6 (older rdet and MMRotate files only;
+    # rdet's own current files load with plain weights_only on any supported torch)
+    if safe is None or tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+        raise CheckpointError(
+            f"{path}: an older rdet or MMRotate checkpoint needs torch >= 2.6 to load safely (this is torch "
+            f"{torch.__version__}): upgrade torch ({_one_line(first)})"
+        ) from None
     try:
         with safe(extra):
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -81,7 +81,7 @@ def choose_model(args) -> str | None:
     """What the demo runs: ``--model``, else (without ``--train``) a cached published model, else None (train)."""
     if args.model:
         return args.model
-    if args.train:
+    if args.train or args.retrain:  # --retrain: train again, whatever is cached
         return None
     return cached_published_model()
 

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,10 +118,9 @@ def test_failed_build_warns_once_and_is_not_retried(tmp_path):
     assert err.count("SlowOpsWarning") == 1 and "deliberately broken" in err and "build.log" in err
     (folder,) = (home / "torch_extensions").glob("*-cpu-*[0-9a-f]")
     assert (folder / "FAILED").is_file() and "deliberately broken" in (folder / "build.log").read_text()
-    t0 = time.monotonic()
-    r, err = result(child(csrc, home))
+    r, err = result(child(csrc, home))  # the remembered failure: no second compile
     assert r["source"] == "fallback" and not compiling(err) and "an earlier build failed" in err
-    assert err.count("SlowOpsWarning") == 1 and time.monotonic() - t0 < 60
+    assert err.count("SlowOpsWarning") == 1
 
 
 def test_build_without_ninja(tmp_path):
@@ -175,8 +173,13 @@ def test_installed_extension_for_another_torch_is_not_loaded(tmp_path):
     meta.write_text(json.dumps({"torch": "1.0.0", "cuda": None}))
     assert _build._installed(meta) == f"rdet._C was built for torch 1.0.0, this is torch {torch.__version__}"
     meta.write_text(json.dumps({"torch": torch.__version__, "cuda": None}))
-    got = _build._installed(meta)
-    assert isinstance(got, _build.ExtensionInfo) or "not built" in got or "does not load" in got
+    got = _build._installed(meta)  # the torch check passes; what follows depends on rdet._C being here
+    try:
+        from rdet import _C  # noqa: F401
+    except ImportError:
+        assert isinstance(got, str) and ("not built" in got or "does not load" in got), got
+    else:
+        assert isinstance(got, _build.ExtensionInfo) and got.source == "installed", got
 
 
 @pytest.mark.skipif(not ops.has_compiled(), reason="rdet._C is not built in this environment")

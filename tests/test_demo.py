@@ -18,7 +18,7 @@ from rdet.models.build import build_model
 
 
 def _args(**kw) -> Namespace:
-    return Namespace(**{"model": None, "train": False, **kw})
+    return Namespace(**{"model": None, "train": False, "retrain": False, **kw})
 
 
 def test_a_cached_published_dota_model_is_used_preferred_first(tmp_path, monkeypatch):
@@ -35,6 +35,7 @@ def test_a_cached_published_dota_model_is_used_preferred_first(tmp_path, monkeyp
     zoo.cache_path(demo.PREFERRED).write_bytes(b"x")
     assert demo.choose_model(_args()) == demo.PREFERRED
     assert demo.choose_model(_args(train=True)) is None
+    assert demo.choose_model(_args(retrain=True)) is None  # --retrain trains, whatever is cached
     assert demo.choose_model(_args(model="my.pt")) == "my.pt"
 
 

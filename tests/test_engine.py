@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 import rdet
-from rdet.checkpoint import read_checkpoint
+from rdet.checkpoint import CheckpointError, read_checkpoint
 from rdet.config import Config, load_config
 from rdet.data.synthetic import make_synthetic_dataset
 from rdet.engine.train import lr_at, resolve_config, train
@@ -233,3 +233,12 @@ def test_checkpoint_in_the_layout_written_before_the_detector_base_loads_and_res
     assert len(resumed.state_dict()["state"]) == n_params
     for before, after in zip(opt.state_dict()["state"].values(), resumed.state_dict()["state"].values()):
         assert torch.equal(before["momentum_buffer"], after["momentum_buffer"])
+
+
+def test_resume_with_another_model_is_one_line_naming_the_checkpoint(train_config, tmp_path):
+    work = tmp_path / "run"
+    train(train_config(work, width=16), max_iters=1, progress=False)
+    with pytest.raises(CheckpointError) as e:
+        train(train_config(work, width=32), max_iters=2, resume=True, progress=False)
+    message = str(e.value)
+    assert "\n" not in message and str(work / "last.pt") in message and "shape" in message, message

@@ -26,7 +26,9 @@ def parser() -> Parser:
     p.add_argument(
         "--iters", type=positive_int, default=None, help="training iterations (default: 40 quick, 300 --full)"
     )
-    p.add_argument("--retrain", action="store_true", help="train even if OUTPUT/model.pt holds a trained model")
+    p.add_argument(
+        "--retrain", action="store_true", help="train again, even if OUTPUT/model.pt or a published model exists"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--model",

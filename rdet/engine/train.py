@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rdet.checkpoint import read_checkpoint, save_checkpoint
+from rdet.checkpoint import load_state, read_checkpoint, save_checkpoint
 from rdet.config import Config, apply_override, load_config, resolve_paths, to_dict, validate
 from rdet.data.dataset import RotatedDataset
 from rdet.engine.data import build_loader, move_batch
@@ -197,7 +197,8 @@ class Trainer:
         if not last.is_file():
             return
         ckpt = read_checkpoint(last)
-        self.model.load_state_dict(ckpt["model"])
+        # one-line CheckpointError naming the file when the config changed since (another width, classes ...)
+        load_state(getattr(self.model, "module", self.model), ckpt["model"], last, self.config.name)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])

@@ -164,13 +164,28 @@ def _want_cuda() -> bool:
     return CUDA_HOME is not None or shutil.which("nvcc") is not None
 
 
+def _cuda_archs() -> str:
+    """The CUDA architectures a build targets: ``TORCH_CUDA_ARCH_LIST``, else the visible devices' capabilities."""
+    env = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if env:
+        return env
+    try:
+        caps = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+    except Exception:  # noqa: BLE001 - no driver: nvcc's default architectures
+        return ""
+    return ";".join(f"{a}.{b}" for a, b in sorted(caps))
+
+
 def build_key(cuda: bool) -> tuple[str, str]:
     """``(folder name, module name)`` of the cached build for this Python, torch, CUDA, ABI and sources."""
     h = hashlib.sha256()
     for f in sorted(CSRC.iterdir()):
         if f.is_file():
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    h.update(json.dumps([CXX_FLAGS, NVCC_FLAGS, cuda]).encode())
+    # a CUDA build holds kernels for the architectures it was compiled for (TORCH_CUDA_ARCH_LIST, else the GPUs
+    # visible then): a shared cache on a cluster with mixed GPUs needs one build per set
+    arch = _cuda_archs() if cuda else ""
+    h.update(json.dumps([CXX_FLAGS, NVCC_FLAGS, cuda, arch]).encode())
     digest = h.hexdigest()[:16]
     variant = f"cu{(torch.version.cuda or '').replace('.', '')}" if cuda else "cpu"
     abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", 0))
