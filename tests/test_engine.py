@@ -242,3 +242,29 @@ def test_resume_with_another_model_is_one_line_naming_the_checkpoint(train_confi
         train(train_config(work, width=32), max_iters=2, resume=True, progress=False)
     message = str(e.value)
     assert "\n" not in message and str(work / "last.pt") in message and "shape" in message, message
+
+
+def test_ctrl_c_inside_a_step_saves_the_whole_step_and_resume_stays_exact(train_config, tmp_path, monkeypatch):
+    import signal
+
+    full = train(train_config(tmp_path / "full"), max_iters=4, progress=False)
+    real_step = torch.amp.GradScaler.step
+    calls = []
+
+    def step_then_ctrl_c(self, optimizer, *args, **kwargs):
+        out = real_step(self, optimizer, *args, **kwargs)  # the weights are updated ...
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)  # ... and Ctrl-C arrives before the iteration is counted
+        return out
+
+    monkeypatch.setattr(torch.amp.GradScaler, "step", step_then_ctrl_c)
+    part = train_config(tmp_path / "part")
+    with pytest.raises(KeyboardInterrupt):
+        train(part, max_iters=4, progress=False)
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "part/last.pt")["iteration"] == 2  # the interrupted step is in it, once
+    res = train(part, max_iters=4, resume=True, progress=False)
+    a, b = _weights(full["checkpoint"]), _weights(res["checkpoint"])
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)

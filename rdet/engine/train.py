@@ -18,10 +18,13 @@ non-finite loss stops training with the iteration and loss component named, afte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
+import threading
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -266,6 +269,24 @@ class Trainer:
         self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
 
 
+@contextlib.contextmanager
+def _whole_step() -> Iterator[None]:
+    """Ctrl-C during a step takes effect after it: an interrupt between the optimizer's update and the iteration
+    count would save updated weights under the old iteration, and the resumed run would apply the step twice."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # handlers can be set from the main thread only; a caller's own SIGINT handling is left alone
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def fit(tr: Trainer, *, resume: bool = False, progress: bool = True, desc: str = "train") -> dict:
     """The loop shared by ``train`` and ``distill``: ``train_step`` per batch, hooks at the end of each epoch.
 
@@ -289,8 +310,9 @@ def fit(tr: Trainer, *, resume: bool = False, progress: bool = True, desc: str =
             tr.epoch = epoch
             model.train()
             for batch in tr.epoch_batches():
-                tr.train_step(batch)
-                call("after_step")
+                with _whole_step():
+                    tr.train_step(batch)
+                    call("after_step")
             call("after_epoch")
             if tr.finished:
                 break
