@@ -268,3 +268,24 @@ def test_ctrl_c_inside_a_step_saves_the_whole_step_and_resume_stays_exact(train_
     a, b = _weights(full["checkpoint"]), _weights(res["checkpoint"])
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_an_evaluation_interrupted_at_the_end_of_training_runs_on_resume(train_config, tmp_path, monkeypatch):
+    import rdet.engine.evaluate as E
+
+    cfg = train_config(tmp_path / "run")
+    cfg.data.val_images, cfg.data.val_labels = cfg.data.train_images, cfg.data.train_labels
+    cfg.train.eval_interval = 1
+    real = E.evaluate_model
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the final evaluation: last.pt is already at iteration 3
+
+    monkeypatch.setattr(E, "evaluate_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, max_iters=3, progress=False)  # one epoch of 3 iterations
+    monkeypatch.setattr(E, "evaluate_model", real)
+    res = train(cfg, max_iters=3, resume=True, progress=False)
+    assert res["metrics"]["epoch"] == 1 and 0.0 <= res["metrics"]["mAP50"] <= 1.0
+    rows = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "val"] == [1]

@@ -164,14 +164,29 @@ class EvalHook(HookBase):
             from rdet.engine.data import build_loader
 
             self.loader = build_loader(tr.config, "val")[0]
+        # resumed at the end of an epoch whose evaluation was interrupted (last.pt is written before it): run it now
+        if self.loader is not None and tr.resumed and tr.iteration > 0 and tr.iteration % tr.iters_per_epoch == 0:
+            done = tr.iteration // tr.iters_per_epoch
+            if self._due(done) and not self._logged(done):
+                self._evaluate(done)
 
     def after_epoch(self) -> None:
-        tr, interval = self.trainer, self.trainer.config.train.eval_interval
-        done = tr.epoch + 1
-        if self.loader is None or not (done % interval == 0 or done == tr.epochs):
-            return
+        done = self.trainer.epoch + 1
+        if self.loader is not None and self._due(done):
+            self._evaluate(done)
+
+    def _due(self, done: int) -> bool:
+        return done % self.trainer.config.train.eval_interval == 0 or done == self.trainer.epochs
+
+    def _logged(self, done: int) -> bool:
+        log = self.trainer.work_dir / "log.jsonl"
+        lines = log.read_text().splitlines() if log.is_file() else []
+        return any('"val"' in line and json.loads(line).get("epoch") == done for line in lines)
+
+    def _evaluate(self, done: int) -> None:
         from rdet.engine.evaluate import evaluate_model
 
+        tr = self.trainer
         result = evaluate_model(tr.model, self.loader, progress=False)
         self.metrics = {"epoch": done, "mAP50": result.map_at(0.5), "mAP50_95": result.mean_map}
         self.log.write({"kind": "val", "iter": tr.iteration, **self.metrics})
