@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,19 @@ def test_unwritable_cache_falls_back_and_says_where(tmp_path):
     r, err = result(child(fake_csrc(tmp_path / "csrc"), home))
     assert r["source"] == "fallback" and "set RDET_HOME to a writable folder" in r["reason"]
     assert err.count("SlowOpsWarning") == 1
+
+
+@pytest.mark.skipif(not ops.has_compiled() or ops.has_compiled("cuda"), reason="needs CPU-only compiled ops")
+def test_cuda_tensors_on_cpu_only_ops_warn_once(monkeypatch):
+    from types import SimpleNamespace
+
+    from rdet.ops import _ops
+
+    monkeypatch.setattr(_build, "_warned_cuda", False)
+    on_gpu = SimpleNamespace(device=SimpleNamespace(type="cuda"))  # only its device is looked at
+    with pytest.warns(_build.SlowOpsWarning, match="no CUDA kernels"):
+        assert _ops._use_compiled(on_gpu) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _ops._use_compiled(on_gpu) is False  # once per process
+        assert _ops._use_compiled(torch.zeros(1)) is True  # CPU tensors: the compiled kernels, no warning

@@ -108,6 +108,26 @@ def info() -> ExtensionInfo:
         return _info
 
 
+_warned_cuda = False
+
+
+def warn_cuda_fallback() -> None:
+    """ONE SlowOpsWarning when CUDA tensors meet an extension built without CUDA kernels (they run the pure-PyTorch
+    implementation on the GPU)."""
+    global _warned_cuda
+    if _warned_cuda or _flag("RDET_NO_EXT"):
+        return
+    _warned_cuda = True
+    warnings.warn(
+        "rdet: the compiled rotated-box ops have no CUDA kernels (built without nvcc, or their CUDA build failed: "
+        "`rdet doctor` says which); CUDA tensors use the pure-PyTorch implementation, much slower. Fix: install the "
+        "CUDA toolkit matching torch and run `rdet doctor --rebuild`, or reinstall with "
+        "`pip install --no-build-isolation rdet` where nvcc is available.",
+        SlowOpsWarning,
+        stacklevel=4,
+    )
+
+
 def _warn_fallback(reason: str) -> None:
     global _warned
     if _warned:

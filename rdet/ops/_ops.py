@@ -42,7 +42,13 @@ def reference_only() -> Iterator[None]:
 
 
 def _use_compiled(t: Tensor) -> bool:
-    return not _force_reference and has_compiled(t.device.type)
+    if _force_reference:
+        return False
+    if has_compiled(t.device.type):
+        return True
+    if t.device.type == "cuda" and _build.extension() is not None:  # compiled, but for the CPU only
+        _build.warn_cuda_fallback()
+    return False
 
 
 # ----------------------------------------------------------------------------------------- checks
