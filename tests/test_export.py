@@ -186,6 +186,29 @@ def test_nms_actually_suppresses(model, images, reference):
         assert above > len(reference[b]["labels"]) + 10
 
 
+def test_every_mode_clamps_centres_into_the_input(config, tmp_path):
+    """MMRotate's test-time clamp (cx in [0, W - 1], cy in [0, H - 1]) is inside every exported graph: a head
+    pushing every centre 3 anchor widths right gives boxes at x = W - 1 exactly, never beyond."""
+    torch.manual_seed(0)
+    m = build_model(config).eval()
+    with torch.no_grad():
+        m.bbox_head.retina_cls.bias.zero_()
+        m.bbox_head.retina_reg.weight.zero_()
+        bias = torch.zeros(m.num_anchors, 5)
+        bias[:, 0] = 3.0
+        m.bbox_head.retina_reg.bias.copy_(bias.reshape(-1))
+    img = np.random.default_rng(2).integers(0, 256, (1, 3, 64, 64), dtype=np.uint8)
+    params = dict(score_threshold=0.0, iou_threshold=0.3, max_det=300, pre_nms_topk=200)
+    for mode in ("none", "plugin", "onnx"):
+        path = export_onnx(m, tmp_path / f"{mode}.onnx", nms=mode, imgsz=64, **params)
+        if mode == "none":  # the raw outputs
+            boxes = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": img})[0]
+        else:
+            boxes = Runner(path).run(img)[0]["boxes"]
+        assert boxes[..., 0].max() == 63 and boxes[..., 0].min() >= 0, mode
+        assert boxes[..., 1].max() <= 63 and boxes[..., 1].min() >= 0, mode
+
+
 # ---------------------------------------------------------------- the standard-op NMS, unit level
 def test_box_iou_pairs_known_answers():
     b1 = torch.tensor(

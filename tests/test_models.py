@@ -8,7 +8,7 @@ from rdet.config import HeadConfig, ModelConfig
 from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.build import build_model
-from rdet.models.coder import DeltaXYWHTCoder
+from rdet.models.coder import DeltaXYWHTCoder, clamp_centres
 from rdet.models.detector import IMAGENET_MEAN, IMAGENET_STD, HeadOutputs
 from rdet.models.fpn import FPN
 from rdet.models.heads import RetinaHead, distribution_to_deltas, max_iou_assign
@@ -224,7 +224,8 @@ def test_predict_takes_raw_images_or_normalized_tensors(tiny_model):
         model.bbox_head.retina_cls.bias.zero_()  # scores near 0.5: a random model detects
     raw = torch.randint(0, 256, (1, 3, 100, 90), dtype=torch.uint8)
     a = model.predict(raw)[0]
-    b = model.predict(model.preprocess_image(raw), normalized=True)[0]
+    # a normalised batch counts as given (its size is the clamp's image size): un-padded, it equals raw input
+    b = model.predict(model.preprocess_image(raw)[:, :, :100, :90], normalized=True)[0]
     c = model.predict([raw[0]])[0]
     assert len(a) > 0
     for other in (b, c):
@@ -257,3 +258,42 @@ def test_models_build_from_components_without_the_config_system(tiny_config):
     # build_model keeps the config it was built from (checkpoints store it)
     cfg = tiny_config()
     assert build_model(cfg).config is cfg
+
+
+# --------------------------------------------------------------------------- test-time centre clamp
+
+
+def test_clamp_centres_known_answers():
+    """MMRotate's ``max_shape`` clamp: cx into [0, W - 1], cy into [0, H - 1]; sizes and angles untouched."""
+    boxes = torch.tensor([[[-5.0, 300, 10, 4, 0.3], [50.5, 20, 8, 8, -1.0], [120, -0.5, 3, 2, 0.0]]])
+    want = torch.tensor([[[0.0, 199, 10, 4, 0.3], [50.5, 20, 8, 8, -1.0], [99, 0, 3, 2, 0.0]]])
+    torch.testing.assert_close(clamp_centres(boxes, torch.tensor([[200, 100]])), want, rtol=0, atol=0)
+    # per image sizes [B, 2]: the second image (H 40, W 30) clamps at its own border
+    two = clamp_centres(boxes.expand(2, -1, -1), torch.tensor([[200, 100], [40, 30]]))
+    torch.testing.assert_close(two[0], want[0], rtol=0, atol=0)
+    assert two[1, :, 0].tolist() == [0.0, 29.0, 29.0] and two[1, :, 1].tolist() == [39.0, 20.0, 0.0]
+
+
+def test_predict_clamps_decoded_centres_into_each_image(tiny_model):
+    """A head that pushes every centre 3 anchor widths right: ``predict`` and ``decode`` clamp the centres to
+    ``W - 1`` of each image (before NMS, as MMRotate), the raw decode does not."""
+    model = tiny_model
+    with torch.no_grad():
+        model.bbox_head.retina_cls.bias.zero_()
+        model.bbox_head.retina_reg.weight.zero_()
+        bias = torch.zeros(model.num_anchors, 5)
+        bias[:, 0] = 3.0  # dx: + 3 anchor widths (angle-0 anchors: along +x)
+        model.bbox_head.retina_reg.bias.copy_(bias.reshape(-1))
+    big = torch.randint(0, 256, (3, 96, 80), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    small = big[:, :50, :40].clone()
+    with torch.no_grad():
+        raw = model.decode_boxes(model.head_outputs([big, small]))
+    assert float(raw[0, :, 0].max()) > 79 + 50  # far outside without the clamp
+    for dets, (h, w) in zip(model.predict([big, small], score_thr=0.0), ((96, 80), (50, 40))):
+        cx, cy = dets.boxes[:, 0], dets.boxes[:, 1]
+        assert len(dets) > 0 and float(cx.min()) >= 0 and float(cx.max()) == w - 1
+        assert float(cy.min()) >= 0 and float(cy.max()) <= h - 1
+    boxes, _ = model.decode(big[None])  # the exported ``none`` graph's boxes: clamped too
+    assert float(boxes[..., 0].max()) == 79 and float(boxes[..., 0].min()) >= 0
+    with torch.no_grad():
+        torch.testing.assert_close(boxes[..., 2:], model.decode_boxes(model.head_outputs(big[None]))[..., 2:])

@@ -98,3 +98,20 @@ class DeltaXYWHTCoder:
             gw, gh, gt = torch.where(wide, gw, gh), torch.where(wide, gh, gw), torch.where(wide, gt, gt + math.pi / 2)
             gt = norm_angle(gt, self.angle_version)
         return torch.stack([gx, gy, gw, gh, gt], -1)
+
+
+def clamp_centres(boxes: Tensor, sizes: Tensor) -> Tensor:
+    """Clamp box centres into their image, as MMRotate does at test time (``decode(..., max_shape=img_shape)``:
+    ``cx`` into ``[0, W - 1]``, ``cy`` into ``[0, H - 1]``, before NMS); sizes and angles are unchanged.
+
+    Args:
+        boxes (Tensor[B, N, 5]): decoded boxes.
+        sizes (Tensor[B, 2] or Tensor[1, 2]): each image's ``(H, W)`` before padding (MMRotate's ``img_shape``).
+
+    Returns:
+        Tensor[B, N, 5].
+    """
+    limit = (sizes.to(boxes.dtype) - 1)[:, None]  # [B, 1, 2]: (H - 1, W - 1)
+    cx = torch.minimum(boxes[..., 0].clamp(min=0), limit[..., 1])
+    cy = torch.minimum(boxes[..., 1].clamp(min=0), limit[..., 0])
+    return torch.cat([cx[..., None], cy[..., None], boxes[..., 2:]], -1)

@@ -12,7 +12,8 @@ class owns what all of them share, and its methods are the interface the rest of
 ``head_outputs(images)``                   :class:`HeadOutputs`: the flattened raw outputs
 ``loss(images, targets)``                  ``{'loss_cls': ..., 'loss_bbox': ...}`` (names per model)
 ``predict(images, score_thr, iou_thr)``    one :class:`~rdet.detections.Detections` per image
-``decode(images)``                         every anchor's box and class probabilities (ONNX ``none``)
+``decode(images)``                         every anchor's box (centre clamped into the image) and class
+                                           probabilities (ONNX ``none``)
 ``anchors(featmap_sizes, device)``         the angle-0 anchors per level (cached)
 ``assign(anchors, targets, stage=0)``      :class:`~rdet.models.heads.Targets` of a stage
 ``loss_from_outputs(out, targets)``        the losses of given head outputs (distillation adds its own)
@@ -49,7 +50,7 @@ from rdet.detections import Detections
 from rdet.losses.regression import regression_loss
 from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
-from rdet.models.coder import DeltaXYWHTCoder
+from rdet.models.coder import DeltaXYWHTCoder, clamp_centres
 from rdet.models.fpn import FPN
 from rdet.models.heads import Targets, detections_per_image, sigmoid_focal
 
@@ -238,9 +239,25 @@ class DenseDetector(nn.Module):
         """Box deltas ``[..., 5]`` from regression outputs ``[..., R]`` (identity unless the head predicts bins)."""
         return reg
 
-    def decode_boxes(self, out: HeadOutputs) -> Tensor:
-        """Every row's decoded box, ``Tensor[B, N, 5]`` float32."""
-        return self.coder.decode(out.anchors_per_image(), self.deltas(out.reg).float())
+    def decode_boxes(self, out: HeadOutputs, image_sizes: Tensor | None = None) -> Tensor:
+        """Every row's decoded box, ``Tensor[B, N, 5]`` float32.
+
+        Args:
+            image_sizes (Tensor[B or 1, 2] | None): each image's ``(H, W)`` before padding (:meth:`image_sizes`):
+                centres are clamped into the image as MMRotate does at test time (:func:`clamp_centres`);
+                None: no clamp (training, R3Det's rois, MMRotate's ``decode`` without ``max_shape``).
+        """
+        boxes = self.coder.decode(out.anchors_per_image(), self.deltas(out.reg).float())
+        return boxes if image_sizes is None else clamp_centres(boxes, image_sizes)
+
+    def image_sizes(self, images: Images) -> Tensor:
+        """``Tensor[B, 2]`` int64 (``[1, 2]`` for a ``Tensor`` batch: one size for all, and a batch size that stays
+        symbolic in an exported graph): each image's ``(H, W)`` as given, before the padding of
+        :meth:`preprocess_image` (MMRotate's ``img_shape``: the resized image, not the padded batch). A
+        ``normalized=True`` batch counts as given, padding included."""
+        if isinstance(images, Tensor):
+            return torch.tensor([list(images.shape[-2:])], dtype=torch.int64)
+        return torch.tensor([list(img.shape[-2:]) for img in images], dtype=torch.int64)
 
     # ----------------------------------------------------------------- training
 
@@ -289,10 +306,22 @@ class DenseDetector(nn.Module):
         """Every row's decoded box and class probabilities, no selection (the exported graph's ``none`` mode).
 
         Returns:
-            boxes (Tensor[B, N, 5]) in input pixels, scores (Tensor[B, N, C]) sigmoid probabilities.
+            boxes (Tensor[B, N, 5]) in input pixels, centres clamped into each image (MMRotate's test-time
+            decode, as :meth:`predict`); scores (Tensor[B, N, C]) sigmoid probabilities.
+        """
+        boxes, scores, _ = self.decode_levels(images, normalized=normalized)
+        return boxes, scores
+
+    def decode_levels(self, images: Images, *, normalized: bool = False) -> tuple[Tensor, Tensor, list[int]]:
+        """:meth:`decode` plus the rows per FPN level (``num_per_level``, what the per-level selection needs).
+
+        Returns:
+            boxes (Tensor[B, N, 5]), centres clamped into each image (as :meth:`predict`); scores
+            (Tensor[B, N, C]); num_per_level (list[int], ``sum == N``).
         """
         out = self.head_outputs(images, normalized=normalized)
-        return self.decode_boxes(out), out.cls.sigmoid()
+        sizes = self.image_sizes(images).to(out.cls.device)
+        return self.decode_boxes(out, sizes), out.cls.sigmoid(), out.num_per_level
 
     @torch.no_grad()
     def predict(
@@ -303,12 +332,13 @@ class DenseDetector(nn.Module):
         *,
         normalized: bool = False,
     ) -> list[Detections]:
-        """Detections per image: per-level score filter and top-k, class-wise rotated NMS (``cfg.test``
-        unless ``score_thr``/``iou_thr`` are given), boxes regularised to the model's angle version."""
+        """Detections per image: centres clamped into the image (MMRotate's test-time decode), per-level score
+        filter and top-k, class-wise rotated NMS (``cfg.test`` unless ``score_thr``/``iou_thr`` are given), boxes
+        regularised to the model's angle version."""
         out = self.head_outputs(images, normalized=normalized)
         return detections_per_image(
             out.cls,
-            self.decode_boxes(out),
+            self.decode_boxes(out, self.image_sizes(images).to(out.cls.device)),
             out.num_per_level,
             self.cfg.test,
             self.cfg.coder.angle_version,
