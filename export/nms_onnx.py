@@ -29,9 +29,11 @@ import math
 import torch
 from torch import Tensor
 
-from rdet.export.rotated_nms_op import NMSParams, candidates, check_inputs
+from rdet.export.rotated_nms_op import NMSParams, check_inputs
+from rdet.models.selection import candidates
 from rdet.ops._reference import MIN_SIDE  # boxes with a smaller side are empty, as in rdet.ops
 
+TOPK_ROUND = 3840  # TensorRT's TopK takes K <= 3840 (rdet.export.trt_build.TRT_MAX_TOPK)
 CAPACITY = 12  # vertex slots of a clipped polygon (<= 8 real vertices; slack as geometry.h kCap)
 _PLACEHOLDER = "rdet_export::GreedyKeep"
 
@@ -269,9 +271,60 @@ def rotated_nms_onnx(
     """
     check_inputs(boxes, scores)
     top_s, top_i, valid = select_candidates(scores, params.score_threshold, params.pre_nms_topk)
-    k, c = top_i.shape[1], scores.shape[2]
-    labels = top_i % c
+    c = scores.shape[2]
     bx = torch.gather(boxes, 1, torch.div(top_i, c, rounding_mode="floor")[..., None].expand(-1, -1, 5))
+    return nms_sorted(bx, top_s, top_i % c, valid, params, prune)
+
+
+def sort_desc(scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``Tensor[B, K]`` -> ``(values, indices)`` in stable descending order (ties: lower index first).
+
+    Traced: ONNX ``TopK`` (sorted, ties by lower index), in rounds of at most :data:`TOPK_ROUND` places
+    (TensorRT's ``TopK`` limit): each round masks the places already taken with ``-inf``. A round can pick a
+    taken place again only after every finite score is out, and then with the value ``-inf``: places with
+    ``-inf`` values are unused, the order of the others is exact. Eager: ``torch.sort(stable=True)``.
+    """
+    k = scores.shape[1]
+    if not torch.jit.is_tracing():
+        return torch.sort(scores, dim=1, descending=True, stable=True)
+    if k <= TOPK_ROUND:
+        return scores.topk(k, dim=1)
+    values, indices, masked = [], [], scores
+    for start in range(0, k, TOPK_ROUND):
+        v, i = masked.topk(min(TOPK_ROUND, k - start), dim=1)
+        values.append(v)
+        indices.append(i)
+        masked = masked.scatter(1, i, torch.full_like(v, -math.inf))
+    return torch.cat(values, 1), torch.cat(indices, 1)
+
+
+def rotated_nms_candidates(
+    boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tensor, params: NMSParams, prune: bool = True
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``onnx`` mode's NMS on selected candidates (:func:`rdet.models.selection.level_topk`): ordered by
+    decreasing score (ties: candidate order), then as :func:`rotated_nms_onnx` from step 2 on.
+
+    Args:
+        boxes (Tensor[B, K, 5]), scores (Tensor[B, K]), labels (Tensor[B, K] int64), valid (Tensor[B, K] bool).
+
+    Returns:
+        the four outputs of :func:`rotated_nms_onnx`.
+    """
+    top_s, order = sort_desc(torch.where(valid, scores, torch.full_like(scores, -math.inf)))
+    bx = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 5))
+    ok = top_s > -math.inf  # the valid candidates, first (a valid score passed a finite threshold)
+    return nms_sorted(bx, top_s, torch.gather(labels, 1, order), ok, params, prune)
+
+
+def nms_sorted(
+    bx: Tensor, top_s: Tensor, labels: Tensor, valid: Tensor, params: NMSParams, prune: bool = True
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Steps 2-4 on candidates already in order (valid ones first, by decreasing score).
+
+    Args:
+        bx (Tensor[B, K, 5]), top_s (Tensor[B, K]), labels (Tensor[B, K] int64), valid (Tensor[B, K] bool).
+    """
+    k = bx.shape[1]
     sup = suppression_matrix(bx, labels, valid, params.iou_threshold, params.class_agnostic, prune)
     keep = torch.ops.rdet_export.greedy_keep(sup, valid)
     m = params.max_det
@@ -279,11 +332,11 @@ def rotated_nms_onnx(
     sel = keep & (rank < m)
     num = sel.to(torch.int32).sum(1, keepdim=True).to(torch.int32)
     # Survivors go to slot `rank`; all others to distinct slots past max_det, cut off below.
-    dest = torch.where(sel, rank, m + torch.arange(k, device=boxes.device)[None])
-    pad = boxes.new_zeros(1, m, 1).expand(boxes.shape[0], -1, -1)  # [B, m, 1]
+    dest = torch.where(sel, rank, m + torch.arange(k, device=bx.device)[None])
+    pad = bx.new_zeros(1, m, 1).expand(bx.shape[0], -1, -1)  # [B, m, 1]
     out_b = torch.cat([pad.expand(-1, -1, 5), torch.zeros_like(bx)], 1)
     out_b = out_b.scatter(1, dest[..., None].expand(-1, -1, 5), bx)[:, :m]
-    out_s = torch.cat([pad[..., 0].to(scores.dtype), torch.zeros_like(top_s)], 1).scatter(1, dest, top_s)[:, :m]
+    out_s = torch.cat([pad[..., 0].to(top_s.dtype), torch.zeros_like(top_s)], 1).scatter(1, dest, top_s)[:, :m]
     cls = torch.where(sel, labels, torch.full_like(labels, -1))
     out_c = torch.cat([pad[..., 0].to(torch.int64) - 1, cls], 1).scatter(1, dest, cls)[:, :m]
     return num, out_b, out_s, out_c.to(torch.int32)

@@ -5,31 +5,47 @@ The graph (TorchScript exporter, ``dynamo=False``, opset >= 17):
 * input ``images``: ``[B, 3, H, W]`` RGB, NCHW, pixel values 0-255, ``uint8`` (default) or ``float32``
   (not normalised: the model's own pre-processing, ``DenseDetector.preprocess_image``, is inside the graph);
 * ``nms='none'``: outputs ``boxes [B, N, 5]`` (decoded ``(cx, cy, w, h, angle)``, pixels, radians, the
-  canonical convention of :mod:`rdet.boxes`) and ``scores [B, N, C]`` (sigmoid); standard ops only;
+  canonical convention of :mod:`rdet.boxes`, regularised to the model's angle version, centres clamped into the
+  input) and ``scores [B, N, C]`` (sigmoid); standard ops only;
 * ``nms='plugin'``: the same graph ending in one ``rdet::RotatedNMS`` node (:mod:`rdet.export.rotated_nms_op`):
   outputs ``num_dets [B, 1] int32``, ``det_boxes [B, K, 5]``, ``det_scores [B, K]``, ``det_classes [B, K] int32``;
 * ``nms='onnx'``: the same four outputs from standard ONNX ops only (:mod:`rdet.export.nms_onnx`).
 
+The ``plugin`` and ``onnx`` modes give ``predict``'s detections (:func:`detect`): centres clamped into the
+input, the per-level candidate selection of :mod:`rdet.models.selection` (threshold, then the top
+``pre_nms_topk`` of each FPN level; one ``TopK`` per level), class-wise NMS in score order, boxes regularised to
+the angle version.
+
 ``metadata_props`` record: ``rdet_version``, ``class_names`` (JSON list), ``angle_version``,
 ``box_format``, ``input_size`` (JSON ``[H, W]``), ``input_dtype``, ``input_layout``, ``batch`` (JSON int,
 ``null`` when dynamic), ``nms``, ``outputs``
-(JSON list) and the NMS thresholds (JSON object ``nms_params``; the runner applies them to ``none`` graphs).
+(JSON list), the NMS thresholds (JSON object ``nms_params``; the runner applies them to ``none`` graphs) and
+``num_per_level`` (JSON list: rows of ``N`` per FPN level, for the ``none`` graphs' per-level selection).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 import rdet
+from rdet.boxes import regularize
 from rdet.export import nms_onnx
-from rdet.export.rotated_nms_op import OUTPUT_NAMES, NMSParams, register_onnx_symbolic, rotated_nms_batched
+from rdet.export.rotated_nms_op import (
+    MAX_PRE_NMS_TOPK,
+    OUTPUT_NAMES,
+    NMSParams,
+    register_onnx_symbolic,
+    rotated_nms_batched,
+)
+from rdet.models.selection import level_sizes_k, level_topk
 
 NMS_MODES = ("none", "plugin", "onnx")
 INPUT_DTYPES = ("uint8", "float32")
@@ -38,25 +54,59 @@ STRIDE = 32
 
 
 class ExportGraph(nn.Module):
-    """What the ONNX graph computes: the detector's ``decode`` of 0-255 RGB (its pre-processing included), then NMS.
+    """What the ONNX graph computes: the detector's ``decode`` of 0-255 RGB (its pre-processing and MMRotate's
+    centre clamp included), then the detections of ``predict`` (:func:`detect`).
 
     Args:
-        model: a detector with ``decode(images) -> (boxes [B, N, 5], scores [B, N, C])``.
+        model: a detector with ``decode_levels(images) -> (boxes [B, N, 5], scores [B, N, C], num_per_level)``,
+            ``cfg.coder.angle_version``.
         nms: ``'none'``, ``'plugin'`` or ``'onnx'``.
-        params: the NMS thresholds (unused for ``'none'``).
+        params: the NMS thresholds (``pre_nms_topk``: per FPN level; unused for ``'none'``).
     """
 
     def __init__(self, model: nn.Module, nms: str, params: NMSParams):
         super().__init__()
         self.model, self.nms, self.params = model, nms, params
+        self.num_per_level: list[int] = []  # of the last input (the metadata records it)
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        boxes, scores = self.model.decode(images)  # normalisation (and padding) by the model itself
-        if self.nms == "none":
-            return boxes, scores
-        if self.nms == "plugin":
-            return rotated_nms_batched(boxes, scores, self.params)
-        return nms_onnx.rotated_nms_onnx(boxes, scores, self.params)
+        boxes, scores, per_level = self.model.decode_levels(images)  # normalisation, padding, clamp: the model's
+        self.num_per_level = list(per_level)
+        return detect(boxes, scores, per_level, self.nms, self.params, self.model.cfg.coder.angle_version)
+
+
+def detect(
+    boxes: Tensor, scores: Tensor, num_per_level: list[int], nms: str, params: NMSParams, angle_version: str
+) -> tuple[Tensor, ...]:
+    """Decoded boxes and scores -> the graph outputs, with ``predict``'s selection (:mod:`rdet.models.selection`).
+
+    ``'none'``: ``(boxes regularised to angle_version, scores)``. Otherwise the per-level selection
+    (:func:`~rdet.models.selection.level_topk`: threshold, then the top ``pre_nms_topk`` of each FPN level), the
+    candidates in score order to the NMS (``'plugin'``: the ``RotatedNMS`` node, given one class score per
+    candidate row and ``pre_nms_topk = K``; ``'onnx'``: standard ops), boxes regularised to ``angle_version``
+    after the NMS as ``predict`` does (padding stays 0).
+
+    Args:
+        boxes (Tensor[B, N, 5]), scores (Tensor[B, N, C]); num_per_level: rows per FPN level (``sum == N``).
+    """
+    if nms == "none":
+        return regularize(boxes, angle_version), scores
+    num_per_level = [int(n) for n in num_per_level]  # static in a graph: the input size is fixed
+    top_s, top_i, valid = level_topk(scores, num_per_level, params.score_threshold, params.pre_nms_topk)
+    c = int(scores.shape[2])
+    bx = torch.gather(boxes, 1, torch.div(top_i, c, rounding_mode="floor")[..., None].expand(-1, -1, 5))
+    labels = top_i % c
+    if nms == "plugin":
+        onehot = torch.arange(c, device=scores.device) == labels[..., None]  # [B, K, C]
+        cand = torch.where(onehot & valid[..., None], top_s[..., None], torch.full_like(top_s, -math.inf)[..., None])
+        k = sum(level_sizes_k(num_per_level, c, params.pre_nms_topk))
+        out = rotated_nms_batched(bx, cand, replace(params, pre_nms_topk=k))
+    else:
+        out = nms_onnx.rotated_nms_candidates(bx, top_s, labels, valid, params)
+    num, det_boxes, det_scores, det_classes = out
+    filled = torch.arange(det_boxes.shape[1], device=det_boxes.device)[None] < num  # [B, max_det]
+    det_boxes = torch.where(filled[..., None], regularize(det_boxes, angle_version), torch.zeros_like(det_boxes))
+    return num, det_boxes, det_scores, det_classes
 
 
 def _load_model(model_or_checkpoint) -> nn.Module:
@@ -72,11 +122,12 @@ def _load_model(model_or_checkpoint) -> nn.Module:
         raise ValueError(
             f"model_or_checkpoint must be an nn.Module or a checkpoint path, got {type(model_or_checkpoint).__name__}"
         )
-    missing = [a for a in ("decode", "class_names", "cfg") if not hasattr(model, a)]
+    missing = [a for a in ("decode_levels", "class_names", "cfg") if not hasattr(model, a)]
     if missing:
         raise ValueError(
             f"unsupported model {type(model).__name__}: export needs a detector with "
-            f"decode(images) -> (boxes, scores), class_names and cfg (rdet RotatedRetinaNet or R3Det); "
+            f"decode_levels(images) -> (boxes, scores, num_per_level), class_names and cfg (rdet RotatedRetinaNet "
+            f"or R3Det); "
             f"missing {missing}"
         )
     return model
@@ -222,11 +273,19 @@ def _export(
             do_constant_folding=True,
         )
         example_out = graph(example)
+    k = sum(level_sizes_k(graph.num_per_level, len(model.class_names), params.pre_nms_topk))
+    if nms == "plugin" and k > MAX_PRE_NMS_TOPK:
+        raise ValueError(
+            f"nms='plugin': the per-level selection gives {k} candidates at {h}x{w} (pre_nms_topk "
+            f"{params.pre_nms_topk} per FPN level), more than the {MAX_PRE_NMS_TOPK} the TensorRT plugin orders; "
+            f"lower pre_nms_topk (--pre-nms-topk) or use nms='onnx'"
+        )
     proto = onnx.load_from_string(buf.getvalue())
     if nms == "onnx":
         nms_onnx.expand_greedy_keep(proto)
     _set_output_shapes(proto, [list(o.shape) for o in example_out], dynamic_batch)
-    _set_metadata(proto, model, nms, params, (h, w), input_dtype, None if dynamic_batch else batch)
+    meta = (nms, params, (h, w), input_dtype, None if dynamic_batch else batch, graph.num_per_level)
+    _set_metadata(proto, model, *meta)
     onnx.checker.check_model(proto)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +307,14 @@ def _set_output_shapes(proto, shapes: list[list[int]], dynamic_batch: bool) -> N
 
 
 def _set_metadata(
-    proto, model: nn.Module, nms: str, params: NMSParams, size: tuple[int, int], dtype: str, batch: int | None
+    proto,
+    model: nn.Module,
+    nms: str,
+    params: NMSParams,
+    size: tuple[int, int],
+    dtype: str,
+    batch: int | None,
+    num_per_level: list[int],
 ):
     meta = {
         "rdet_version": rdet.__version__,
@@ -262,6 +328,7 @@ def _set_metadata(
         "nms": nms,
         "outputs": json.dumps(["boxes", "scores"] if nms == "none" else list(OUTPUT_NAMES)),
         "nms_params": json.dumps(asdict(params)),
+        "num_per_level": json.dumps(list(num_per_level)),
     }
     del proto.metadata_props[:]
     for k, v in meta.items():
@@ -279,7 +346,7 @@ def read_metadata(path_or_proto) -> dict:
         else onnx.load(str(path_or_proto), load_external_data=False)
     )
     meta = {p.key: p.value for p in proto.metadata_props}
-    for k in ("class_names", "input_size", "outputs", "nms_params", "batch"):
+    for k in ("class_names", "input_size", "outputs", "nms_params", "batch", "num_per_level"):
         if k in meta:
             meta[k] = json.loads(meta[k])
     return meta

@@ -11,14 +11,18 @@ Semantics (shared by the eager op, :mod:`rdet.export.nms_onnx`, the ORT custom o
 1. ``scores [N, C]`` is flattened to ``N * C`` candidates (index ``n * C + c``: box ``n``, class ``c``);
 2. those ``> score_threshold`` pass (NaN never does), and the ``pre_nms_topk`` highest of them are kept, by
    decreasing score (ties: lower flat index first), i.e. the first ``pre_nms_topk`` of a stable descending
-   sort of the passing scores. Threshold then top-k is the EfficientNMS pattern: no implementation sorts all
-   ``N * C`` scores;
+   sort of the passing scores (:func:`rdet.models.selection.candidates`). Threshold then top-k is the
+   EfficientNMS pattern: no implementation sorts all ``N * C`` scores;
 3. greedy NMS in that order: a candidate is dropped when its IoU with a kept candidate of the same class
    (any class when ``class_agnostic``) is ``> iou_threshold``;
 4. the first ``max_det`` survivors are written out; the rest of the fixed-size outputs is padded
    (boxes and scores 0, classes -1), EfficientNMS-style.
 
 Images of a batch never interact.
+
+In an exported detector (:mod:`rdet.export.onnx_export`) the node gets the candidates of the per-level selection
+(:func:`rdet.models.selection.level_topk`, as ``predict``): ``K`` rows, each with its one class score (``-inf``
+elsewhere), and ``pre_nms_topk = K``, so step 2 keeps them all and only orders them.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ import torch
 from torch import Tensor
 
 from rdet import ops
+from rdet.models.selection import candidates
+from rdet.models.selection import sorted_candidates as sorted_candidates  # re-exported: tests, benchmarks
 
 FIELDS_PATH = Path(__file__).parent / "plugins" / "rotated_nms" / "plugin_fields.json"
 PLUGIN_SPEC: dict = json.loads(FIELDS_PATH.read_text())
 OUTPUT_NAMES = tuple(PLUGIN_SPEC["outputs"])  # num_dets, det_boxes, det_scores, det_classes
+MAX_PRE_NMS_TOPK = 16384  # the plugin's kMaxPreNmsTopk (RotatedNMSKernels.h): the most candidates it orders
 
 
 @dataclass(frozen=True)
@@ -85,52 +92,6 @@ def check_inputs(boxes: Tensor, scores: Tensor) -> None:
         raise ValueError(f"boxes must have shape [B, N, 5], got {list(boxes.shape)}")
     if boxes.shape[:2] != scores.shape[:2]:
         raise ValueError(f"boxes {list(boxes.shape)} and scores {list(scores.shape)} disagree on [B, N]")
-
-
-def candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int) -> Tensor:
-    """Steps 1-2 of the module docstring for one image.
-
-    Equal to ``sort(passing, descending=True, stable=True)[:pre_nms_topk]`` (see
-    :func:`sorted_candidates`), computed with one ``topk`` over all scores (non-passing ones set to ``-inf``)
-    plus a sort of the ``k`` selected ones, never a sort of all ``N * C`` scores (2.95 M for one 1024 px
-    image with 15 classes).
-
-    Args:
-        scores (Tensor[N, C]).
-
-    Returns:
-        Tensor[K] int64, ``K <= pre_nms_topk``: flat indices ``n * C + c`` of scores ``> score_threshold``, by
-        decreasing score (ties: lower index first).
-    """
-    flat = scores.reshape(-1)
-    passing = flat > score_threshold  # NaN compares False
-    k = min(pre_nms_topk, flat.numel())
-    if int(torch.count_nonzero(passing)) > k:
-        masked = torch.where(passing, flat, torch.full_like(flat, -math.inf))
-        top, top_i = torch.topk(masked, k, sorted=False)
-        v = top.min()  # the k-th largest passing score
-        # torch.topk promises no tie order, so of its picks only those > v are certain; the places left go to
-        # the lowest indices whose score equals v (the stable sort's choice among ties).
-        above = top_i[top > v]
-        ties = torch.nonzero(masked == v).squeeze(1)[: k - above.numel()]
-        idx = torch.sort(torch.cat([above, ties])).values  # index order, for the stable sort below
-        return idx[torch.sort(flat[idx], descending=True, stable=True).indices]
-    idx = torch.nonzero(passing).squeeze(1)  # at most k of them
-    return idx[torch.sort(flat[idx], descending=True, stable=True).indices]
-
-
-def sorted_candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int) -> Tensor:
-    """The definition :func:`candidates` implements: a stable sort of every passing score (tests, benchmarks).
-
-    Args:
-        scores (Tensor[N, C]).
-
-    Returns:
-        Tensor[K] int64, as :func:`candidates`.
-    """
-    flat = scores.reshape(-1)
-    idx = torch.nonzero(flat > score_threshold).squeeze(1)
-    return idx[torch.sort(flat[idx], descending=True, stable=True).indices[:pre_nms_topk]]
 
 
 def nms_one_image(boxes: Tensor, scores: Tensor, p: NMSParams) -> tuple[Tensor, Tensor, Tensor]:

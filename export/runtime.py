@@ -74,10 +74,16 @@ def to_nchw(images, size: tuple[int, int], dtype: str) -> np.ndarray:
 
 
 def _postprocess(meta: dict, outputs: list) -> list[dict]:
-    """Graph outputs -> per-image numpy dicts; ``none`` graphs get the NMS of their metadata."""
+    """Graph outputs -> per-image numpy dicts; ``none`` graphs get the selection and NMS of the ``plugin`` graph
+    (``predict``'s) with the thresholds and FPN level sizes of their metadata."""
     if meta["nms"] == "none":
+        from rdet.export.onnx_export import detect
+
         boxes, scores = (torch.from_numpy(np.asarray(o)) for o in outputs)
-        outputs = [o.numpy() for o in rotated_nms_batched(boxes, scores, NMSParams(**meta["nms_params"]))]
+        # files from before num_per_level was recorded: one level, i.e. one global top-k
+        levels = meta.get("num_per_level") or [boxes.shape[1]]
+        version = meta.get("angle_version", "le90")
+        outputs = [o.numpy() for o in detect(boxes, scores, levels, "plugin", NMSParams(**meta["nms_params"]), version)]
     return unpack(*[np.asarray(o) for o in outputs])
 
 

@@ -13,17 +13,19 @@ from pathlib import Path
 
 from rdet.export.runtime import import_tensorrt, load_plugin_library, make_logger
 
-# TensorRT's TopK layer takes K <= 3840; the nms='onnx' graph selects its candidates with one TopK.
+# TensorRT's TopK layer takes K <= 3840. The plugin and onnx graphs select each FPN level's candidates with one
+# TopK of pre_nms_topk (rdet.models.selection.level_topk); the onnx graph orders them in rounds of <= 3840.
 TRT_MAX_TOPK = 3840
 
 
 def check_trt_topk(meta: dict, source: str) -> None:
-    """Raise ValueError when an ``nms='onnx'`` graph's ``pre_nms_topk`` exceeds TensorRT's TopK limit."""
+    """Raise ValueError when a ``plugin``/``onnx`` graph's ``pre_nms_topk`` (per FPN level) exceeds TensorRT's TopK
+    limit."""
     k = (meta.get("nms_params") or {}).get("pre_nms_topk")
-    if meta.get("nms") == "onnx" and isinstance(k, int) and k > TRT_MAX_TOPK:
+    if meta.get("nms") in ("onnx", "plugin") and isinstance(k, int) and k > TRT_MAX_TOPK:
         raise ValueError(
-            f"{source}: pre_nms_topk {k} exceeds TensorRT's TopK limit of {TRT_MAX_TOPK}: export with "
-            f"--pre-nms-topk {TRT_MAX_TOPK} or less (pre_nms_topk= in export_onnx), or with --nms plugin"
+            f"{source}: pre_nms_topk {k} exceeds TensorRT's TopK limit of {TRT_MAX_TOPK} (one TopK per FPN "
+            f"level): export with --pre-nms-topk {TRT_MAX_TOPK} or less (pre_nms_topk= in export_onnx)"
         )
 
 

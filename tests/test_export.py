@@ -131,7 +131,9 @@ def test_plugin_node_attributes_match_creator_fields(exported):
     assert attrs == spec
     values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     assert values["plugin_version"] == b"1" and values["plugin_namespace"] == b"rdet"
-    assert values["max_det"] == 40 and values["pre_nms_topk"] == 200 and values["class_agnostic"] == 0
+    # the node orders the K candidates of the per-level selection: sum over P3-P7 of min(200, rows * 3 classes)
+    k = sum(min(200, s * s * 9 * 3) for s in (16, 8, 4, 2, 1))
+    assert k == 735 and values["max_det"] == 40 and values["pre_nms_topk"] == k and values["class_agnostic"] == 0
     assert math.isclose(values["iou_threshold"], 0.3, rel_tol=1e-6)
     assert node.op_type == PLUGIN_SPEC["plugin_name"] == "RotatedNMS"
 

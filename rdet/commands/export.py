@@ -49,7 +49,12 @@ def parser() -> Parser:
     p.add_argument("--score-thr", type=float, default=None, help="default: the config's model.test.score_thr")
     p.add_argument("--iou-thr", type=float, default=None, help="default: the config's model.test.iou_thr")
     p.add_argument("--max-det", type=int, default=None, help="default: the config's model.test.max_per_img")
-    p.add_argument("--pre-nms-topk", type=int, default=None, help="default: the config's model.test.nms_pre")
+    p.add_argument(
+        "--pre-nms-topk",
+        type=int,
+        default=None,
+        help="candidates per FPN level (default: the config's model.test.nms_pre)",
+    )
     p.add_argument("--class-agnostic", action="store_true", help="NMS across classes")
     trt = p.add_argument_group("TensorRT (--format trt)")
     trt.add_argument("--fp16", action="store_true", help="build an fp16 engine (TensorRT 10)")
@@ -80,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output must end with .onnx for --format onnx, got {output}")
     if args.format == "trt" and output.suffix not in ENGINE_SUFFIXES:
         raise UserError(f"--output must end with one of {', '.join(ENGINE_SUFFIXES)} for --format trt, got {output}")
-    if args.format == "trt" and args.nms == "onnx" and args.pre_nms_topk is not None:
+    if args.format == "trt" and args.nms in ("onnx", "plugin") and args.pre_nms_topk is not None:
         from rdet.export.trt_build import TRT_MAX_TOPK
 
         if args.pre_nms_topk > TRT_MAX_TOPK:
             raise UserError(
                 f"--pre-nms-topk {args.pre_nms_topk} exceeds TensorRT's TopK limit of {TRT_MAX_TOPK} "
-                f"(--format trt --nms onnx); use --pre-nms-topk {TRT_MAX_TOPK} or less, or --nms plugin"
+                f"(--format trt --nms {args.nms}: one TopK per FPN level); use --pre-nms-topk {TRT_MAX_TOPK} or less"
             )
     from rdet.export.onnx_export import export_onnx
 

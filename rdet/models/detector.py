@@ -52,7 +52,8 @@ from rdet.models import anchors as A
 from rdet.models.backbone import ResNet
 from rdet.models.coder import DeltaXYWHTCoder, clamp_centres
 from rdet.models.fpn import FPN
-from rdet.models.heads import Targets, detections_per_image, sigmoid_focal
+from rdet.models.heads import Targets, sigmoid_focal
+from rdet.models.selection import detections_per_image
 
 # ImageNet statistics in RGB order, pixel values 0-255: MMRotate's data_preprocessor (mean/std, bgr_to_rgb).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)

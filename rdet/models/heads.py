@@ -1,4 +1,4 @@
-"""Rotated RetinaNet head: the conv towers, target assignment, losses and box selection at test time.
+"""Rotated RetinaNet head: the conv towers, target assignment and losses (test-time selection: selection.py).
 
 Module names follow MMDetection's RetinaHead (``cls_convs.i.conv``, ``reg_convs.i.conv``, ``retina_cls``,
 ``retina_reg``) so MMRotate checkpoints' ``bbox_head.*`` keys load.
@@ -14,9 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rdet import ops
-from rdet.boxes import obb2hbox, regularize
-from rdet.config import TestConfig
-from rdet.detections import Detections
+from rdet.boxes import obb2hbox
 from rdet.models.fpn import ConvModule
 
 
@@ -200,70 +198,3 @@ def sigmoid_focal(logits: Tensor, labels: Tensor, num_classes: int, gamma: float
 
     target = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(logits.dtype)
     return focal_loss(logits, target, gamma=gamma, alpha=alpha).sum(-1)
-
-
-# --------------------------------------------------------------------------- test-time selection
-
-
-def select_detections(
-    cls_logits: list[Tensor],
-    boxes: list[Tensor],
-    cfg: TestConfig,
-    score_thr: float | None = None,
-    iou_thr: float | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-level score filter and top-k, then class-wise rotated NMS (mmdet 3.x ``_predict_by_feat_single``).
-
-    Args:
-        cls_logits: per level ``Tensor[L_l, C]`` for one image.
-        boxes: per level decoded ``Tensor[L_l, 5]``.
-
-    Returns:
-        boxes (Tensor[K, 5]), scores (Tensor[K]), labels (Tensor[K] int64), by decreasing score.
-    """
-    score_thr = cfg.score_thr if score_thr is None else score_thr
-    iou_thr = cfg.iou_thr if iou_thr is None else iou_thr
-    all_boxes, all_scores, all_labels = [], [], []
-    for logits, bxs in zip(cls_logits, boxes):
-        scores = logits.float().sigmoid()
-        c = scores.shape[1]
-        flat = scores.reshape(-1)
-        keep = (flat > score_thr).nonzero().squeeze(1)
-        if keep.numel() > cfg.nms_pre:
-            top = flat[keep].topk(cfg.nms_pre).indices
-            keep = keep[top]
-        all_boxes.append(bxs[keep // c].float())
-        all_scores.append(flat[keep])
-        all_labels.append(keep % c)
-    b, s, lab = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_labels)
-    if b.shape[0] == 0:
-        return b, s, lab
-    keep = ops.batched_nms_rotated(b, s, lab, iou_thr)[: cfg.max_per_img]
-    return b[keep], s[keep], lab[keep]
-
-
-def detections_per_image(
-    cls: Tensor,
-    boxes: Tensor,
-    per_level: list[int],
-    cfg: TestConfig,
-    angle_version: str,
-    class_names: list[str],
-    score_thr: float | None = None,
-    iou_thr: float | None = None,
-) -> list[Detections]:
-    """``select_detections`` for every image of a batch.
-
-    Args:
-        cls (Tensor[B, N, C]): class logits; boxes (Tensor[B, N, 5]): decoded boxes; per_level: N split by level.
-
-    Returns:
-        one :class:`Detections` per image, boxes regularised to ``angle_version``.
-    """
-    out = []
-    for b in range(cls.shape[0]):
-        bx, sc, lab = select_detections(
-            list(cls[b].split(per_level)), list(boxes[b].float().split(per_level)), cfg, score_thr, iou_thr
-        )
-        out.append(Detections(regularize(bx, angle_version), sc, lab, class_names))
-    return out
