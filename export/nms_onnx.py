@@ -311,6 +311,11 @@ def rotated_nms_candidates(
         the four outputs of :func:`rotated_nms_onnx`.
     """
     top_s, order = sort_desc(torch.where(valid, scores, torch.full_like(scores, -math.inf)))
+    # Only the valid prefix goes on (its length M, the most valid candidates of an image of the batch, is
+    # data-dependent in the graph): the [B, M, M] pair tests then cost what the candidates need, not K^2.
+    m = torch.clamp((top_s > -math.inf).sum(1).max(), min=1)  # >= 1: the greedy Loop needs a candidate
+    prefix = torch.arange(m, device=scores.device)
+    order, top_s = order.index_select(1, prefix), top_s.index_select(1, prefix)
     bx = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 5))
     ok = top_s > -math.inf  # the valid candidates, first (a valid score passed a finite threshold)
     return nms_sorted(bx, top_s, torch.gather(labels, 1, order), ok, params, prune)
