@@ -1,25 +1,30 @@
 """Candidate selection and rotated NMS of the exported detectors at 1024 px, beside the network (CPU).
 
-Each NMS implementation is timed before and after the issue-17 changes in the same run, interleaved:
+Issue 17.3 made the exported selection ``predict``'s (per FPN level: threshold, then the top ``nms_pre`` of
+each level, all levels' candidates to NMS; :mod:`rdet.models.selection`) instead of one global top
+``pre_nms_topk`` over all ``N * C`` scores. Each row times both in the same run, interleaved:
 
-* eager selection (the PyTorch op; also what the ONNX Runtime custom op of ``--nms plugin`` graphs runs):
-  before = a stable sort of every passing score (:func:`rotated_nms_op.sorted_candidates`, the old code),
-  after = threshold then ``topk`` (:func:`rotated_nms_op.candidates`);
-* eager NMS on those candidates (:func:`rdet.ops.batched_nms_rotated`);
-* the ``nms='onnx'`` standard-op NMS graph (selection + NMS + padding) in ONNX Runtime: before = the graph of
-  ``--baseline-ref`` (``export/nms_onnx.py`` as of that git commit, loaded with ``git show``; without it, the
-  current graph with ``prune=False``), after = the current graph; all outputs are checked equal to
-  :func:`rotated_nms_batched`. A third column shows the current graph without the IoU-bound pruning.
+* eager selection (what ``predict`` and the ONNX Runtime custom op path run): before = the global top-k
+  (:func:`rdet.models.selection.candidates` over all scores), after = the per-level top-k
+  (:func:`rdet.models.selection.level_candidates`);
+* eager NMS (:func:`rdet.ops.batched_nms_rotated`) on each selection's candidates;
+* the ``nms='onnx'`` standard-op graph (selection + NMS + padding) in ONNX Runtime: before = the global
+  selection graph of ``--baseline-ref`` (``export/nms_onnx.py`` as of that git commit, loaded with
+  ``git show``; without it, the current ``rotated_nms_onnx``, which still implements the global selection),
+  after = the exported detector's tail (:func:`rdet.export.onnx_export.detect`: one TopK per level, the
+  candidates ordered, NMS on the valid prefix). Each graph's outputs are checked equal to its eager definition
+  (before: :func:`rotated_nms_batched`; after: ``predict``'s :func:`rdet.models.selection.select_detections`).
 
 Workload: Rotated RetinaNet R-18 (DOTA config: 15 classes, 1024 px gives N = 196,416 anchors, so 2.95 M
 scores), seeded random weights, one random image. The classification bias is set to 0 so that every score is
-about 0.5: all 2.95 M pass the 0.05 threshold and NMS gets the full ``pre_nms_topk = 2000`` candidates (the
-most work). A second setting raises the score threshold until ~300 candidates pass, closer to a trained
-model. The network rows time ``model.decode`` (eager) and the ``nms='none'`` ONNX graph in ONNX Runtime.
+about 0.5: all 2.95 M pass the 0.05 threshold, the global selection gives NMS 2000 candidates and the per-level
+one 5 x 2000 = 10,000 (the most work). A second setting raises the score threshold until ~300 candidates pass,
+closer to a trained model. The network rows time ``model.decode`` (eager) and the ``nms='none'`` ONNX graph in
+ONNX Runtime.
 
 Usage::
 
-    python benchmarks/bench_export_nms.py --baseline-ref 3896e6f   # 1024 px, 5 repeats, one thread
+    python benchmarks/bench_export_nms.py --baseline-ref 12823d7   # 1024 px, 5 repeats, one thread
     python benchmarks/bench_export_nms.py --imgsz 256 --repeat 1 --no-network    # smoke run (seconds)
 """
 
@@ -47,8 +52,11 @@ import numpy as np
 import torch
 
 from rdet import ops
+from rdet.boxes import regularize
 from rdet.export import nms_onnx
-from rdet.export.rotated_nms_op import NMSParams, candidates, rotated_nms_batched, sorted_candidates
+from rdet.export.onnx_export import detect
+from rdet.export.rotated_nms_op import NMSParams, rotated_nms_batched
+from rdet.models.selection import candidates, level_candidates, select_detections
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,16 +105,15 @@ def baseline_module(ref: str) -> types.ModuleType:
     return module
 
 
-def nms_session(
-    module: types.ModuleType, boxes: torch.Tensor, scores: torch.Tensor, params: NMSParams, kw: dict, threads: int
-):
-    """An ONNX Runtime session of ``module``'s ``nms='onnx'`` NMS alone (inputs ``boxes``, ``scores``)."""
+def nms_session(fn: Callable, boxes: torch.Tensor, scores: torch.Tensor, module: types.ModuleType, threads: int):
+    """An ONNX Runtime session of ``fn(boxes, scores)`` exported alone (inputs ``b``, ``s``), ``module`` being the
+    ``nms_onnx`` whose greedy placeholder it uses."""
     import onnx
     import onnxruntime as ort
 
     class NMS(torch.nn.Module):
         def forward(self, b, s):
-            return module.rotated_nms_onnx(b, s, params, **kw)
+            return fn(b, s)
 
     module.register_onnx_symbolic(17)
     buf = io.BytesIO()
@@ -155,46 +162,66 @@ def main(argv: list[str] | None = None) -> int:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             sess.run(None, {"images": x.numpy().astype(np.uint8)})  # warm-up
             t_ort, _ = timed(lambda: sess.run(None, {"images": x.numpy().astype(np.uint8)}))
-        rows.append(("network (decode, 1 run)", "eager PyTorch", fmt(t_net), "", "", ""))
-        rows.append(("network (decode, 1 run)", "ONNX Runtime, nms='none' graph", fmt(t_ort), "", "", ""))
+        rows.append(("network (decode, 1 run)", "eager PyTorch", fmt(t_net), "", ""))
+        rows.append(("network (decode, 1 run)", "ONNX Runtime, nms='none' graph", fmt(t_ort), "", ""))
     flat = scores[0].reshape(-1)
+    with torch.no_grad():
+        per_level = model.head_outputs(norm, normalized=True).num_per_level
     sparse_thr = float(torch.topk(flat, min(300, flat.numel())).values[-1]) - 1e-7
+    version = model.cfg.coder.angle_version
     for label, thr in ((f"{t.score_thr} (all {n * c:,} pass)", t.score_thr), ("~300 pass", sparse_thr)):
         p = NMSParams(t.iou_thr, thr, t.max_per_img, t.nms_pre)
-        before = sorted_candidates(scores[0], p.score_threshold, p.pre_nms_topk)
-        after = candidates(scores[0], p.score_threshold, p.pre_nms_topk)
-        assert torch.equal(before, after), "top-k selection differs from the sorted definition"
+        before = candidates(scores[0], thr, t.nms_pre)  # one global top-k
+        after = level_candidates(scores[0], per_level, thr, t.nms_pre)  # per level, as predict
         sel = interleaved(
             {
-                "before": lambda: sorted_candidates(scores[0], p.score_threshold, p.pre_nms_topk),
-                "after": lambda: candidates(scores[0], p.score_threshold, p.pre_nms_topk),
+                "before": lambda: candidates(scores[0], thr, t.nms_pre),
+                "after": lambda: level_candidates(scores[0], per_level, thr, t.nms_pre),
             },
             args.repeat,
         )
         rows.append(
             (
                 f"selection, score_thr {label}",
-                "eager (and ORT custom op)",
-                fmt(sel["before"]),
-                fmt(sel["after"]),
-                f"{sel['before'] / sel['after']:.1f}x",
-                "",
+                "eager",
+                f"{fmt(sel['before'])} ({before.numel()} cand.)",
+                f"{fmt(sel['after'])} ({after.numel()} cand.)",
+                f"{sel['before'] / sel['after']:.2f}x",
             )
         )
-        bx, sc, lab = boxes[0][after // c], flat[after], after % c
-        nms_t = interleaved({"nms": lambda: ops.batched_nms_rotated(bx, sc, lab, p.iou_threshold)}, args.repeat)
-        rows.append((f"NMS of {after.numel()} candidates", "eager rdet.ops", "", fmt(nms_t["nms"]), "", ""))
-        variants = {
-            "before": (baseline, {}) if baseline is not None else (nms_onnx, {"prune": False}),
-            "after": (nms_onnx, {}),
-            "unpruned": (nms_onnx, {"prune": False}),
+        cand = {k: (boxes[0][i // c], flat[i], i % c) for k, i in (("before", before), ("after", after))}
+        nms_t = interleaved(
+            {k: (lambda v=v: ops.batched_nms_rotated(v[0], v[1], v[2], p.iou_threshold)) for k, v in cand.items()},
+            args.repeat,
+        )
+        rows.append(
+            (
+                "NMS of those candidates",
+                "eager rdet.ops",
+                fmt(nms_t["before"]),
+                fmt(nms_t["after"]),
+                f"{nms_t['before'] / nms_t['after']:.2f}x",
+            )
+        )
+        old_mod = baseline if baseline is not None else nms_onnx
+        sessions = {
+            "before": nms_session(lambda b, s: old_mod.rotated_nms_onnx(b, s, p), boxes, scores, old_mod, args.threads),
+            "after": nms_session(
+                lambda b, s: detect(b, s, per_level, "onnx", p, version), boxes, scores, nms_onnx, args.threads
+            ),
         }
-        sessions = {k: nms_session(m, boxes, scores, p, kw, args.threads) for k, (m, kw) in variants.items()}
         feeds = {"b": boxes.numpy(), "s": scores.numpy()}
-        want = [o.numpy() for o in rotated_nms_batched(boxes, scores, p)]
-        for k, s in sessions.items():
-            got = s.run(None, feeds)
-            assert all(np.array_equal(g, w) for g, w in zip(got, want)), f"ORT NMS ({k}) differs from rdet.ops"
+        want_before = [o.numpy() for o in rotated_nms_batched(boxes, scores, p)]
+        got = sessions["before"].run(None, feeds)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want_before)), "ORT NMS (before) differs from rdet.ops"
+        wb, ws, wl = select_detections(scores[0], boxes[0], per_level, t, thr, t.iou_thr)
+        num, db, ds, dl = sessions["after"].run(None, feeds)
+        k = int(num[0, 0])
+        assert dl[0, :k].tolist() == wl.tolist(), "ORT graph (after) differs from predict's selection"
+        assert (
+            np.abs(db[0, :k] - regularize(wb, version).numpy()).max() < 1e-3
+            and np.abs(ds[0, :k] - ws.numpy()).max() < 1e-5
+        )
         ort_t = interleaved({k: (lambda s=s: s.run(None, feeds)) for k, s in sessions.items()}, args.repeat)
         rows.append(
             (
@@ -202,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ONNX Runtime, nms='onnx' graph",
                 fmt(ort_t["before"]),
                 fmt(ort_t["after"]),
-                f"{ort_t['before'] / ort_t['after']:.1f}x",
-                fmt(ort_t["unpruned"]),
+                f"{ort_t['before'] / ort_t['after']:.2f}x",
             )
         )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -223,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, {cpu}, "
         f"{args.threads} thread(s), load {os.getloadavg()[0]:.1f}, torch {torch.__version__}, onnxruntime "
         f"{ort.__version__}; {args.model} at {args.imgsz} px: N = {n:,} boxes x C = {c} classes, "
-        f"pre_nms_topk {t.nms_pre}, iou_thr {t.iou_thr}; median of {args.repeat}; before (ORT graph) = "
-        f"{('commit ' + args.baseline_ref) if args.baseline_ref else 'current graph, prune=False'}\n\n"
+        f"pre_nms_topk / nms_pre {t.nms_pre}, iou_thr {t.iou_thr}; median of {args.repeat}; before = the global "
+        f"top-k ({('ORT graph of commit ' + args.baseline_ref) if args.baseline_ref else 'current rotated_nms_onnx'}), "
+        f"after = the per-level top-k of predict\n\n"
         f"Command: `{' '.join([Path(sys.executable).name, 'benchmarks/bench_export_nms.py', *(argv or sys.argv[1:])])}`"
     )
     table = [
-        "| step | implementation | before | after | before / after | after, no IoU-bound pruning |",
-        "|---|---|---:|---:|---:|---:|",
+        "| step | implementation | before: global top-k | after: per-level top-k (predict's) | before / after |",
+        "|---|---|---:|---:|---:|",
         *(f"| {' | '.join(r)} |" for r in rows),
     ]
     text = head + "\n\n" + "\n".join(table) + "\n"
