@@ -13,8 +13,8 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.strategies import SearchStrategy
 
 OUTCOMES = ("accepted", "clear error", "crash", "hang", "silently wrong")
-# Modules that register targets (wave B adds e.g. "targets_runner").
-MODULES = ("targets_labels", "targets_images", "targets_boxes", "targets_checkpoint")
+# Modules that register targets.
+MODULES = ("targets_labels", "targets_images", "targets_boxes", "targets_checkpoint", "targets_runner")
 
 
 class SilentlyWrong(AssertionError):
