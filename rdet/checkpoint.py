@@ -463,7 +463,12 @@ def load_state(model: nn.Module, state: dict, path: str | Path = "<checkpoint>",
     model.load_state_dict(state, strict=True)
 
 
-def load_checkpoint(path: str | Path, config: Config | str | Path | None = None, device: str = "cpu") -> nn.Module:
+def load_checkpoint(
+    path: str | Path,
+    config: Config | str | Path | None = None,
+    device: str = "cpu",
+    mmrotate_version: str | None = None,
+) -> nn.Module:
     """Build the model stored in a checkpoint and load its weights (eval mode). Never executes file content.
 
     Args:
@@ -471,6 +476,8 @@ def load_checkpoint(path: str | Path, config: Config | str | Path | None = None,
             ``state_dict`` + ``meta``) together with ``config``; or the name of a published model (``rdet zoo``
             lists them), downloaded once into the cache and built with its own config.
         config: overrides the stored config (a Config or a config file path).
+        mmrotate_version: MMRotate files: ``'0.x'``/``'1.x'``, the anchors the weights were trained with
+            (``model.anchors.mmrotate_version``); default: the metadata's (refused if it does not say).
 
     Raises:
         FileNotFoundError, CheckpointError (one line naming the file: unreadable, refused, wrong shapes,
@@ -487,20 +494,19 @@ def load_checkpoint(path: str | Path, config: Config | str | Path | None = None,
             name = str(path)
             path = zoo.resolve(name)
             config = zoo.config(name) if config is None else config
+            mmrotate_version = mmrotate_version or zoo.get(name).mmrotate
     ckpt = read_checkpoint(path)
     if config is None:
         cfg = config_from_checkpoint(ckpt, path)
     else:
         cfg = config if isinstance(config, Config) else load_config(config)
     cfg.model.backbone.weights = None  # the checkpoint holds the backbone too
-    state: dict[str, torch.Tensor] | None
-    if mmrotate.is_mmrotate_checkpoint(ckpt):  # MMRotate 0.x/1.x names, float16 -> float32
-        names = mmrotate.class_names(ckpt)
-        if names is not None and len(names) == cfg.model.head.num_classes:
-            cfg.data.classes = tuple(names)  # what the weights detect, in their order
-        state = mmrotate.convert_state_dict(ckpt["state_dict"], cfg.model.type, mmrotate.detect_version(ckpt))
-    else:
-        state = model_state(ckpt, path)
+    state = model_state(ckpt, path)
+    if mmrotate.is_mmrotate_checkpoint(ckpt):  # MMRotate 0.x/1.x names, float16 -> float32; classes, anchors
+        try:
+            state = mmrotate.import_checkpoint(ckpt, cfg, mmrotate_version)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     model = build_model(cfg)
     load_state(model, state, path, cfg.name)
     model.config = cfg

@@ -20,6 +20,10 @@ AngleVersion = Literal["oc", "le90", "le135"]
 LossType = Literal["l1", "smooth_l1", "kld", "gwd"]
 GaussianFun = Literal["log1p", "sqrt", "none"]
 AssignIoU = Literal["rotated", "horizontal"]
+#: how a Gaussian loss turns per-positive losses into one value (rdet.losses.regression)
+Reduction = Literal["num_pos", "level_means"]
+#: which MMRotate laid out the anchors (rdet.models.anchors): 0.x angle-0 anchors or dev-1.x regularised ones
+AnchorVersion = Literal["0.x", "1.x"]
 Optimizer = Literal["sgd", "adamw"]
 
 
@@ -45,6 +49,11 @@ class AnchorConfig:
     scales_per_octave: int = 3
     ratios: tuple[float, ...] = (1.0, 0.5, 2.0)  # order matters: it fixes the channel layout of weights
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)
+    # Which MMRotate's anchors (rdet.models.anchors): '0.x' angle-0 anchors (MMRotate 0.x, which trained the
+    # published checkpoints; dev-1.x with angle_version=None) or '1.x' (dev-1.x's published configs: anchors
+    # regularised to coder.angle_version, e.g. le90 turns the tall and square ones). Weights decode right only
+    # with the convention they were trained with; stored in every checkpoint (old ones: '0.x').
+    mmrotate_version: AnchorVersion = "0.x"
 
 
 @dataclass(slots=True)
@@ -77,6 +86,11 @@ class LossConfig:
     sqrt: bool = True  # MMRotate GDLoss's `sqrt` (stable kld only; ignored when not stable)
     normalize: bool = True  # gwd only (stable only)
     stable: bool = False  # False: GDLoss_v1 (KLD paper); True: GDLoss ("kld-stable")
+    # kld/gwd: 'num_pos' divides the summed per-positive losses by the batch's positive count (MMDetection's
+    # avg_factor, GDLoss); 'level_means' averages the positives of each FPN level and sums the levels, what
+    # MMRotate's GDLoss_v1 + MMEngine's loss parsing compute (the *_kld_* configs set it: a quirk, see
+    # rdet.losses.regression)
+    reduction: Reduction = "num_pos"
 
 
 @dataclass(slots=True)

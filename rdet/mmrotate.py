@@ -59,6 +59,45 @@ def detect_version(ckpt: dict) -> str | None:
     return None
 
 
+def _anchor_generator_text(text: str) -> str | None:
+    """The ``anchor_generator=dict(...)`` of a config text (MMEngine/mmcv ``pretty_text``), or None."""
+    start = text.find("anchor_generator")
+    if start < 0:
+        return None
+    open_ = text.find("(", start)
+    if open_ < 0:
+        return None
+    depth = 0
+    for i in range(open_, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[open_ : i + 1]
+    return None
+
+
+def anchor_version(ckpt: dict) -> str | None:
+    """Which anchor convention (``model.anchors.mmrotate_version``) an MMRotate checkpoint was trained with, from
+    its metadata, or None if the metadata does not say.
+
+    The config text the file stores (``meta.cfg``, 1.x; ``meta.config``, 0.x) decides when it has an anchor
+    generator: 0.x's ``RotatedAnchorGenerator``, or dev-1.x's ``FakeRotatedAnchorGenerator`` with
+    ``angle_version=None`` (or none given), lay out 0.x's angle-0 anchors; ``FakeRotatedAnchorGenerator`` with an
+    angle version lays out dev-1.x's. Otherwise the MMRotate version of :func:`detect_version`.
+    """
+    meta: dict = ckpt["meta"] if isinstance(ckpt.get("meta"), dict) else {}
+    for key in ("cfg", "config"):
+        text = meta.get(key)
+        gen = _anchor_generator_text(text) if isinstance(text, str) else None
+        if gen is None:
+            continue
+        if "FakeRotatedAnchorGenerator" in gen:
+            m = re.search(r"angle_version\s*=\s*(None|'\w+'|\"\w+\")", gen)
+            return "0.x" if m is None or m.group(1) == "None" else "1.x"
+        if "RotatedAnchorGenerator" in gen:
+            return "0.x"
+    return detect_version(ckpt)
+
+
 def class_names(ckpt: dict) -> list[str] | None:
     """The class names an MMRotate checkpoint records (0.x ``meta.CLASSES``, 1.x ``meta.dataset_meta.classes``)."""
     meta: dict = ckpt["meta"] if isinstance(ckpt.get("meta"), dict) else {}
@@ -113,3 +152,30 @@ def convert_state_dict(state: dict[str, Tensor], model_type: str, version: str |
     if model_type == "r3det":
         state = {r3det_0x_to_rdet(k): v for k, v in state.items()}  # dev-1.x names pass unchanged
     return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
+
+
+def import_checkpoint(ckpt: dict, cfg, mmrotate_version: str | None = None) -> dict[str, Tensor]:
+    """An MMRotate checkpoint's weights under rdet's names, with ``cfg`` (a ``rdet.config.Config``) updated to
+    what the file says: its class names (when their number fits) and its anchor convention.
+
+    Args:
+        mmrotate_version: ``'0.x'``/``'1.x'`` (``model.anchors.mmrotate_version``); None: :func:`anchor_version`.
+
+    Raises:
+        ValueError: the metadata does not reveal the anchor convention and ``mmrotate_version`` is None (one line
+            naming the option), or ``mmrotate_version`` is not a version.
+    """
+    names = class_names(ckpt)
+    if names is not None and len(names) == cfg.model.head.num_classes:
+        cfg.data.classes = tuple(names)  # what the weights detect, in their order
+    version = mmrotate_version or anchor_version(ckpt)
+    if version is None:
+        raise ValueError(
+            "MMRotate checkpoint whose metadata does not say which MMRotate (so which anchors) trained it: state "
+            "it, rdet.load_checkpoint(..., mmrotate_version='0.x' or '1.x') (config field "
+            "model.anchors.mmrotate_version; 0.x: angle-0 anchors, 1.x: dev-1.x's regularised anchors)"
+        )
+    if version not in VERSIONS:
+        raise ValueError(f"mmrotate_version must be one of {VERSIONS}, got {version!r}")
+    cfg.model.anchors.mmrotate_version = version
+    return convert_state_dict(ckpt["state_dict"], cfg.model.type, detect_version(ckpt))

@@ -664,7 +664,7 @@ def test_table_rows_match_the_config_choices_and_check_settings():
     assert check_settings(_settings("kld", stable=True, sqrt=False, loss_weight=5.5)) == []
     # a value nothing reads is an error naming the field (MMRotate configs pass sqrt=False to GDLoss_v1 silently)
     problems = check_settings(_settings("kld", beta=0.1))
-    assert problems == ["beta: 'kld' does not read beta (it reads fun, tau, alpha, stable, sqrt)"]
+    assert problems == ["beta: 'kld' does not read beta (it reads fun, tau, alpha, stable, sqrt, reduction)"]
     assert "fun" in check_settings(_settings("l1", fun="sqrt"))[0]
     assert any("beta must be >= 0" in p for p in check_settings(_settings("smooth_l1", beta=-1.0)))
     assert any("tau" in p for p in check_settings(_settings("gwd", tau=-1.0)))

@@ -118,9 +118,11 @@ def test_convert_names_decide_the_layout():
 @pytest.mark.parametrize("version", ["0.x", "1.x"])
 def test_load_checkpoint_imports_both_layouts(kind, version, tmp_path):
     cfg = small_config(kind)
+    cfg.model.anchors.mmrotate_version = version  # the metadata says which (no config text: the MMRotate version)
     src = half_rounded_model(cfg)
     path = mmrotate_file(tmp_path / "m.pth", src, version)
     model = rdet.load_checkpoint(path, config=small_config(kind))  # 0 missing / 0 unexpected, or it raises
+    assert model.config.model.anchors.mmrotate_version == version
     for key, value in src.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
         assert model.state_dict()[key].dtype == value.dtype

@@ -20,14 +20,16 @@ config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 # bbox_head_init=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss_v1', loss_type='kld',
 #                     fun='log1p', tau=1.0, loss_weight=1.0)); GDLoss_v1 takes no sqrt argument.
 config.model.head.reg_decoded_bbox = True
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
 config.model.head.loss_bbox = LossConfig(
-    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
 )
 # bbox_head_refine=[dict(type='R3RefineHead', stacked_convs=4, ..., reg_decoded_bbox=True,
 #                        loss_bbox=dict(type='GDLoss_v1', loss_type='kld', fun='log1p', tau=1.0, loss_weight=1.0))];
 # the rest of the refine head (FRM, coder, focal loss) as the base. rdet regresses decoded boxes in a refine
 # stage exactly when its loss is Gaussian, which is reg_decoded_bbox=True here.
 config.model.refine.stacked_convs = 4
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
 config.model.refine.loss_bbox = LossConfig(
-    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
 )

@@ -21,12 +21,14 @@ config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 #                     fun='log1p', tau=1.0, loss_weight=1.0)); stacked_convs=4 from the base.
 config.model.head.stacked_convs = 4
 config.model.head.reg_decoded_bbox = True
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
 config.model.head.loss_bbox = LossConfig(
-    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
 )
 # bbox_head_refine=[dict(type='R3RefineHead', stacked_convs=2, ..., reg_decoded_bbox=True,
 #                        loss_bbox=dict(type='GDLoss_v1', loss_type='kld', fun='log1p', tau=1.0, loss_weight=1.0))]
 config.model.refine.stacked_convs = 2
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
 config.model.refine.loss_bbox = LossConfig(
-    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
 )

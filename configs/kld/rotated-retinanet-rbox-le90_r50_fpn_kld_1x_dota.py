@@ -19,6 +19,7 @@ config.train.work_dir = from_cwd(f"work_dirs/{NAME}")
 # bbox_head=dict(reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GDLoss_v1', loss_type='kld',
 #                fun='log1p', tau=1, loss_weight=1.0)); GDLoss_v1 (the KLD paper's form) takes no sqrt argument.
 config.model.head.reg_decoded_bbox = True
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
 config.model.head.loss_bbox = LossConfig(
-    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
 )

@@ -35,7 +35,10 @@ m.head.reg_range = (-2.0, 2.0)
 m.head.angle_range = (-5.0, 2.0)
 m.head.reg_decoded_bbox = True
 # loss_bbox=dict(_delete_=True, type='GDLoss_v1', loss_type='kld', fun='log1p', tau=1, loss_weight=1.0)
-m.head.loss_bbox = LossConfig(type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0)
+# GDLoss_v1 ignores avg_factor and MMEngine sums the per-level means: reduction='level_means' (rdet.losses.regression)
+m.head.loss_bbox = LossConfig(
+    type="kld", stable=False, fun="log1p", tau=1.0, alpha=1.0, sqrt=False, loss_weight=1.0, reduction="level_means"
+)
 # train_pipeline: RRandomFlip(flip_ratio=[0.25, 0.25, 0.25], direction=['horizontal', 'vertical', 'diagonal'])
 config.data.flip = (0.25, 0.25, 0.25)
 t = config.train

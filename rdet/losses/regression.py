@@ -12,10 +12,19 @@ Adding a loss is one row here (plus its pure function, tested on its own, and it
 
 A row turns a settings object (``rdet.config.LossConfig``: ``type``, ``loss_weight`` and the fields
 of ``reads``) into one scalar: ``reduce(fn(pred, target, **params(s)), level, num_pos, s) * loss_weight``.
-``reduce`` is the row's normaliser; every row currently uses :func:`mean_over_positives` (sum over
-positives / number of positives, MMDetection's ``avg_factor``), and a row may bring its own (e.g.
-MMRotate's ``GDLoss_v1``, which averages per FPN level and sums the levels: ``level`` gives the FPN
-level of each positive for that).
+``reduce`` is the row's normaliser: :func:`mean_over_positives` (sum over positives / number of positives,
+MMDetection's ``avg_factor``) for L1/smooth-L1; the Gaussian rows read their ``reduction`` setting
+(:func:`gaussian_reduce`), which can also reproduce MMRotate's ``GDLoss_v1`` normalisation (below).
+
+MMRotate quirk: ``GDLoss_v1`` (the non-stable KLD of the ``*_kld_*`` configs) ignores ``avg_factor`` and
+returns one value per positive; MMDetection computes the head's losses per FPN level (``loss_by_feat_single``)
+and MMEngine's ``parse_losses`` (mmdet 2.x's ``_parse_losses`` in 0.x) takes ``.mean()`` of each level's
+tensor and sums the levels. So the published ``*_kld_*`` models trained on ``sum over levels of (mean over that
+level's positives of the batch)``; levels without positives add 0. With most positives on one level this is
+about ``num_levels_with_positives`` times the ``num_pos`` normalisation, and the weight of one positive depends
+on how crowded its level is. ``reduction='level_means'`` reproduces it (the ``*_kld_*`` configs set it);
+``reduction='num_pos'`` (the default) divides by the batch's positive count like every other loss. The parity
+tests check ``level_means`` against MMRotate's numbers on a real batch.
 
 The settings are duck-typed (any object with the fields), so this module does not import the config.
 """
@@ -40,6 +49,29 @@ Reduce = Callable[[Tensor, Tensor, float, Any], Tensor]
 def mean_over_positives(loss: Tensor, level: Tensor, num_pos: float, settings: Any) -> Tensor:
     """``sum(loss) / num_pos``: the positives' loss averaged by the batch's positive count (``avg_factor``)."""
     return loss.sum() / num_pos
+
+
+def level_means(loss: Tensor, level: Tensor, num_pos: float, settings: Any) -> Tensor:
+    """Sum over FPN levels of the mean of that level's positives (MMRotate ``GDLoss_v1`` + loss parsing).
+
+    Args:
+        loss (Tensor[P]), level (Tensor[P] int64): per-positive losses of the batch and their FPN levels.
+
+    Returns:
+        scalar; 0 (still connected to the graph) without positives.
+    """
+    total = loss.sum() * 0.0
+    for lv in level.unique():
+        total = total + loss[level == lv].mean()
+    return total
+
+
+def gaussian_reduce(loss: Tensor, level: Tensor, num_pos: float, settings: Any) -> Tensor:
+    """The Gaussian rows' normaliser: ``settings.reduction`` picks :func:`level_means` or
+    :func:`mean_over_positives`."""
+    if getattr(settings, "reduction", "num_pos") == "level_means":
+        return level_means(loss, level, num_pos, settings)
+    return mean_over_positives(loss, level, num_pos, settings)
 
 
 def l1_per_box(pred: Tensor, target: Tensor) -> Tensor:
@@ -89,8 +121,9 @@ REGRESSION_LOSSES: dict[str, RegressionLoss] = {
             "stable": s.stable,
             "sqrt": s.sqrt if s.stable else None,
         },
-        reads=("fun", "tau", "alpha", "stable", "sqrt"),
+        reads=("fun", "tau", "alpha", "stable", "sqrt", "reduction"),
         decoded=True,
+        reduce=gaussian_reduce,
     ),
     # GDLoss_v1's GWD has no normalisation: `normalize` is read only with stable=True
     "gwd": RegressionLoss(
@@ -102,8 +135,9 @@ REGRESSION_LOSSES: dict[str, RegressionLoss] = {
             "stable": s.stable,
             "normalize": s.normalize and s.stable,
         },
-        reads=("fun", "tau", "alpha", "stable", "normalize"),
+        reads=("fun", "tau", "alpha", "stable", "normalize", "reduction"),
         decoded=True,
+        reduce=gaussian_reduce,
     ),
 }
 

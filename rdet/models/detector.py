@@ -14,7 +14,7 @@ class owns what all of them share, and its methods are the interface the rest of
 ``predict(images, score_thr, iou_thr)``    one :class:`~rdet.detections.Detections` per image
 ``decode(images)``                         every anchor's box (centre clamped into the image) and class
                                            probabilities (ONNX ``none``)
-``anchors(featmap_sizes, device)``         the angle-0 anchors per level (cached)
+``anchors(featmap_sizes, device)``         the anchors per level (cached)
 ``assign(anchors, targets, stage=0)``      :class:`~rdet.models.heads.Targets` of a stage
 ``loss_from_outputs(out, targets)``        the losses of given head outputs (distillation adds its own)
 ``class_names``, ``cfg``, ``config``       class list; the ``ModelConfig``; the full ``Config`` or None
@@ -69,7 +69,7 @@ class HeadOutputs:
     Attributes:
         cls (Tensor[B, N, C]): class logits.
         reg (Tensor[B, N, R]): regression outputs (``R = 5`` deltas, or ``5 * (reg_max + 1)`` bin logits).
-        anchors (Tensor[N, 5] | Tensor[B, N, 5]): the anchors the deltas refer to, shared (angle-0 anchors)
+        anchors (Tensor[N, 5] | Tensor[B, N, 5]): the anchors the deltas refer to, shared
             or per image (a refine stage's rois).
         num_per_level (list[int]): rows per FPN level (``sum == N``).
         stages (list[HeadOutputs]): multi-stage detectors (R3Det): every stage, the first one first and these
@@ -227,12 +227,20 @@ class DenseDetector(nn.Module):
         return self(images, normalized=normalized)
 
     def anchors(self, featmap_sizes: list[tuple[int, int]], device) -> list[Tensor]:
-        """Angle-0 anchors per level, ``Tensor[H_l * W_l * A, 5]`` (cached per feature-map sizes and device)."""
-        key = (tuple(featmap_sizes), str(device))
+        """Anchors per level, ``Tensor[H_l * W_l * A, 5]``, in the convention of ``cfg.anchors.mmrotate_version``
+        (angle 0 for ``'0.x'``; :mod:`rdet.models.anchors`), cached per feature-map sizes and device."""
+        a = self.cfg.anchors
+        key = (tuple(featmap_sizes), str(device), a.mmrotate_version)
         if key not in self._anchor_cache:
-            a = self.cfg.anchors
             self._anchor_cache[key] = A.grid_anchors(
-                featmap_sizes, a.strides, a.octave_base_scale, a.scales_per_octave, a.ratios, device
+                featmap_sizes,
+                a.strides,
+                a.octave_base_scale,
+                a.scales_per_octave,
+                a.ratios,
+                device,
+                a.mmrotate_version,
+                self.cfg.coder.angle_version,
             )
         return self._anchor_cache[key]
 

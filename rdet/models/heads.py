@@ -96,6 +96,25 @@ def horizontal_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-6)
 
 
+# gts whose float64 IoUs are computed at once (bounds the float64 block to ~100 MB at 200k anchors)
+IOU_GT_CHUNK = 64
+
+
+def assign_iou(gt: Tensor, anchors: Tensor, horizontal: bool) -> Tensor:
+    """The assigner's IoU ``[G, 5] x [N, 5] -> [G, N]`` in ``anchors.dtype``, the same on every implementation.
+
+    Rotated: ``ops.box_iou_rotated`` in float64, rounded to float32. The float32 kernels (CUDA, pure PyTorch) differ
+    from each other and from the float64 CPU kernel by ~1e-7, so mathematically tied IoUs (an object inside several
+    equal anchors) came out unequal in a path-dependent way and each path kept a different subset of the tied
+    anchors (the same batch trained differently with and without the compiled ops). The float64 results of the
+    paths differ by ~1e-16 and round to the same float32. Horizontal: :func:`horizontal_iou` (one formula).
+    """
+    if horizontal:
+        return horizontal_iou(gt, anchors)
+    a64 = anchors.double()
+    return torch.cat([ops.box_iou_rotated(g.double(), a64).to(anchors.dtype) for g in gt.split(IOU_GT_CHUNK)])
+
+
 def max_iou_assign(
     anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, min_pos_iou: float, horizontal: bool
 ) -> tuple[Tensor, Tensor]:
@@ -111,13 +130,17 @@ def max_iou_assign(
     Rule: IoU < neg_thr -> background; >= pos_thr -> its best gt; then every gt claims the anchors of its
     highest IoU (all ties), if that IoU >= min_pos_iou. Unlike mmdet we also require that IoU to be > 0:
     with ``min_pos_iou=0`` mmdet would make *every* anchor a positive of a gt that overlaps none.
+
+    Ties are real: a small object wholly inside several anchors of one shape has the same IoU with each of them,
+    and all of them become its positives. So that every implementation of the rotated IoU (compiled CPU, CUDA,
+    pure PyTorch) finds the same ties, it is computed in float64 and rounded to float32 (:func:`assign_iou`).
     """
     n = anchors.shape[0]
     assigned = anchors.new_full((n,), -1, dtype=torch.long)
     if gt.shape[0] == 0:
         assigned.zero_()
         return assigned, anchors.new_zeros(n)
-    iou = horizontal_iou(gt, anchors) if horizontal else ops.box_iou_rotated(gt, anchors)  # [G, N]
+    iou = assign_iou(gt, anchors, horizontal)  # [G, N]
     max_iou, argmax = iou.max(0)
     assigned[(max_iou >= 0) & (max_iou < neg_thr)] = 0
     pos = max_iou >= pos_thr
