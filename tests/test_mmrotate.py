@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,10 +9,10 @@ import torch
 
 import rdet
 from rdet import mmrotate
+from rdet.checkpoint import CheckpointError
 from rdet.config import load_config
 from rdet.data.classes import get_classes
 
-PARITY = Path(__file__).resolve().parents[2] / "shared" / "parity"
 SMALL = ["model.backbone.depth=18", "model.neck.out_channels=16", "model.head.feat_channels=16",
          "model.head.stacked_convs=1", "model.backbone.weights=None"]  # fmt: skip
 DOTA = list(get_classes("dota1.0"))
@@ -158,47 +157,61 @@ def test_weights_of_another_architecture_name_the_config(tmp_path):
         rdet.load_checkpoint(path, config=hrsc)
 
 
-# --------------------------------------------------------------- the real MMRotate parity fixtures
-needs_parity = pytest.mark.skipif(
-    not (PARITY / "r3det_r18_small.pth").is_file(), reason="../shared/parity fixtures not present"
-)
-PARITY_SMALL = ["model.backbone.depth=18", "model.neck.out_channels=64", "model.head.feat_channels=64",
-                "model.head.stacked_convs=2", "model.backbone.weights=None"]  # fmt: skip
+# ---------------------------------------------------------------------------------- anchor convention
+CFG_1X = "model = dict(bbox_head=dict(anchor_generator=dict(angle_version='le90', octave_base_scale=4, " \
+    "type='FakeRotatedAnchorGenerator'), type='RotatedRetinaHead'))"  # fmt: skip
 
 
-def parity_config(kind: str):
-    if kind == "retinanet":
-        return load_config("rotated-retinanet-rbox-le90_r50_fpn_1x_dota", PARITY_SMALL)
-    return load_config("r3det-oc_r50_fpn_1x_dota", PARITY_SMALL + ["model.refine.stacked_convs=2"])
+def test_anchor_version_from_the_stored_config_text():
+    none = CFG_1X.replace("'le90'", "None")
+    assert mmrotate.anchor_version({"meta": {"mmengine_version": "0.10.7", "cfg": CFG_1X}}) == "1.x"
+    assert mmrotate.anchor_version({"meta": {"mmengine_version": "0.10.7", "cfg": none}}) == "0.x"
+    zero = "model = dict(bbox_head=dict(anchor_generator=dict(type='RotatedAnchorGenerator', angles=[0.0])))"
+    assert mmrotate.anchor_version({"meta": {"config": zero}}) == "0.x"
+    assert mmrotate.anchor_version({"meta": {"mmrotate_version": "0.3.2"}}) == "0.x"  # no config text: the version
+    assert mmrotate.anchor_version({"state_dict": {}}) is None
 
 
-@needs_parity
-@pytest.mark.parametrize(
-    "kind,file,tensors", [("retinanet", "rotated_retinanet_r18_small.pth", 148), ("r3det", "r3det_r18_small.pth", 166)]
-)
-def test_parity_fixtures_load_exactly(kind, file, tensors):
-    ckpt = torch.load(PARITY / file, weights_only=True)
-    assert mmrotate.detect_version(ckpt) == "1.x" and len(ckpt["state_dict"]) == tensors
-    model = rdet.load_checkpoint(PARITY / file, config=parity_config(kind))  # 0 missing / 0 unexpected
-    state = model.state_dict()
-    assert set(state) == set(ckpt["state_dict"])
-    for key, value in ckpt["state_dict"].items():
-        assert torch.equal(state[key], value.float() if value.is_floating_point() else value), key
-    assert model.class_names == ckpt["meta"]["dataset_meta"]["classes"]
-
-
-@needs_parity
-def test_parity_r3det_with_0x_keys_gives_identical_outputs(tmp_path):
-    # The fixture README's recipe: the same float16 tensors under MMRotate 0.x names (the map MMRotate's
-    # key-map script wrote), saved in tmp_path.
-    mapping = json.loads((PARITY / "r3det_r18_small_0x_keys.json").read_text())["dev1x_to_0x"]
-    assert all(mmrotate.rdet_to_r3det_0x(k) == v for k, v in mapping.items())
-    ckpt = torch.load(PARITY / "r3det_r18_small.pth", weights_only=True)
-    old = tmp_path / "r3det_r18_small_0x_keys.pth"
-    torch.save({"meta": ckpt["meta"], "state_dict": {mapping[k]: v for k, v in ckpt["state_dict"].items()}}, old)
-    assert any(k.startswith("refine_head.0.") for k in torch.load(old, weights_only=True)["state_dict"])
-    new_model = rdet.load_checkpoint(PARITY / "r3det_r18_small.pth", config=parity_config("r3det"))
-    old_model = rdet.load_checkpoint(old, config=parity_config("r3det"))
-    images = torch.load(PARITY / "inputs.pt", weights_only=True)["inputs"][:1]  # a real normalised DOTA crop
-    for a, b in zip(outputs(old_model, images), outputs(new_model, images)):
+def test_load_checkpoint_takes_the_anchor_convention_from_the_metadata(tmp_path):
+    cfg = small_config("retinanet")
+    cfg.model.anchors.mmrotate_version = "1.x"
+    src = half_rounded_model(cfg)
+    path = mmrotate_file(tmp_path / "m.pth", src, "1.x")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["meta"]["cfg"] = CFG_1X
+    torch.save(ckpt, path)
+    model = rdet.load_checkpoint(path, config=small_config("retinanet"))  # the shipped config says 0.x
+    assert model.config.model.anchors.mmrotate_version == "1.x"
+    images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for a, b in zip(outputs(model, images), outputs(src, images)):
         assert torch.equal(a, b)
+
+
+def test_an_mmrotate_file_that_does_not_say_its_version_must_be_told(tmp_path):
+    # issue 16: dev-1.x anchors differ from 0.x's, so weights of unknown origin would decode wrong boxes silently
+    src = half_rounded_model(small_config("retinanet"))
+    path = tmp_path / "bare.pth"
+    torch.save({"state_dict": {k: v.half() if v.is_floating_point() else v for k, v in src.state_dict().items()}}, path)
+    with pytest.raises(CheckpointError, match=r"bare\.pth: .*mmrotate_version='0\.x' or '1\.x'") as e:
+        rdet.load_checkpoint(path, config=small_config("retinanet"))
+    assert "\n" not in str(e.value) and "model.anchors.mmrotate_version" in str(e.value)
+    for version in ("0.x", "1.x"):
+        model = rdet.load_checkpoint(path, config=small_config("retinanet"), mmrotate_version=version)
+        assert model.config.model.anchors.mmrotate_version == version
+    with pytest.raises(CheckpointError, match="mmrotate_version must be"):
+        rdet.load_checkpoint(path, config=small_config("retinanet"), mmrotate_version="2.x")
+
+
+def test_the_anchor_convention_is_stored_in_rdet_checkpoints(tmp_path, tiny_config):
+    from rdet.checkpoint import save_checkpoint
+
+    cfg = tiny_config()
+    cfg.model.anchors.mmrotate_version = "1.x"
+    model = rdet.build_model(cfg)
+    path = save_checkpoint(tmp_path / "c.pt", model, cfg)
+    assert torch.load(path, weights_only=True)["config"]["model"]["anchors"]["mmrotate_version"] == "1.x"
+    assert rdet.load_checkpoint(path).config.model.anchors.mmrotate_version == "1.x"
+    old = torch.load(path, weights_only=True)  # a checkpoint written before the field existed: 0.x, as it behaved
+    del old["config"]["model"]["anchors"]["mmrotate_version"]
+    torch.save(old, tmp_path / "old.pt")
+    assert rdet.load_checkpoint(tmp_path / "old.pt").config.model.anchors.mmrotate_version == "0.x"
