@@ -109,6 +109,10 @@ class HeadConfig:
     pos_iou_thr: float = 0.5
     neg_iou_thr: float = 0.4
     min_pos_iou: float = 0.0
+    # MaxIoUAssigner's gt_max_assign_all: every gt claims *all* anchors tied at its highest IoU (MMDetection's
+    # default), or only the first. Small objects inside several equal anchors tie exactly in rdet (see
+    # docs/architecture.md, "Assignment ties"); MMRotate's float noise keeps some of them.
+    gt_max_assign_all: bool = True
     reg_decoded_bbox: bool = False  # True when the loss compares decoded boxes (Gaussian losses)
     reg_max: int = 0  # > 0: general-distribution regression head (reg_max + 1 bins)
     reg_range: tuple[float, float] = (-2.0, 2.0)  # bin range for x, y, w, h deltas (Rotated-LD)

@@ -137,7 +137,7 @@ def test_bad_shapes_name_argument():
 
 # --------------------------------------------------------------- minimum-area ties: MMRotate's (OpenCV's) pick
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "dota"
-PARITY = Path(__file__).resolve().parents[2] / "shared" / "parity"
+PARITY = Path(__file__).resolve().parent / "data" / "parity"  # MMRotate fixtures (tests/data/parity/README.md)
 
 
 def _dota_polygons() -> np.ndarray:
@@ -221,7 +221,7 @@ def test_poly2obb_ties_match_cv2_on_random_integer_quads():
         assert bad.sum() <= 1
 
 
-@pytest.mark.skipif(not (PARITY / "inputs.pt").is_file(), reason="../shared/parity not present")
+@pytest.mark.skipif(not (PARITY / "inputs.pt").is_file(), reason="tests/data/parity not present")
 def test_poly2obb_equals_mmrotate_qbox2rbox():
     # MMRotate dev-1.x's own ConvertBoxType(qbox -> rbox) output (OpenCV 4.10), stored by the parity fixtures.
     ref = torch.load(PARITY / "inputs.pt", weights_only=True)

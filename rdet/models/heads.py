@@ -116,7 +116,13 @@ def assign_iou(gt: Tensor, anchors: Tensor, horizontal: bool) -> Tensor:
 
 
 def max_iou_assign(
-    anchors: Tensor, gt: Tensor, pos_thr: float, neg_thr: float, min_pos_iou: float, horizontal: bool
+    anchors: Tensor,
+    gt: Tensor,
+    pos_thr: float,
+    neg_thr: float,
+    min_pos_iou: float,
+    horizontal: bool,
+    all_ties: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """MaxIoUAssigner (mmdet): each anchor -> a gt index, background or ignored.
 
@@ -128,7 +134,8 @@ def max_iou_assign(
         max_iou (Tensor[N]).
 
     Rule: IoU < neg_thr -> background; >= pos_thr -> its best gt; then every gt claims the anchors of its
-    highest IoU (all ties), if that IoU >= min_pos_iou. Unlike mmdet we also require that IoU to be > 0:
+    highest IoU (all ties; only the first with ``all_ties=False``, mmdet's ``gt_max_assign_all``), if that IoU
+    >= min_pos_iou. Unlike mmdet we also require that IoU to be > 0:
     with ``min_pos_iou=0`` mmdet would make *every* anchor a positive of a gt that overlaps none.
 
     Ties are real: a small object wholly inside several anchors of one shape has the same IoU with each of them,
@@ -145,10 +152,13 @@ def max_iou_assign(
     assigned[(max_iou >= 0) & (max_iou < neg_thr)] = 0
     pos = max_iou >= pos_thr
     assigned[pos] = argmax[pos] + 1
-    gt_max = iou.max(1).values  # [G]
+    gt_max, gt_argmax = iou.max(1)  # [G]
     for g in range(gt.shape[0]):  # in gt order, as mmdet: a later gt wins a shared best anchor
         if gt_max[g] >= min_pos_iou and gt_max[g] > 0:
-            assigned[iou[g] == gt_max[g]] = g + 1
+            if all_ties:
+                assigned[iou[g] == gt_max[g]] = g + 1
+            else:
+                assigned[gt_argmax[g]] = g + 1
     return assigned, max_iou
 
 
@@ -182,6 +192,7 @@ def assign_batch(
     neg_thr: float,
     min_pos_iou: float,
     horizontal: bool,
+    all_ties: bool = True,
 ) -> Targets:
     """``max_iou_assign`` for every image of a batch.
 
@@ -193,7 +204,7 @@ def assign_batch(
     for b, t in enumerate(targets):
         anc = anchors[b] if anchors.dim() == 3 else anchors
         gt = t["boxes"].to(anc)
-        assigned, max_iou = max_iou_assign(anc, gt, pos_thr, neg_thr, min_pos_iou, horizontal)
+        assigned, max_iou = max_iou_assign(anc, gt, pos_thr, neg_thr, min_pos_iou, horizontal, all_ties)
         pos = assigned > 0
         lab = torch.full_like(assigned, num_classes)
         gtb = anc.new_zeros(anc.shape)

@@ -207,7 +207,8 @@ class R3Det(DenseDetector):
             step = REFINE_IOU_STEP * (stage - 1)
             pos, neg = self.refine.pos_iou_thr + step, self.refine.neg_iou_thr + step
             min_pos, horizontal = REFINE_MIN_POS_IOU, False
-        return assign_batch(anchors, targets, h.num_classes, pos, neg, min_pos, horizontal)
+        all_ties = h.gt_max_assign_all if stage == 0 else True  # the refine stages' rois do not tie
+        return assign_batch(anchors, targets, h.num_classes, pos, neg, min_pos, horizontal, all_ties)
 
     def loss_from_outputs(
         self, out: HeadOutputs, targets: list[dict], assigned: list[Targets] | None = None

@@ -92,6 +92,7 @@ class RotatedRetinaNet(DenseDetector):
             h.neg_iou_thr,
             h.min_pos_iou,
             horizontal=h.assign_iou == "horizontal",
+            all_ties=h.gt_max_assign_all,
         )
 
     def loss_from_outputs(
