@@ -727,3 +727,21 @@ def test_published_settings_go_through_the_table():
     gwd = load_config(names["rotated_retinanet_distribution_hbb_gwd_r34_fpn_2x_dota_oc"]).model.head.loss_bbox
     assert gwd.tau == 0.0  # GDLoss's module default, which the published GWD configs rely on
     assert load_config(names["r3det-oc_r50_fpn_1x_dota"]).model.head.loss_bbox.beta == 0.11
+
+
+def test_level_means_reduction_is_mmrotates_gdloss_v1_normalisation():
+    from rdet.losses.regression import gaussian_reduce, level_means, mean_over_positives
+
+    per_box = torch.tensor([1.0, 2.0, 3.0, 10.0], requires_grad=True)
+    level = torch.tensor([0, 0, 0, 2])
+    # sum over levels of each level's mean: (1 + 2 + 3) / 3 + 10 / 1 = 12; the positive count: 16 / 4 = 4
+    assert float(level_means(per_box, level, 4.0, None)) == 12.0
+    assert float(mean_over_positives(per_box, level, 4.0, None)) == 4.0
+    assert float(gaussian_reduce(per_box, level, 4.0, LossConfig(type="kld", reduction="level_means"))) == 12.0
+    assert float(gaussian_reduce(per_box, level, 4.0, LossConfig(type="kld"))) == 4.0
+    empty = level_means(per_box[:0], level[:0], 1.0, None)
+    empty.backward()  # no positives: 0, still connected to the graph
+    assert float(empty) == 0.0 and per_box.grad is not None
+    # the row reads it; a loss that does not is told so
+    assert check_settings(LossConfig(type="kld", reduction="level_means")) == []
+    assert check_settings(LossConfig(type="l1", reduction="level_means"))[0].startswith("reduction: 'l1' does not read")

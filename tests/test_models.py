@@ -297,3 +297,14 @@ def test_predict_clamps_decoded_centres_into_each_image(tiny_model):
     assert float(boxes[..., 0].max()) == 79 and float(boxes[..., 0].min()) >= 0
     with torch.no_grad():
         torch.testing.assert_close(boxes[..., 2:], model.decode_boxes(model.head_outputs(big[None]))[..., 2:])
+
+
+def test_max_iou_assign_keeps_every_tied_anchor_or_the_first():
+    # a 4 x 4 px object wholly inside three equal 16 x 16 anchors: IoU 16 / 256 with each, exactly tied
+    anchors = torch.tensor([[8.0, 8, 16, 16, 0], [12, 8, 16, 16, 0], [16, 8, 16, 16, 0], [60, 60, 16, 16, 0]])
+    gt = torch.tensor([[12.0, 8, 4, 4, 0]])
+    for horizontal in (False, True):
+        all_ties, iou = max_iou_assign(anchors, gt, 0.5, 0.4, 0.0, horizontal=horizontal)
+        assert all_ties.tolist() == [1, 1, 1, 0] and iou[:3].tolist() == [0.0625] * 3
+        first, _ = max_iou_assign(anchors, gt, 0.5, 0.4, 0.0, horizontal=horizontal, all_ties=False)
+        assert first.tolist() == [1, 0, 0, 0]  # the others stay background (IoU < 0.4), as mmdet's argmax

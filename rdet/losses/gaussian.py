@@ -29,6 +29,11 @@ sqrt, instead of 1e-6 always), the optional ``sqrt`` of the divergence, and the 
 (``tau < 1`` means no ``1 - 1/(tau+.)``).
 ``alpha`` divides the centre term (``delta^T Sigma^-1 delta / alpha^2``) in both flavours.
 
+Normalisation quirk of ``GDLoss_v1``: it ignores ``avg_factor`` and returns one value per positive, which
+MMEngine then averages per FPN level and sums over the levels; ``LossConfig.reduction='level_means'``
+reproduces that (the ``*_kld_*`` configs set it), ``'num_pos'`` divides by the positive count like ``GDLoss``
+(:mod:`rdet.losses.regression`).
+
 GWD (Yang et al., ICML 2021), squared 2-Wasserstein distance ``W^2 = |delta|^2 + alpha^2 * B`` with
 ``B = tr(S_p) + tr(S_t) - 2 tr((S_p^1/2 S_t S_p^1/2)^1/2)``:
 
