@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             metric = evaluate_model(model, build_loader(cfg, "val")[0], iou_thrs=(0.5,), progress=False)
             rule = "all tied anchors (rdet)" if all_ties else "first tied anchor only"
             rows.append(
-                f"| `gt_max_assign_all={all_ties}`: {rule} | {npos} / {ngt} | {metric.map_at(0.5):.3f} | "
+                f"| `gt_max_assign_all={all_ties}`: {rule} | {a.seed} | {npos} / {ngt} | {metric.map_at(0.5):.3f} | "
                 f"{time.perf_counter() - start:.0f} |"
             )
             print(rows[-1], flush=True)
