@@ -231,24 +231,16 @@ def test_r3det_refinement_equals_mmrotates(inputs, r3det_fx, retina_fx):
     assert_same_rectangles(decoded, ev["decoded"], rel=1e-4)
 
 
-CLAMP = pytest.mark.xfail(
-    strict=True,
-    reason="MMRotate clamps decoded centres to the image before NMS; rdet's predict does not yet (issue 16 bug 3, "
-    "being added on branch 'selection')",
-)
-
-
-@CLAMP
 @pytest.mark.parametrize("setting,config", [
     ("rbox_le90", "rotated-retinanet-rbox-le90_r50_fpn_1x_dota"),
     ("hbox_oc", "rotated-retinanet-hbox-oc_r50_fpn_1x_dota"),
 ])  # fmt: skip
 def test_retinanet_detections_equal_mmrotates(inputs, retina_fx, setting, config):
+    # MMRotate's predict clamps decoded centres into the image before NMS; so does rdet's
     model = load(RETINANET, config, SMALL)
     assert_same_detections(model.predict(inputs["inputs"], normalized=True), retina_fx["eval"][setting]["detections"])
 
 
-@CLAMP
 def test_r3det_detections_equal_mmrotates(inputs, r3det_fx):
     model = load(R3DET, "r3det-oc_r50_fpn_1x_dota", R3DET_SMALL)
     assert_same_detections(model.predict(inputs["inputs"], normalized=True), r3det_fx["eval"]["detections"])
