@@ -325,9 +325,13 @@ def _thumbnails(demo: Demo) -> list[tuple[str, str]]:
     folder = demo.workdir / "thumbs"
     folder.mkdir(exist_ok=True)
     out = []
+    from rdet.data.dataset import read_image
+
     for name, path in demo.samples.items():
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:  # the shared reader: pixel budget from the header, corrupt files refused with their name
+            image = cv2.cvtColor(read_image(path, max_pixels=demo.budget.max_pixels), cv2.COLOR_RGB2BGR)
+        except ValueError as e:  # a sample that cannot be read is left out of the gallery, and the log says why
+            log.warning("sample %s has no thumbnail: %s", name, e)
             continue
         f = THUMB_SIDE / max(image.shape[:2])
         thumb = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else image
