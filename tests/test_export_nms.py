@@ -149,6 +149,50 @@ def test_iou_upper_bound_is_an_upper_bound():
     assert bool((bound <= 1 + 1e-6).all())
 
 
+def test_box_iou_pairs_on_pairs_of_every_kind():
+    """The clamped-ring IoU against rdet.ops (float64) on pairs near and far from the origin, tiny, huge and thin
+    (0.05 x 400 px: a crossing computed from far-away corners must be snapped onto its line, or the error was
+    3e-5)."""
+    b1, b2 = random_pairs(60_000, 1)
+    got = nms_onnx.box_iou_pairs(b1, b2).double()
+    want = ops.box_iou_rotated(b1.double(), b2.double(), aligned=True)
+    # float32 coordinates relative to box 1's centre: ~1e-6 relative error on the intersection
+    assert (want > 0.3).sum() > 5000
+    assert float((got - want).abs().max()) < 2e-6
+
+
+def test_box_iou_pairs_is_exactly_zero_for_disjoint_boxes():
+    """Disjoint boxes whose bounding boxes overlap: IoU exactly 0 (a threshold of 0 suppresses any overlap);
+    boxes sharing an edge at any angle: 0 up to rounding, as in rdet.ops."""
+    g = torch.Generator().manual_seed(4)
+    n = 20_000
+    b1 = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 1000,
+            torch.rand(n, 2, generator=g) * 60 + 2,
+            torch.rand(n, 1, generator=g) * 3 - 1.5,
+        ],
+        1,
+    )
+    b2 = torch.cat(
+        [
+            b1[:, :2] + torch.randn(n, 2, generator=g) * 40,
+            torch.rand(n, 2, generator=g) * 60 + 2,
+            torch.rand(n, 1, generator=g) * 3 - 1.5,
+        ],
+        1,
+    )
+    want = ops.box_iou_rotated(b1.double(), b2.double(), aligned=True)
+    disjoint = (want == 0) & nms_onnx.aabb_overlap(b1, b2)
+    assert disjoint.sum() > 1000
+    assert nms_onnx.box_iou_pairs(b1[disjoint], b2[disjoint]).eq(0).all()
+    touching = b1.clone()  # moved by its own width along its own x axis
+    touching[:, 0] += b1[:, 2] * torch.cos(b1[:, 4])
+    touching[:, 1] += b1[:, 2] * torch.sin(b1[:, 4])
+    assert float(nms_onnx.box_iou_pairs(b1, touching).max()) < 1e-5
+    assert float(ops.box_iou_rotated(b1.double(), touching.double(), aligned=True).max()) < 1e-5
+
+
 def test_empty_boxes_as_in_rdet_ops():
     """A box with a side <= rdet.ops' MIN_SIDE is empty: IoU 0 with anything (itself included), never suppressing."""
     b1 = torch.tensor([[5.0, 5, 1e-7, 4, 0.3], [5, 5, 4, 0, 0], [5, 5, 4, 4, 0], [1e3, 1e3, 2e-6, 3e-6, 1.0]])
