@@ -15,6 +15,7 @@ import torch
 
 import rdet
 from rdet import checkpoint as ck
+from rdet import safe_load
 from rdet.checkpoint import (
     CheckpointError,
     DiskFullError,
@@ -112,7 +113,7 @@ def test_checkpoint_written_before_this_format_still_loads(tmp_path, tiny):
     torch.save(old, tmp_path / "old.pt")
     allowed_before = set(torch.serialization.get_safe_globals())
     needed = torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "old.pt")
-    assert needed and set(needed) <= set(ck.RDET_LEGACY_GLOBALS)
+    assert needed and set(needed) <= set(safe_load.RDET_LEGACY_GLOBALS)
     with pytest.raises(pickle.UnpicklingError):  # plain weights_only refuses it ...
         torch.load(tmp_path / "old.pt", weights_only=True)
     c = read_checkpoint(tmp_path / "old.pt")  # ... rdet allows just those names
@@ -241,7 +242,7 @@ def test_mmrotate_1x_checkpoint_loads_without_mmengine(mmrotate_files):
     assert torch.equal(c["state_dict"]["backbone.conv1.weight"], torch.ones(4, 3, 3, 3))
     assert c["meta"]["dataset_meta"]["classes"] == ("plane", "ship")
     buf = c["message_hub"]["log_scalars"]["train/loss"]
-    assert isinstance(buf, ck._HistoryBuffer) and buf._log_history.tolist() == [1.5, 1.2]
+    assert isinstance(buf, safe_load._HistoryBuffer) and buf._log_history.tolist() == [1.5, 1.2]
     assert buf.statistics_methods["min"] == "HistoryBuffer.min"  # a string, not a callable
     assert c["message_hub"]["runtime_info"]["dota/mAP"] == pytest.approx(0.7)
     assert ck.model_state(c, p) is c["state_dict"]
