@@ -61,7 +61,7 @@ from rdet.models.selection import candidates, level_candidates, select_detection
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench_export_nms.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="retinanet-r18", help="a model of rdet.bench.fps.MODELS (default %(default)s)")
+    ap.add_argument("--model", default="retinanet-r18", help="a model of rdet.bench.models.MODELS (%(default)s)")
     ap.add_argument("--imgsz", type=int, default=1024, help="square input size, divisible by 32 (%(default)s)")
     ap.add_argument("--repeat", type=int, default=5, help="timed repeats of each NMS row (%(default)s)")
     ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (%(default)s)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import onnxruntime as ort
 
-    from rdet.bench.fps import MODELS, build
+    from rdet.bench.models import MODELS, build
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -40,7 +40,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rdet.bench.fps import MODELS, build, environment  # noqa: E402
+from rdet.bench.fps import environment  # noqa: E402
+from rdet.bench.models import MODELS, build  # noqa: E402
 
 FULL_SIDE = 10_000
 BLOCK = 512  # TIFF tile and generator block

@@ -32,7 +32,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see rdet/bench/fps.py: sp
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rdet.bench.fps import DEFAULT_MODELS, MODELS, bench_config, environment, parse_input  # noqa: E402
+from rdet.bench.fps import environment  # noqa: E402
+from rdet.bench.models import DEFAULT_MODELS, MODELS, bench_config, parse_input  # noqa: E402
 
 GIB = 1024**3
 

@@ -353,7 +353,7 @@ def step_tensorrt(ctx: Context) -> dict:
     import tensorrt as trt
     import torch
 
-    from rdet.bench.fps import MODELS, build
+    from rdet.bench.models import MODELS, build
     from rdet.export.onnx_export import export_onnx
     from rdet.export.runtime import Runner, load_plugin_library
     from rdet.export.trt_build import build_engine

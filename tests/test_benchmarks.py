@@ -16,12 +16,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 
 from rdet.bench.flops import conv2d_flops, count_flops, gpu_peak, linear_flops, model_flops  # noqa: E402
-from rdet.bench.fps import (  # noqa: E402
-    MODELS,  # noqa: E402
-    PUBLISHED_HEADER,
-    bench_config,
-    parse_input,
-)
+from rdet.bench.fps import PUBLISHED_HEADER  # noqa: E402
+from rdet.bench.models import MODELS, bench_config, parse_input  # noqa: E402
 
 
 def _run(*args: str, timeout: int = 120, env: dict | None = None) -> str:

@@ -106,6 +106,7 @@ def test_old_spellings_work_with_one_note_each(capsys):
 
 def test_parser_constants_match_the_library():
     from rdet.bench import fps
+    from rdet.bench import models as bench_models
     from rdet.data import formats
     from rdet.data import split as library_split
     from rdet.export import runtime
@@ -123,7 +124,7 @@ def test_parser_constants_match_the_library():
     )
     assert common.DEFAULT_MAX_PIXELS == images.DEFAULT_MAX_PIXELS == io.DEFAULT_MAX_PIXELS
     assert export.ENGINE_SUFFIXES == runtime.ENGINE_SUFFIXES
-    assert bench.MODELS == tuple(sorted(fps.MODELS)) and bench.DEFAULT_MODELS == fps.DEFAULT_MODELS
+    assert bench.MODELS == tuple(sorted(bench_models.MODELS)) and bench.DEFAULT_MODELS == bench_models.DEFAULT_MODELS
     assert bench.BACKENDS == fps.BACKENDS and bench.MIN_ITERS == fps.MIN_ITERS
 
 

@@ -261,7 +261,7 @@ def cli(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--inputs", nargs="+", default=["dota", "hrsc"], help="dota (1024x1024), hrsc (512x800) or HxW")
     args = ap.parse_args(argv)
-    from rdet.bench.fps import MODELS, bench_config, parse_input
+    from rdet.bench.models import MODELS, bench_config, parse_input
 
     print("| model | input | GFLOP (hooks) | GFLOP (FlopCounterMode) | backbone | neck | head(s) |")
     print("|---|---|---:|---:|---:|---:|---:|")

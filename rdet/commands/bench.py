@@ -19,7 +19,8 @@ import sys
 
 from rdet.commands.common import Parser, add, doc_parts, run_command
 
-# Kept in step with rdet.bench.fps (tests/test_commands.py checks); listed here so --help imports no torch.
+# Kept in step with rdet.bench.models and rdet.bench.fps (tests/test_commands.py checks); listed here so --help
+# imports no torch.
 MODELS = (
     "r3det-r50",
     "r3det-tiny-r50",
