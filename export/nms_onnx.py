@@ -68,7 +68,7 @@ def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
     the edge crosses the lines ``x = +-w1/2`` and ``y = +-h1/2``, so each edge becomes 5 points (its start and
     its 4 crossings, sorted along the edge; a crossing outside the edge is the edge's start or end): a fixed
     20-point ring, no data-dependent vertex count, no scatter (Sutherland-Hodgman with compaction, which this
-    replaced, was ~5x slower per pair on CPU).
+    replaced, took 3x longer per pair in eager PyTorch and more in ONNX Runtime; BENCHMARKS.md).
     Identical boxes, shared edges and exact touching need no special case: the clamp is continuous.
 
     Args:
@@ -123,15 +123,15 @@ def box_iou_pairs(b1: Tensor, b2: Tensor) -> Tensor:
     # Disjoint boxes get exactly 0 (an IoU threshold of 0 suppresses any overlap): bounding boxes apart, the
     # early exit of geometry.h's aabb_overlap, or a separating axis among the boxes' 4 edge directions. The
     # clamped ring of a disjoint pair runs along R's outline and back: its area is 0 only up to rounding.
-    hw2x = (hw1 * cr[:, None].abs() + hh1 * sr[:, None].abs())[:, 0]  # R's half extent along box 2's axes
-    hw2y = (hw1 * sr[:, None].abs() + hh1 * cr[:, None].abs())[:, 0]
+    r_u = (hw1 * cr[:, None].abs() + hh1 * sr[:, None].abs())[:, 0]  # R's half extents along box 2's axes
+    r_v = (hw1 * sr[:, None].abs() + hh1 * cr[:, None].abs())[:, 0]
     apart = (
         (xs.amin(1) >= hw1[:, 0])
         | (xs.amax(1) <= -hw1[:, 0])
         | (ys.amin(1) >= hh1[:, 0])
         | (ys.amax(1) <= -hh1[:, 0])
-        | ((x0 * cr + y0 * sr).abs() >= hw2 + hw2x)
-        | ((-x0 * sr + y0 * cr).abs() >= hh2 + hw2y)
+        | ((x0 * cr + y0 * sr).abs() >= hw2 + r_u)
+        | ((-x0 * sr + y0 * cr).abs() >= hh2 + r_v)
     )
     return torch.where(aabb_overlap(b1, b2) & ~apart, iou, torch.zeros_like(iou))
 
