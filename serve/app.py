@@ -174,7 +174,10 @@ def build_app(
         annotated = render.annotate(state.image, shown, state.factor)
         files = render.write_downloads(demo.output_dir(), state.image_id, annotated, shown, state.georef)
         return (
-            annotated,
+            # The PNG file, not the array: gradio rewrites the cached copy of an array in place (truncate, write)
+            # on every request, so two visitors with the same result could download a half-written picture
+            # (seen in the 30-visitor queue test); a file goes into the cache by an atomic rename.
+            str(files["png"]),
             _summary(demo, state, shown, dets, float(score), classes, ran, t0)
             + (f"  \n{files['note']}" * bool(files["note"])),
             render.legend_html(shown),

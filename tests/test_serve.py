@@ -336,10 +336,15 @@ def test_server_temp_folder_is_swept_and_removed(ckpt, tmp_path, monkeypatch):
     assert not d.workdir.exists()
 
 
-def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_rgb, tmp_path):
+def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_rgb, tmp_path, monkeypatch):
     """30 visitors at once (the fault campaign of issue 18 saw 13 of 30 refused with "Queue is full"): all are
-    queued, one model run at a time, each told its place; none is refused."""
+    queued, one model run at a time, each told its place; none is refused, and every download is whole (the same
+    result for all: the annotated picture once came back cut while another request rewrote it)."""
     from gradio_client import Client, handle_file
+
+    # gradio_client stages each download in a new folder of the temp dir and leaves it there (120 per run)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
     small = tmp_path / "buses.png"  # one tile, so 30 requests stay quick
     cv2.imwrite(str(small), cv2.cvtColor(scene_rgb[1230:1400, 580:800], cv2.COLOR_RGB2BGR))
