@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -371,6 +373,11 @@ def launch(
         log.setLevel(logging.INFO)
         log.propagate = False
     app.queue(max_size=queue_size, default_concurrency_limit=1)
+    previous = None
+    if block and threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, systemd, docker stop) ends the process without running atexit or finally blocks, which
+        # left the server's temporary folder behind: stop as Ctrl-C does instead.
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return app.launch(
             server_name=host,
@@ -381,9 +388,27 @@ def launch(
             show_error=False,
             css=CSS,
         )
+    except _Terminated:  # gradio usually handles it (as Ctrl-C) and returns
+        return None
     finally:
         if block:
             app.rdet_demo.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+            if _TERMINATED.is_set():
+                log.info("stopped on SIGTERM; temporary files removed")
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM: gradio stops its server as on Ctrl-C, and :func:`launch` returns."""
+
+
+_TERMINATED = threading.Event()
+
+
+def _stop_on_sigterm(signum, frame):
+    _TERMINATED.set()  # logged after the server stopped: no logging (locks) inside a signal handler
+    raise _Terminated
 
 
 __all__ = ["build_app", "launch", "user_message", "Demo", "Budget", "RequestError", "bundled_samples"]

@@ -336,6 +336,41 @@ def test_server_temp_folder_is_swept_and_removed(ckpt, tmp_path, monkeypatch):
     assert not d.workdir.exists()
 
 
+def test_sigterm_stops_the_server_and_removes_its_temp_folder(ckpt, tmp_path):
+    """``rdet serve`` stopped by SIGTERM (kill, systemd, docker stop) exits 0 and leaves no temporary folder (the
+    default SIGTERM ended the process without its clean-up: the wheel test's server left one per run)."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = _free_port()
+    env = dict(os.environ, TMPDIR=str(tmp), GRADIO_ANALYTICS_ENABLED="False")
+    cmd = [sys.executable, "-m", "rdet.cli", "serve", "--model", str(ckpt), "--port", str(port)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        status, deadline = None, time.monotonic() + 120
+        while status is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    status = r.status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, f"rdet serve did not answer: exit {server.poll()}"
+        assert len(list(tmp.glob("rdet_serve_*"))) == 1  # its folder (sample thumbnails, downloads)
+        server.send_signal(signal.SIGTERM)
+        log = server.communicate(timeout=60)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, log[-2000:]
+    assert "SIGTERM" in log and "Traceback" not in log, log[-2000:]
+    assert list(tmp.glob("rdet_serve_*")) == []
+
+
 def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_rgb, tmp_path, monkeypatch):
     """30 visitors at once (the fault campaign of issue 18 saw 13 of 30 refused with "Queue is full"): all are
     queued, one model run at a time, each told its place; none is refused, and every download is whole (the same
