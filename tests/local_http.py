@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import socket
+import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -99,10 +101,26 @@ def published(data: bytes, stem: str = "model") -> str:
     return f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth"
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens now: for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 where nothing listens (connection refused): the 'no network' case."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port()
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float) -> int | None:
+    """The HTTP status of ``url`` once it answers (polled every 0.5 s), or None if ``proc`` exits first or
+    ``timeout`` seconds pass: for a server a test started as a subprocess."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.status
+        except OSError:
+            time.sleep(0.5)
+    return None

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from local_http import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -175,12 +174,6 @@ def tiny_checkpoint(tmp_path_factory, tiny_config):
     return path, scene
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def check_readme_commands(inst: Installed, ckpt: Path, scene: Path) -> None:
     """Every command of the README, from a folder that is not the checkout."""
     onnx = inst.cwd / "tiny.onnx"
@@ -190,7 +183,7 @@ def check_readme_commands(inst: Installed, ckpt: Path, scene: Path) -> None:
     inst.rdet("predict", str(scene), "--model", str(onnx), "--out", str(out), "--tile", "128", "--overlap", "0")
     assert (out / "scene.json").is_file() and (out / "scene.png").is_file()
 
-    port = _free_port()
+    port = free_port()
     serve = subprocess.Popen(
         [str(inst.venv / "bin" / "rdet"), "serve", "--model", str(ckpt), "--port", str(port)],
         cwd=inst.cwd,
@@ -200,15 +193,10 @@ def check_readme_commands(inst: Installed, ckpt: Path, scene: Path) -> None:
         text=True,
     )
     try:
-        status, deadline = None, time.monotonic() + 180
-        while status is None and time.monotonic() < deadline and serve.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                    status = r.status
-            except OSError:
-                time.sleep(1)
+        start = time.monotonic()
+        status = wait_for_http(f"http://127.0.0.1:{port}/", serve, 180)
         assert status == 200, f"rdet serve did not answer: exit {serve.poll()}"
-        inst.timings.append(("rdet serve (until HTTP 200)", time.monotonic() - deadline + 180))
+        inst.timings.append(("rdet serve (until HTTP 200)", time.monotonic() - start))
     finally:
         serve.terminate()
         try:

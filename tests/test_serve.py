@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 import zipfile
@@ -33,6 +32,8 @@ gr = pytest.importorskip("gradio")
 pytestmark = pytest.mark.filterwarnings(  # gradio's queue calls pandas APIs that pandas 3 deprecates
     "ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated"
 )
+
+from local_http import free_port, wait_for_http  # noqa: E402
 
 from rdet.checkpoint import save_checkpoint  # noqa: E402
 from rdet.inference.predict import predict  # noqa: E402
@@ -342,22 +343,15 @@ def test_sigterm_stops_the_server_and_removes_its_temp_folder(ckpt, tmp_path):
     import signal
     import subprocess
     import sys
-    import urllib.request
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, TMPDIR=str(tmp), GRADIO_ANALYTICS_ENABLED="False")
     cmd = [sys.executable, "-m", "rdet.cli", "serve", "--model", str(ckpt), "--port", str(port)]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        status, deadline = None, time.monotonic() + 120
-        while status is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                    status = r.status
-            except OSError:
-                time.sleep(0.5)
+        status = wait_for_http(f"http://127.0.0.1:{port}/", server, 120)
         assert status == 200, f"rdet serve did not answer: exit {server.poll()}"
         assert len(list(tmp.glob("rdet_serve_*"))) == 1  # its folder (sample thumbnails, downloads)
         server.send_signal(signal.SIGTERM)
@@ -384,7 +378,7 @@ def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_r
     small = tmp_path / "buses.png"  # one tile, so 30 requests stay quick
     cv2.imwrite(str(small), cv2.cvtColor(scene_rgb[1230:1400, 580:800], cv2.COLOR_RGB2BGR))
     app = build_app(ckpt, max_upload_mb=5)
-    port = _free_port()
+    port = free_port()
     launch(app, port=port, max_upload_mb=5, block=False)
     try:
         assert app.server_name == "127.0.0.1" and app._queue.max_size == 64
@@ -405,12 +399,6 @@ def test_concurrent_requests_wait_in_the_queue_and_see_their_place(ckpt, scene_r
 
 
 # ---------------------------------------------------------------------------------------------- the browser
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _chromium():
     """Playwright's sync API and the system Chromium, or a skip saying how to enable the test."""
     try:
@@ -446,7 +434,7 @@ def test_end_to_end_in_headless_chromium(ckpt, scene_rgb, tmp_path, capfd):
     sync_api = _chromium()
     app = build_app(ckpt, max_upload_mb=5)
     demo = app.rdet_demo
-    port = _free_port()
+    port = free_port()
     launch(app, port=port, max_upload_mb=5, block=False)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
