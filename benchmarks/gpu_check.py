@@ -301,7 +301,8 @@ def step_timing(ctx: Context) -> dict:
 
     from rdet import ops
     from rdet.export import kernel_driver
-    from rdet.export.rotated_nms_op import NMSParams, candidates, sorted_candidates
+    from rdet.export.rotated_nms_op import NMSParams
+    from rdet.models.selection import candidates, sorted_candidates
 
     d: dict = {"N": N_1024, "C": C_DOTA, "pre_nms_topk": 2000, "iou_threshold": 0.1, "device": ctx.device}
     if ctx.emulate:

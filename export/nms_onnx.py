@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from rdet.export.rotated_nms_op import NMSParams, check_inputs
-from rdet.models.selection import candidates
+from rdet.models.selection import level_topk
 from rdet.ops._reference import MIN_SIDE  # boxes with a smaller side are empty, as in rdet.ops
 
 TOPK_ROUND = 3840  # TensorRT's TopK takes K <= 3840 (rdet.export.trt_build.TRT_MAX_TOPK)
@@ -259,8 +259,9 @@ def _(suppress, valid):
 def select_candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int) -> tuple[Tensor, Tensor, Tensor]:
     """Steps 1-2 as fixed-shape graph ops: threshold, then one ``TopK`` (no sort of all ``N * C`` scores).
 
-    Scores that do not pass (NaN included) become ``-inf`` before ``TopK``, so the passing ones come first,
-    in the order of :func:`rdet.export.rotated_nms_op.candidates` (ONNX ``TopK`` breaks ties by lower index).
+    :func:`rdet.models.selection.level_topk` with all rows as one level: scores that do not pass (NaN included)
+    become ``-inf`` before ``TopK``, so the passing ones come first, in the order of
+    :func:`rdet.models.selection.candidates` (ONNX ``TopK`` breaks ties by lower index).
 
     Args:
         scores (Tensor[B, N, C]).
@@ -269,21 +270,7 @@ def select_candidates(scores: Tensor, score_threshold: float, pre_nms_topk: int)
         top_s (Tensor[B, K]), top_i (Tensor[B, K] int64, flat ``n * C + c``), valid (Tensor[B, K] bool),
         ``K = min(pre_nms_topk, N * C)``; entries past an image's passing count are invalid.
     """
-    b, n, c = scores.shape
-    k = min(pre_nms_topk, n * c)
-    flat = scores.reshape(b, n * c)
-    if torch.jit.is_tracing():
-        masked = torch.where(flat > score_threshold, flat, torch.full_like(flat, -math.inf))
-        top_s, top_i = masked.topk(k, dim=1)  # ONNX TopK: sorted, equal scores -> lower index first
-    else:  # torch.topk promises no tie order: the eager op's exact selection, padded as TopK pads
-        top_i = torch.zeros(b, k, dtype=torch.int64, device=scores.device)
-        top_s = torch.full((b, k), -math.inf, dtype=scores.dtype, device=scores.device)
-        for i in range(b):
-            idx = candidates(scores[i], score_threshold, k)
-            top_i[i, : idx.numel()] = idx
-            top_s[i, : idx.numel()] = flat[i, idx]
-    valid = top_s > score_threshold
-    return top_s, top_i, valid
+    return level_topk(scores, [scores.shape[1]], score_threshold, pre_nms_topk)  # all rows as one level
 
 
 def rotated_nms_onnx(

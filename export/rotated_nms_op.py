@@ -37,7 +37,6 @@ from torch import Tensor
 
 from rdet import ops
 from rdet.models.selection import candidates
-from rdet.models.selection import sorted_candidates as sorted_candidates  # re-exported: tests, benchmarks
 
 FIELDS_PATH = Path(__file__).parent / "plugins" / "rotated_nms" / "plugin_fields.json"
 PLUGIN_SPEC: dict = json.loads(FIELDS_PATH.read_text())

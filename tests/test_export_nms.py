@@ -17,13 +17,8 @@ ort = pytest.importorskip("onnxruntime")
 from rdet import ops
 from rdet.commands.export import cli
 from rdet.export import nms_onnx
-from rdet.export.rotated_nms_op import (
-    NMSParams,
-    candidates,
-    register_onnx_symbolic,
-    rotated_nms_batched,
-    sorted_candidates,
-)
+from rdet.export.rotated_nms_op import NMSParams, register_onnx_symbolic, rotated_nms_batched
+from rdet.models.selection import candidates, sorted_candidates
 
 
 def export_nms(tmp_path, fn, boxes, scores, opset: int = 17):

@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from rdet.export import kernel_driver
-from rdet.export.rotated_nms_op import NMSParams, rotated_nms_batched, sorted_candidates
+from rdet.export.rotated_nms_op import NMSParams, rotated_nms_batched
+from rdet.models.selection import sorted_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "export" / "plugins" / "rotated_nms"
