@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 import rdet
 from rdet import mmrotate, ops
 from rdet.config import load_config
+from rdet.data.dataset import read_image
 from rdet.models import anchors as A
 from rdet.models.detector import flatten_levels
 from rdet.models.heads import Targets
@@ -167,8 +166,7 @@ def test_r3det_with_0x_key_names_loads_the_same_weights(tmp_path, inputs):
 def test_preprocessing_of_the_pngs_equals_mmrotates_data_preprocessor(inputs):
     model = load(RETINANET, "rotated-retinanet-rbox-le90_r50_fpn_1x_dota", SMALL)
     for i, image_id in enumerate(inputs["image_ids"]):
-        bgr = cv2.imread(str(DATA / "inputs" / "images" / f"{image_id}.png"), cv2.IMREAD_COLOR)
-        rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)[None]
+        rgb = torch.from_numpy(read_image(DATA / "inputs" / "images" / f"{image_id}.png")).permute(2, 0, 1)[None]
         assert torch.allclose(model.preprocess_image(rgb)[0], inputs["inputs"][i], rtol=0, atol=1e-6)
 
 
